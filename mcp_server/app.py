@@ -1,0 +1,115 @@
+"""Composition root: services + registry -> one Starlette app (MCP, REST, docs, health).
+
+``open_gateway`` opens the store (and later the runtime); ``build_app`` wires the HTTP doors
+around it. The app's lifespan runs the MCP session manager; the caller owns the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from ipaddress import ip_address
+from typing import Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+import mcp_server.capabilities  # noqa: F401  (fills the registry)
+from mcp_server import __version__
+from mcp_server.auth.middleware import AuthMiddleware
+from mcp_server.config import Settings
+from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
+from mcp_server.http import BodyLimitMiddleware, error_response
+from mcp_server.mcp_http import McpEndpoint
+from mcp_server.registry import Registry, registry
+from mcp_server.server import build_server, request_principal
+from mcp_server.services import Services
+from rest_bridge.app import rest_routes
+from rest_bridge.docs import docs_routes
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host/Origin allow-lists from the public URL (plus loopback aliases when bound to loopback)."""
+    hosts = [settings.public_host]
+    origins = [settings.public_origin]
+    try:
+        loopback = ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    if loopback:
+        for name in ("127.0.0.1", "localhost", "[::1]"):
+            hosts.append(f"{name}:{settings.port}")
+            origins.append(f"http://{name}:{settings.port}")
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def _exception_handlers() -> dict[Any, Any]:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"No route for {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"),
+                                  dict(exc.headers or {}))
+        return error_response(for_status(exc.status_code, str(exc.detail)))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return error_response(KubegateError())
+
+    return {HTTPException: http_error, Exception: internal_error}
+
+
+def build_app(services: Services, reg: Registry = registry) -> Starlette:
+    settings = services.settings
+
+    async def principal_of(ctx: Any) -> Any:
+        return request_principal(ctx)
+
+    mcp = build_server(services, reg, principal_of)
+    manager = StreamableHTTPSessionManager(
+        app=mcp, json_response=False, stateless=settings.mcp_stateless,
+        security_settings=transport_security(settings), max_request_body_size=settings.max_body_bytes,
+    )
+
+    async def healthz(request: Request) -> Response:
+        await services.db.fetch_one("SELECT 1")
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def resource_metadata(request: Request) -> Response:
+        return JSONResponse({
+            "resource": f"{settings.public_url}/api/mcp",
+            "authorization_servers": [],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": sorted({c.scope for c in reg.list()}),
+            "resource_name": "kubegate",
+        })
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
+        Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
+        Route("/api/mcp", McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
+        *rest_routes(reg, services),
+        *docs_routes(reg, settings),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
+            Middleware(AuthMiddleware, services=services),
+        ],
+        exception_handlers=_exception_handlers(),
+        lifespan=lifespan,
+    )

@@ -1,0 +1,5 @@
+"""Capability handlers; importing this package registers every capability."""
+
+from mcp_server.capabilities import api_keys
+
+__all__ = ["api_keys"]

@@ -1,0 +1,153 @@
+"""``kubegate``: serve | stdio | keys create | migrate | version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from mcp_server import __version__
+from mcp_server.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "public_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from mcp_server.app import build_app
+    from mcp_server.services import Services
+
+    services = await Services.open(settings)
+    try:
+        config = uvicorn.Config(
+            build_app(services), host=settings.host, port=settings.port, log_level="info",
+            timeout_keep_alive=15, timeout_graceful_shutdown=5, server_header=False,
+        )
+        print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir})",
+              file=sys.stderr, flush=True)
+        await uvicorn.Server(config).serve()
+    finally:
+        await services.close()
+
+
+async def _stdio(settings: Settings) -> None:
+    from mcp.server.stdio import stdio_server
+
+    from mcp_server.app import registry
+    from mcp_server.server import build_server
+    from mcp_server.services import Services
+
+    services = await Services.open(settings)
+    try:
+        principal = await services.stdio_principal()
+
+        async def fixed(ctx: Any) -> Any:
+            return principal
+
+        server = build_server(services, registry, fixed)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        await services.close()
+
+
+async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, user: str | None,
+                       days: int | None) -> None:
+    from mcp_server.capabilities.api_keys import api_keys_create
+    from mcp_server.context import Context
+    from mcp_server.models.api_keys import ApiKeyCreate
+    from mcp_server.registry import validation_failed
+    from mcp_server.services import Services
+    from pydantic import ValidationError
+
+    services = await Services.open(settings)
+    try:
+        if user:
+            settings.operator_email = user
+        principal = await services.operator()
+        fields: dict[str, Any] = {"name": name, "expiresInDays": days}
+        if scopes:
+            fields["scopes"] = scopes
+        try:
+            args = ApiKeyCreate.model_validate(fields)
+        except ValidationError as exc:
+            raise SystemExit(f"kubegate: {validation_failed(exc).message}") from None
+        created = await api_keys_create(Context(principal=principal, services=services), args)
+        key = created.api_key
+        print(f"Created API key {key.id} '{key.name}' for {principal.email}"
+              f" (scopes: {' '.join(key.scopes)}; expires: {key.expires_at or 'never'}).")
+        print("Store it now: it is not shown again.")
+        print(key.key)
+    finally:
+        await services.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    from mcp_server.store.db import Database
+
+    db = await Database.open(settings.db_path)
+    print(f"schema version {await db.schema_version()} at {settings.db_path}")
+    await db.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubegate", description="MCP-first gateway to run work on Kubernetes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve MCP over HTTP, the REST API and login")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--public-url")
+    for p in (serve, sub.add_parser("stdio", help="serve MCP over stdio"),
+              sub.add_parser("migrate", help="apply database migrations and exit")):
+        p.add_argument("--data-dir")
+    keys = sub.add_parser("keys", help="manage API keys locally").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="mint an API key; it is printed alone on the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", nargs="+")
+    create.add_argument("--user", help="email of the key's owner (default: the local operator)")
+    create.add_argument("--expires-in-days", type=int, default=90)
+    create.add_argument("--data-dir")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"kubegate {__version__}")
+        return
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(args)
+    runners: dict[str, Callable[[], Awaitable[None]]] = {
+        "serve": lambda: _serve(settings),
+        "stdio": lambda: _stdio(settings),
+        "migrate": lambda: _migrate(settings),
+        "keys": lambda: _keys_create(settings, args.name, args.scopes, args.user, args.expires_in_days),
+    }
+    _run(runners[args.command]())
+
+
+def _run(coro: Awaitable[None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

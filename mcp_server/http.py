@@ -1,0 +1,68 @@
+"""HTTP plumbing shared by every HTTP door: the error response and the request-body guard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_server.errors import KubegateError, PayloadTooLarge
+
+
+def error_response(error: KubegateError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status, headers={**error.headers, **(headers or {})})
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, error: KubegateError,
+                     headers: dict[str, str] | None = None) -> None:
+    await error_response(error, headers)(scope, receive, send)
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await send_error(scope, receive, send, too_large)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await send_error(scope, receive, send, too_large)
+
+
+class _BodyTooLarge(Exception):
+    pass

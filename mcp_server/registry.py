@@ -1,0 +1,101 @@
+"""The capability registry: each capability is declared once and served by every door.
+
+A capability is a typed async function ``(ctx, args: InputModel) -> OutputModel``. Its name,
+scope and MCP annotations are given to the decorator; its input and output schemas come from
+the signature and its description from the docstring. MCP tools, REST routes and the OpenAPI
+document are all generated from here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from mcp_server.context import Context
+from mcp_server.errors import Forbidden, NotFound, ValidationFailed
+
+Handler = Callable[[Context, Any], Awaitable[BaseModel]]
+H = TypeVar("H", bound=Callable[..., Awaitable[BaseModel]])
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    name: str
+    handler: Handler
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    scope: str
+    title: str
+    description: str
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    mcp_only: bool = False
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._capabilities: dict[str, Capability] = {}
+
+    def capability(self, *, scope: str, title: str, read_only: bool = False, destructive: bool = False,
+                   idempotent: bool = False, mcp_only: bool = False) -> Callable[[H], H]:
+        """Declare the decorated handler as a capability named after the function."""
+
+        def register(handler: H) -> H:
+            hints = get_type_hints(handler)
+            params = list(inspect.signature(handler).parameters)
+            if len(params) != 2:
+                raise TypeError(f"{handler.__name__} must take (ctx, args)")
+            self.add(Capability(
+                name=handler.__name__, handler=handler, input_model=hints[params[1]],
+                output_model=hints["return"], scope=scope, title=title,
+                description=inspect.cleandoc(handler.__doc__ or title), read_only=read_only,
+                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only,
+            ))
+            return handler
+
+        return register
+
+    def add(self, capability: Capability) -> None:
+        if capability.name in self._capabilities:
+            raise ValueError(f"capability {capability.name} declared twice")
+        self._capabilities[capability.name] = capability
+
+    def get(self, name: str) -> Capability:
+        try:
+            return self._capabilities[name]
+        except KeyError:
+            raise NotFound(f"Unknown tool '{name}'") from None
+
+    def list(self) -> list[Capability]:
+        return list(self._capabilities.values())
+
+    async def call(self, name: str, ctx: Context, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check scope, validate ``arguments``, run the handler; returns the wire JSON of its result."""
+        capability = self.get(name)
+        if not ctx.principal.allows(capability.scope):
+            raise Forbidden(f"This credential lacks the '{capability.scope}' scope needed for {name}")
+        try:
+            args = capability.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise validation_failed(exc) from None
+        result = await capability.handler(ctx, args)
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def validation_failed(exc: ValidationError) -> ValidationFailed:
+    """The first pydantic error as a 400 that names the offending field."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return ValidationFailed(message, field=field)
+
+
+registry = Registry()
+"""The capabilities of kubegate; the modules under ``mcp_server.capabilities`` fill it."""

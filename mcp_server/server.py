@@ -1,0 +1,146 @@
+"""The registry served as an MCP server, over stdio and Streamable HTTP.
+
+Tools are generated from the registry; a call runs the same handler as REST and answers its
+JSON both as structured content and as text. A domain failure is a result with ``isError``
+carrying the documented error JSON; an unknown tool is a JSON-RPC error (a protocol fault).
+
+Who is calling comes from the transport, never from a global: over HTTP the auth middleware
+put the principal in the request scope; over stdio the process acts as one fixed principal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+
+from mcp_server import __version__
+from mcp_server.auth.principal import Principal
+from mcp_server.context import Context
+from mcp_server.errors import KubegateError, NotFound, Unauthorized
+from mcp_server.registry import Capability, Registry
+from mcp_server.resources import ResourceSet
+from mcp_server.services import Services
+
+log = logging.getLogger(__name__)
+
+PrincipalSource = Callable[[ServerRequestContext[Any, Any]], Awaitable[Principal]]
+
+INSTRUCTIONS = (
+    "kubegate runs work on Kubernetes (or this machine): one-off tasks, multi-step workflows, "
+    "sandboxes and deployments, plus the API keys that reach them. Tools are named <resource>_<action>."
+)
+
+
+def tool_definition(capability: Capability) -> types.Tool:
+    return types.Tool(
+        name=capability.name,
+        title=capability.title,
+        description=capability.description,
+        input_schema=capability.input_model.model_json_schema(by_alias=True),
+        output_schema=capability.output_model.model_json_schema(by_alias=True, mode="serialization"),
+        annotations=types.ToolAnnotations(
+            title=capability.title,
+            read_only_hint=capability.read_only,
+            destructive_hint=capability.destructive,
+            idempotent_hint=capability.idempotent,
+            open_world_hint=False,
+        ),
+    )
+
+
+def error_result(error: KubegateError) -> types.CallToolResult:
+    body = error.to_dict()
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(body))], structured_content=body, is_error=True
+    )
+
+
+def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
+    """The principal the HTTP auth middleware attached to this request."""
+    request = ctx.request
+    principal = getattr(request, "scope", {}).get("kubegate.principal") if request is not None else None
+    if not isinstance(principal, Principal):
+        raise Unauthorized("Authentication required")
+    return principal
+
+
+def build_server(services: Services, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
+    """An MCP server whose tools and resources are the registry's capabilities."""
+    resources = ResourceSet(services)
+
+    async def handler_context(ctx: ServerRequestContext[Any, Any]) -> Context:
+        principal = await principal_of(ctx)
+        session = ctx.session
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            await session.report_progress(done, total, message)
+
+        async def send_log(level: str, message: str) -> None:
+            await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
+
+        return Context(principal=principal, services=services, progress=progress, log=send_log)
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        principal = await principal_of(ctx)
+        return types.ListToolsResult(
+            tools=[tool_definition(c) for c in registry.list() if principal.allows(c.scope)]
+        )
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        try:
+            capability = registry.get(params.name)
+        except NotFound as exc:
+            raise MCPError(types.INVALID_PARAMS, exc.message) from None
+        try:
+            context = await handler_context(ctx)
+            body = await registry.call(capability.name, context, dict(params.arguments or {}))
+        except KubegateError as exc:
+            return error_result(exc)
+        except Exception:
+            log.exception("tool %s failed", capability.name)
+            return error_result(KubegateError())
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(body))], structured_content=body
+        )
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=resources.templates())
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=await resources.listing(await principal_of(ctx)))
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        try:
+            text, mime = await resources.read(await principal_of(ctx), str(params.uri))
+        except KubegateError as exc:
+            raise MCPError(types.INVALID_PARAMS if exc.status != 401 else types.INTERNAL_ERROR, exc.message) from None
+        return types.ReadResourceResult(
+            contents=[types.TextResourceContents(uri=str(params.uri), mime_type=mime, text=text)]
+        )
+
+    return Server(
+        "kubegate",
+        version=__version__,
+        title="kubegate",
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
+    )

@@ -1,0 +1,95 @@
+"""The SQLite store: one aiosqlite connection in WAL mode, versioned migrations applied at open.
+
+Several gateway processes may share a data dir: WAL lets readers run beside the one writer,
+``busy_timeout`` makes a writer wait for another's transaction instead of failing, and
+migrations run under ``BEGIN IMMEDIATE`` so two processes starting together apply each
+version exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    found = []
+    for entry in resources.files("mcp_server.store").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text()))
+    return sorted(found)
+
+
+class Database:
+    """A thin async wrapper: parameterised queries, rows as dicts, explicit transactions."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
+            await conn.execute(f"PRAGMA {pragma}")
+        db = cls(conn)
+        await db._migrate()
+        return db
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def _migrate(self) -> None:
+        async with self.transaction():
+            await self._conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+            cur = await self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            for version, sql in _migrations():
+                if version > current:
+                    for statement in _statements(sql):
+                        await self._conn.execute(statement)
+                    await self._conn.execute("INSERT INTO schema_migrations(version) VALUES (?)", (version,))
+
+    async def schema_version(self) -> int:
+        row = await self.fetch_one("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        return int(row["v"]) if row else 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        cur = await self._conn.execute(sql, tuple(params))
+        return cur.rowcount
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        cur = await self._conn.execute(sql, tuple(params))
+        row = await cur.fetchone()
+        return dict(row) if row is not None else None
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cur = await self._conn.execute(sql, tuple(params))
+        return [dict(row) for row in await cur.fetchall()]
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -1,0 +1,31 @@
+"""Users: created on first sight (first login, or ``kubegate keys create --user``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcp_server.ids import new_id, stamp
+from mcp_server.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+
+
+async def ensure_user(db: Database, email: str) -> User:
+    """The user with ``email``, created if new; safe when two processes race to create it."""
+    email = email.strip().lower()
+    await db.execute(
+        "INSERT INTO users(id, email, created_at) VALUES (?, ?, ?) ON CONFLICT(email) DO NOTHING",
+        (new_id("user"), email, stamp()),
+    )
+    row = await db.fetch_one("SELECT id, email FROM users WHERE email = ?", (email,))
+    assert row is not None
+    return User(id=row["id"], email=row["email"])
+
+
+async def get_user(db: Database, user_id: str) -> User | None:
+    row = await db.fetch_one("SELECT id, email FROM users WHERE id = ?", (user_id,))
+    return User(id=row["id"], email=row["email"]) if row else None

@@ -1,0 +1,72 @@
+"""REST routes generated from ``routes.ROUTES`` and the registry.
+
+The bridge calls the capability through the registry, exactly as MCP does, so scope checks,
+validation and typed errors are shared; it only decides where arguments come from and which
+HTTP status a success gets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mcp_server.auth.principal import Principal
+from mcp_server.context import Context
+from mcp_server.errors import BadRequest, KubegateError, Unauthorized
+from mcp_server.http import error_response
+from mcp_server.registry import Registry
+from mcp_server.services import Services
+from rest_bridge.routes import ROUTES, RestRoute
+
+
+async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if route.source == "query":
+        for name in request.query_params:
+            values = request.query_params.getlist(name)
+            args[name] = values[0] if len(values) == 1 else values
+    else:
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise BadRequest(f"Malformed JSON body: {exc}") from None
+            if not isinstance(body, dict):
+                raise BadRequest("The JSON body must be an object")
+            args.update(body)
+    args.update(request.path_params)
+    return args
+
+
+def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
+    async def endpoint(request: Request) -> Response:
+        principal = request.scope.get("kubegate.principal")
+        try:
+            if not isinstance(principal, Principal):
+                raise Unauthorized("Authentication required")
+            args = await _arguments(request, route)
+            body = await registry.call(route.tool, Context(principal=principal, services=services), args)
+        except KubegateError as exc:
+            return error_response(exc)
+        return JSONResponse(body, status_code=route.status)
+
+    endpoint.__name__ = route.tool
+    return endpoint
+
+
+def rest_routes(registry: Registry, services: Services) -> list[BaseRoute]:
+    """One Starlette route per (path), each method dispatching to its tool."""
+    by_path: dict[str, list[RestRoute]] = {}
+    for route in ROUTES:
+        registry.get(route.tool)
+        by_path.setdefault(route.path, []).append(route)
+    out: list[BaseRoute] = []
+    for path, rows in by_path.items():
+        for row in rows:
+            out.append(Route(path, _endpoint(row, registry, services), methods=[row.method]))
+    return out

@@ -1,0 +1,34 @@
+"""THE table of documented REST endpoints, each mapped onto one registry capability.
+
+A row says: method and path (path parameters in braces are input fields by their JSON name),
+the tool that answers, where the other inputs come from (``query`` string or JSON ``body``),
+and the success status. Routes, OpenAPI and the coverage test are all generated from here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Source = Literal["query", "body"]
+
+
+@dataclass(frozen=True, slots=True)
+class RestRoute:
+    method: Literal["GET", "POST", "DELETE"]
+    path: str
+    tool: str
+    source: Source = "query"
+    status: int = 200
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"\{(\w+)\}", self.path))
+
+
+ROUTES: tuple[RestRoute, ...] = (
+    RestRoute("GET", "/api/api-keys", "api_keys_list"),
+    RestRoute("POST", "/api/api-keys", "api_keys_create", source="body", status=201),
+    RestRoute("DELETE", "/api/api-keys/{keyId}", "api_keys_revoke"),
+)
