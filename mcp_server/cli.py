@@ -71,7 +71,7 @@ async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, 
     from mcp_server.services import Services
     from pydantic import ValidationError
 
-    services = await Services.open(settings)
+    services = await Services.open(settings, engine=False)
     try:
         if user:
             settings.operator_email = user

@@ -1,4 +1,10 @@
-"""The long-lived parts every handler may use, opened once per process."""
+"""The long-lived parts every handler may use, opened once per process.
+
+``open(..., engine=True)`` also starts the runtime and the event dispatcher, then lets the
+runtime account for every run the store still believes active (``recover``), so a restarted
+gateway picks up where the previous one stopped. Commands that only touch the store (``keys
+create``) open without the engine.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,22 @@ from dataclasses import dataclass
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.config import Settings
+from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.tasks import TaskService
 from mcp_server.errors import Unauthorized
+from mcp_server.runtime.base import Runtime
 from mcp_server.store.db import Database
 from mcp_server.store.users import ensure_user
+
+
+def make_runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "kubernetes":
+        from k8s.runtime import KubernetesRuntime
+
+        return KubernetesRuntime(settings)
+    from mcp_server.runtime.local import LocalRuntime
+
+    return LocalRuntime(settings)
 
 
 @dataclass(slots=True)
@@ -17,14 +36,34 @@ class Services:
     settings: Settings
     db: Database
     keys: KeyStore
+    runtime: Runtime
+    dispatcher: Dispatcher
+    tasks: TaskService
+    engine_running: bool = False
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async def open(cls, settings: Settings, *, engine: bool = True) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = await Database.open(settings.db_path)
-        return cls(settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds))
+        runtime = make_runtime(settings)
+        dispatcher = Dispatcher(runtime)
+        services = cls(
+            settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds), runtime=runtime,
+            dispatcher=dispatcher, tasks=TaskService(db, runtime, dispatcher, settings),
+        )
+        if engine:
+            await services.start_engine()
+        return services
+
+    async def start_engine(self) -> None:
+        self.dispatcher.start()
+        await self.runtime.recover(await self.tasks.active_specs())
+        self.engine_running = True
 
     async def close(self) -> None:
+        if self.engine_running:
+            await self.dispatcher.stop()
+            await self.runtime.close()
         await self.db.close()
 
     async def operator(self) -> Principal:

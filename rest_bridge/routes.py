@@ -31,4 +31,8 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("GET", "/api/api-keys", "api_keys_list"),
     RestRoute("POST", "/api/api-keys", "api_keys_create", source="body", status=201),
     RestRoute("DELETE", "/api/api-keys/{keyId}", "api_keys_revoke"),
+    RestRoute("GET", "/api/tasks", "tasks_list"),
+    RestRoute("POST", "/api/tasks", "tasks_create", source="body", status=201),
+    RestRoute("GET", "/api/tasks/{taskId}", "tasks_get"),
+    RestRoute("DELETE", "/api/tasks/{taskId}", "tasks_delete"),
 )

@@ -1,0 +1,67 @@
+"""Task wire models, as the spec shows them (plus the fields a production user needs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mcp_server.models.base import Wire
+from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, Limit
+
+TaskStatus = Literal["pending", "running", "completed", "failed"]
+SizeName = Literal["small", "medium", "large"]
+
+
+class TaskCreate(Wire):
+    name: DnsLabel = Field(description="A DNS-1123 label, e.g. data-migration", examples=["data-migration"])
+    image: Image = Field(description="Container image; recorded by the local runtime, run on Kubernetes",
+                         examples=["myapp/migrator:latest"])
+    command: Command = Field(description="The command and its arguments", examples=[["python", "migrate.py"]])
+    env: Env = Field(default_factory=dict, description="Environment variables; values are secret and never shown again")
+    timeout: Duration | None = Field(default=None, description="Go-style duration such as 30s, 10m, 1h30m")
+    size: SizeName = Field(default="small", description="small, medium or large (CPU, memory, process limits)")
+    network: bool = Field(default=False, description="Allow network access (off by default)")
+
+
+class Task(Wire):
+    id: str = Field(examples=["task_123"])
+    name: str
+    status: TaskStatus
+    image: str
+    command: list[str] | None = None
+    env_keys: list[str] | None = Field(default=None, description="Names of the env vars given; values are secret")
+    timeout: str | None = None
+    size: str | None = None
+    network: bool | None = None
+    exit_code: int | None = None
+    reason: str | None = Field(default=None, description="completed, error, timeout, cancelled or lost")
+    output: str | None = None
+    logs: str | None = None
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class TaskRef(Wire):
+    task_id: str = Field(min_length=1, max_length=64, description="The task's id, e.g. task_123")
+
+
+class TaskListQuery(Wire):
+    status: TaskStatus | None = Field(default=None, description="Only tasks with this status")
+    limit: Limit = Field(default=50, description="How many tasks to return (1-100)")
+    cursor: str | None = Field(default=None, max_length=512, description="nextCursor of the previous page")
+
+
+class TaskWait(Wire):
+    task_id: str = Field(min_length=1, max_length=64)
+    timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
+
+
+class TaskEnvelope(Wire):
+    task: Task
+
+
+class TaskList(Wire):
+    tasks: list[Task]
+    next_cursor: str | None = Field(default=None, description="Pass as cursor to get the next page")

@@ -1,0 +1,327 @@
+"""The local runtime: each run is a process under its own detached supervisor (the shim).
+
+``start`` lays out the run's directory (see ``rundir``), spawns the shim (``python -I -S``)
+in a new session with ``posix_spawn`` and emits ``started`` at once: the shim exists, and it
+alone owns the run from then on (timeout, cancel, exit record), so the gateway may die at any
+moment without losing it. The gateway learns that a shim ended from a pidfd registered with the
+event loop: no polling, one file descriptor per running run, no thread. The pidfd also reaps the
+shim when it is our child (``waitid(P_PIDFD)``), so no zombie is left behind, and it works the
+same for shims inherited from a previous gateway, which ``recover`` re-attaches to after checking
+their pid *and* start time (a reused pid has another start time).
+
+Exit codes are 128 + N for a run killed by signal N (see ``shim``); a timeout or cancel ends with
+SIGTERM to the run's process group and SIGKILL after ``grace_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mcp_server.config import Settings
+from mcp_server.errors import Conflict, Unavailable
+from mcp_server.runtime import isolation, shim
+from mcp_server.runtime.base import RunEvent, RunSpec
+from mcp_server.runtime.logwatch import LogWatcher
+from mcp_server.runtime.rundir import RunDir, seek_tail, skip_partial
+
+logger = logging.getLogger(__name__)
+
+SHIM = Path(shim.__file__).resolve()
+_CHUNK = 64 * 1024
+# Signals the gateway may have ignored or blocked, which the shim must see with default dispositions.
+_SHIM_SIGDEF = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+
+
+@dataclass(eq=False)
+class _Run:
+    dir: RunDir
+    timeout: float
+    pidfd: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    followers: set[asyncio.Event] = field(default_factory=set)
+
+
+class LocalRuntime:
+    """Runs on this machine, confined with bubblewrap when available."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        grace_seconds: float = 2.0,
+        max_file_bytes: int = isolation.DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        self._runs_dir = settings.runs_dir.resolve()
+        self._bwrap = isolation.find_bwrap(settings.isolation)
+        self._grace = grace_seconds
+        self._max_file_bytes = max_file_bytes
+        self._runs: dict[str, _Run] = {}
+        self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+        self._logs = LogWatcher()
+        self._closed = False
+        if self._bwrap is None and settings.isolation == "auto":
+            logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
+
+    @property
+    def isolated(self) -> bool:
+        """Whether runs are confined with bubblewrap."""
+        return self._bwrap is not None
+
+    async def start(self, spec: RunSpec) -> None:
+        run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
+        if spec.run_id in self._runs:
+            raise Conflict(f"run {spec.run_id} already exists")
+        plan = isolation.plan(spec, run.dir.work, self._bwrap, max_file_bytes=self._max_file_bytes)
+        try:
+            run.dir.create(plan, timeout=spec.timeout_seconds, grace=self._grace)
+        except FileExistsError as exc:
+            raise Conflict(f"run {spec.run_id} already exists") from exc
+        pid = self._spawn(run.dir)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            # Without a pidfd the run could not be followed; better not to have it at all.
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            shutil.rmtree(run.dir.path, ignore_errors=True)
+            raise Unavailable(f"cannot follow a new run: {exc.strerror}") from exc
+        self._runs[spec.run_id] = run
+        self._attach(run, pidfd)
+        self._emit(RunEvent(spec.run_id, "started", _now()))
+
+    def _spawn(self, run_dir: RunDir) -> int:
+        log = run_dir.open_log()
+        try:
+            return os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", "-S", "-c", shim.BOOT, str(SHIM.parent), str(run_dir.path)],
+                {},
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                ],
+                setsid=True,  # out of the gateway's session: its Ctrl-C or SIGHUP is not the run's
+                setsigmask=(),
+                setsigdef=_SHIM_SIGDEF,
+            )
+        finally:
+            os.close(log)
+
+    def _attach(self, run: _Run, pidfd: int) -> None:
+        run.pidfd = pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self._shim_ended, run)
+
+    def _shim_ended(self, run: _Run) -> None:
+        pidfd = run.pidfd
+        if pidfd is None:
+            return
+        asyncio.get_running_loop().remove_reader(pidfd)
+        try:
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            pass  # a shim inherited from an earlier gateway: init reaps it
+        os.close(pidfd)
+        run.pidfd = None
+        self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        run_id, output = run.dir.path.name, run.dir.output()
+        record = run.dir.exit_record()
+        if record is not None:
+            message = _message(record.reason, record.exit_code, run.timeout)
+            event = RunEvent(run_id, "exited", record.finished_at, record.exit_code, output, record.reason, message)
+        elif run.cancelled or run.dir.was_cancelled():
+            event = RunEvent(run_id, "exited", _now(), None, output, "cancelled")
+        else:
+            message = "the run's supervisor ended without recording how the run ended"
+            event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
+        self._emit(event)
+        run.done.set()
+        for follower in run.followers:
+            follower.set()
+
+    def _emit(self, event: RunEvent) -> None:
+        if not self._closed:
+            self._events.put_nowait(event)
+
+    async def cancel(self, run_id: str) -> None:
+        run = self._runs.get(run_id) or self._adopt(run_id)
+        if run is None or run.pidfd is None:
+            return
+        run.cancelled = True
+        run.dir.mark_cancelled()  # remembered even if the shim dies before recording a reason
+        try:
+            signal.pidfd_send_signal(run.pidfd, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # it is ending anyway; its pidfd will report it
+
+    async def remove(self, run_id: str) -> None:
+        run = self._runs.get(run_id) or self._adopt(run_id)
+        if run is not None and not run.done.is_set():
+            await self.cancel(run_id)
+            try:
+                await asyncio.wait_for(run.done.wait(), self._grace + 5)
+            except TimeoutError:
+                logger.warning("run %s did not end after a kill; removing its files anyway", run_id)
+        self._runs.pop(run_id, None)
+        try:
+            path = RunDir(self._runs_dir, run_id).path
+        except ValueError:
+            return
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+    def _adopt(self, run_id: str) -> _Run | None:
+        """Track a live shim this runtime did not start (no ``recover`` for it yet), if there is one."""
+        if self._closed:
+            return None
+        try:
+            run = _Run(RunDir(self._runs_dir, run_id), timeout=0.0)
+        except ValueError:
+            return None
+        pidfd = _open_shim(run.dir)
+        if pidfd is None:
+            return None
+        self._runs[run_id] = run
+        self._attach(run, pidfd)
+        return run
+
+    async def recover(self, active: Sequence[RunSpec]) -> None:
+        for spec in active:
+            if spec.run_id in self._runs:
+                continue
+            try:
+                run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
+            except ValueError:
+                self._emit(RunEvent(spec.run_id, "exited", _now(), reason="lost", message="invalid run id"))
+                continue
+            self._runs[spec.run_id] = run
+            pidfd = _open_shim(run.dir)
+            if pidfd is None:
+                self._finish(run)
+            else:
+                self._attach(run, pidfd)
+
+    async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
+        try:
+            path = RunDir(self._runs_dir, run_id).log
+            file = path.open("rb")
+        except (ValueError, FileNotFoundError):
+            return
+        run = self._runs.get(run_id)
+        if not follow or run is None or run.done.is_set():
+            run = None  # nothing more will come, or (a run this runtime does not track) it cannot tell
+        decoder = _Utf8(after_seek=tail is not None)
+        with file, self._logs.watch(path) if run is not None else _unwatched() as (wrote, poll):
+            if tail is not None:
+                seek_tail(file.fileno(), tail)
+            if run is not None:
+                run.followers.add(wrote)
+            try:
+                while True:
+                    wrote.clear()
+                    # Checked before reading: once the run is over, one more read gets all it wrote.
+                    over = run is None or run.done.is_set() or self._closed
+                    chunk = file.read(_CHUNK)
+                    if chunk:
+                        yield decoder.decode(chunk)
+                    elif over:
+                        break
+                    else:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wrote.wait(), poll)
+            finally:
+                if run is not None:
+                    run.followers.discard(wrote)
+
+    def read_logs(self, run_id: str, *, tail: int) -> str:
+        try:
+            return RunDir(self._runs_dir, run_id).read_log(tail)
+        except ValueError:
+            return ""
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+        self._events.put_nowait(None)  # for any later iterator: the stream stays ended
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        for run in self._runs.values():
+            if run.pidfd is not None:
+                loop.remove_reader(run.pidfd)
+                os.close(run.pidfd)
+                run.pidfd = None
+        self._closed = True
+        for run in self._runs.values():
+            for follower in run.followers:
+                follower.set()
+        self._logs.close()
+        self._events.put_nowait(None)
+
+
+class _Utf8:
+    """Decodes a byte stream read in chunks; the first chunk after a seek may start mid-character."""
+
+    def __init__(self, *, after_seek: bool) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._after_seek = after_seek
+
+    def decode(self, chunk: bytes) -> str:
+        if self._after_seek:
+            chunk, self._after_seek = skip_partial(chunk), False
+        return self._decoder.decode(chunk)
+
+
+@contextlib.contextmanager
+def _unwatched() -> Iterator[tuple[asyncio.Event, float | None]]:
+    yield asyncio.Event(), None
+
+
+def _open_shim(run_dir: RunDir) -> int | None:
+    """A pidfd for the run's shim if it is still there; the start time tells it from a reused pid."""
+    identity = run_dir.shim_identity()
+    if identity is None:
+        return None
+    pid, ticks = identity
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    # Checked after opening: the pidfd pins the process, so the answer cannot go stale.
+    try:
+        same = shim.start_ticks(str(pid)) == ticks
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _message(reason: str, exit_code: int | None, timeout: float) -> str | None:
+    if reason == "timeout":
+        return f"timed out after {timeout:g}s" if timeout else "timed out"
+    if reason == "error":
+        return f"exited with code {exit_code}" if exit_code is not None else "the run could not be started"
+    return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

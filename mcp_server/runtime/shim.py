@@ -1,0 +1,184 @@
+"""The supervisor of one local run, like containerd-shim; see ``BOOT`` for how it is started.
+
+The gateway starts one shim per run in a session of its own and then may die at any moment;
+the shim outlives it, so the run keeps going and its end is still recorded. The shim
+
+1. reads the plan the gateway left in ``RUN_DIR/spec.bin`` (marshal) and deletes it (it holds
+   the run's env, which may carry secrets);
+2. records its pid and start time in ``RUN_DIR/shim.pid``, by which a restarted gateway knows it;
+3. forks the task into its own process group with the plan's rlimits, cwd and env; stdout and
+   stderr are the shim's own, i.e. the run's log file opened by the gateway;
+4. waits for whichever comes first: the task's exit, the timeout, or SIGTERM/SIGINT/SIGHUP (a
+   cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace;
+5. SIGKILLs whatever is left in the group once the task is gone, so nothing outlives a run;
+6. writes ``RUN_DIR/exit.json`` atomically (tmp + rename) and exits.
+
+Exit codes follow the shell and Kubernetes: a task killed by signal N exited with 128 + N
+(143 for SIGTERM, 137 for SIGKILL), with or without bubblewrap, which reports the same way.
+
+Start-up cost is the run's latency, so this file imports only builtin or C modules: no
+``json`` (it drags in ``re``), no ``signal`` (it drags in ``enum``), no ``typing``; and it never
+imports the ``mcp_server`` package. Signals are blocked before the fork and collected with
+``sigtimedwait``: no handlers, no threads, no polling, and no wake-up can be lost.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import resource
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from typing import Any
+else:
+    import _signal
+
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import shim; shim.boot(sys.argv[2])"
+"""``python -I -S -c BOOT RUNTIME_DIR RUN_DIR``: imported, not run as a script, so that Python uses
+its cached bytecode (a script is compiled at every start), and without the ``mcp_server`` package,
+whose ``__init__`` modules are not ours to keep small."""
+
+SPEC_FILE = "spec.bin"
+PID_FILE = "shim.pid"
+EXIT_FILE = "exit.json"
+_STOP = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
+_WAITED = {_signal.SIGCHLD, *_STOP}
+
+
+def main(run_dir: str) -> int:
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _WAITED)
+    started = time.time()
+    pid = 0
+    try:
+        _write(os.path.join(run_dir, PID_FILE), f"{os.getpid()} {start_ticks('self')}\n")
+        spec_path = os.path.join(run_dir, SPEC_FILE)
+        with open(spec_path, "rb") as file:
+            spec: dict[str, Any] = marshal.load(file)
+        os.unlink(spec_path)
+        pid = _spawn(spec)
+        code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]))
+    except Exception as exc:  # whatever broke, the run must still get an exit record
+        os.write(2, f"kubegate shim: {exc!r}\n".encode())
+        if pid:
+            _kill_group(pid, _signal.SIGKILL)
+        code, reason = None, "error"
+    _record(run_dir, code, reason, started)
+    return 0
+
+
+def boot(run_dir: str) -> None:
+    """Entry point: exits without the interpreter's teardown, which costs milliseconds."""
+    os._exit(main(run_dir))
+
+
+def _spawn(spec: dict[str, Any]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        _exec(spec)
+    # Set here too so the group exists before the parent may signal it, whichever runs first.
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already exec'd (EACCES) or is gone: its own setpgid did the job
+    return pid
+
+
+def _exec(spec: dict[str, Any]) -> None:
+    """Become the task; never returns."""
+    argv: list[str] = spec["argv"]
+    try:
+        os.setpgid(0, 0)
+        for res, soft, hard in spec["limits"]:
+            resource.setrlimit(res, (soft, hard))
+        # Python ignores these at start-up and ignored signals survive exec: give them back.
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
+            _signal.signal(signum, _signal.SIG_DFL)
+        if spec["ignore_term"]:
+            _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
+        os.chdir(spec["cwd"])
+        os.execvpe(argv[0], argv, spec["env"])
+    except BaseException as exc:  # the fork must never return into the shim
+        os.write(2, f"kubegate: cannot run {argv[0]!r}: {exc}\n".encode(errors="replace"))
+    finally:
+        os._exit(127)
+
+
+def _supervise(pid: int, timeout: float, grace: float) -> tuple[int, str]:
+    deadline: float | None = time.monotonic() + timeout
+    reason = ""
+    while (status := _exit_status(pid)) is None:
+        signo = _next_signal(deadline)
+        if signo == _signal.SIGCHLD:
+            continue
+        if signo is None and reason:
+            _kill_group(pid, _signal.SIGKILL)  # the grace is over
+            deadline = None
+        elif not reason:
+            reason = "timeout" if signo is None else "cancelled"
+            _kill_group(pid, _signal.SIGTERM)
+            deadline = time.monotonic() + grace
+    # The unreaped task still holds its pid, so the group id cannot have been reused yet.
+    _kill_group(pid, _signal.SIGKILL)
+    os.waitpid(pid, 0)
+    code = status if status >= 0 else 128 - status
+    return code, reason or ("completed" if code == 0 else "error")
+
+
+def _next_signal(deadline: float | None) -> int | None:
+    """The next signal among those waited for, or None once ``deadline`` (monotonic) passes."""
+    if deadline is None:
+        return _signal.sigwaitinfo(_WAITED).si_signo
+    info = _signal.sigtimedwait(_WAITED, max(0.0, deadline - time.monotonic()))
+    return None if info is None else info.si_signo
+
+
+def _exit_status(pid: int) -> int | None:
+    """The task's exit code (-N for signal N) once it has exited, leaving it unreaped."""
+    result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if result is None:
+        return None
+    return result.si_status if result.si_code == os.CLD_EXITED else -result.si_status
+
+
+def _kill_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def start_ticks(pid: str) -> int:
+    """When process ``pid`` started, in clock ticks since boot: with the pid, its identity."""
+    with open(f"/proc/{pid}/stat", "rb") as file:
+        stat = file.read()
+    # The command name may hold spaces and parentheses; the fields after its last ")" cannot.
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
+def _record(run_dir: str, code: int | None, reason: str, started: float) -> None:
+    exit_code = "null" if code is None else str(code)
+    body = (
+        f'{{"exit_code": {exit_code}, "reason": "{reason}", '
+        f'"started_at": {started!r}, "finished_at": {time.time()!r}}}\n'
+    )
+    try:
+        _write(os.path.join(run_dir, EXIT_FILE), body)
+    except FileNotFoundError:
+        pass  # the run was removed while it ended: nobody is left to tell
+
+
+def _write(path: str, text: str) -> None:
+    """Readers see the whole file or none of it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    boot(sys.argv[1])
