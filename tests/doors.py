@@ -51,8 +51,11 @@ class RestDoor:
         self.client = client
 
     async def call(self, tool: str, args: dict[str, Any] | None = None) -> Outcome:
+        """Call ``tool`` on its documented route; MCP-only tools (``*_wait``) go through the shorthand."""
         args = dict(args or {})
-        route = next(r for r in ROUTES if r.tool == tool)
+        route = next((r for r in ROUTES if r.tool == tool), None)
+        if route is None:
+            return await ShorthandDoor(self.client).call(tool, args)
         path = route.path
         for name in route.path_params:
             path = path.replace("{" + name + "}", str(args.pop(name)))

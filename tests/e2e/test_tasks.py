@@ -1,0 +1,124 @@
+"""The task lifecycle through every door: output, exit codes, timeouts, deletion, listing, isolation."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import anyio
+import httpx
+
+from tests.doors import Door
+from tests.gateway import Gateway, mint_key
+
+
+async def run(door: Door, command: list[str], **fields: object) -> dict[str, object]:
+    created = await door.call("tasks_create", {"name": "t", "image": "alpine:3", "command": command, **fields})
+    assert created.ok, created.body
+    assert created.body["task"]["status"] == "pending"
+    done = await door.call("tasks_wait", {"taskId": created.body["task"]["id"], "timeout": 60})
+    assert done.ok, done.body
+    task: dict[str, object] = done.body["task"]
+    return task
+
+
+def _alive(marker: str) -> bool:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+async def test_success_with_output_and_logs(door: Door) -> None:
+    task = await run(door, ["sh", "-c", "echo hello from the task; echo result-42"])
+    assert task["status"] == "completed" and task["exitCode"] == 0 and task["reason"] == "completed"
+    assert "hello from the task" in str(task["logs"])
+    assert task["output"] == "result-42"
+    assert task["startedAt"] and task["completedAt"]
+    fetched = await door.call("tasks_get", {"taskId": task["id"]})
+    assert fetched.body["task"]["status"] == "completed" and "hello from the task" in fetched.body["task"]["logs"]
+
+
+async def test_non_zero_exit_code_fails_the_task(door: Door) -> None:
+    task = await run(door, ["sh", "-c", "echo oops >&2; exit 7"])
+    assert task["status"] == "failed" and task["exitCode"] == 7 and task["reason"] == "error"
+    assert "oops" in str(task["logs"])
+
+
+async def test_timeout_fails_the_task_with_reason_timeout(door: Door) -> None:
+    task = await run(door, ["sh", "-c", "echo started; sleep 30"], timeout="1s")
+    assert task["status"] == "failed" and task["reason"] == "timeout"
+    assert "started" in str(task["logs"])
+
+
+async def test_delete_while_running_stops_the_process(door: Door) -> None:
+    marker = f"{uuid.uuid4().int % 10**6 + 1000}.123"
+    created = await door.call("tasks_create", {"name": "long", "image": "alpine", "command": ["sleep", marker]})
+    task_id = created.body["task"]["id"]
+    with anyio.fail_after(10):
+        while not _alive(marker):
+            await anyio.lowlevel.checkpoint()
+    deleted = await door.call("tasks_delete", {"taskId": task_id})
+    assert deleted.ok and deleted.body["task"]["id"] == task_id
+    assert (await door.call("tasks_get", {"taskId": task_id})).error_status == 404
+    with anyio.fail_after(10):
+        while _alive(marker):
+            await anyio.lowlevel.checkpoint()
+    assert (await door.call("tasks_delete", {"taskId": task_id})).error_status == 404
+
+
+async def test_status_filter_limit_and_cursor(door: Door) -> None:
+    ids = [(await run(door, ["true"]))["id"] for _ in range(3)]
+    failed = await run(door, ["false"])
+    page = await door.call("tasks_list", {"limit": 2})
+    assert [t["id"] for t in page.body["tasks"]] == [failed["id"], ids[2]]
+    rest = await door.call("tasks_list", {"limit": 2, "cursor": page.body["nextCursor"]})
+    assert [t["id"] for t in rest.body["tasks"]] == [ids[1], ids[0]]
+    assert "nextCursor" not in rest.body
+    completed = await door.call("tasks_list", {"status": "completed"})
+    assert [t["id"] for t in completed.body["tasks"]] == list(reversed(ids))
+    assert [t["id"] for t in (await door.call("tasks_list", {"status": "failed"})).body["tasks"]] == [failed["id"]]
+    assert (await door.call("tasks_list", {"limit": 0})).error_status == 400
+    assert (await door.call("tasks_list", {"limit": 101})).error_status == 400
+    assert (await door.call("tasks_list", {"status": "exploded"})).error_status == 400
+    assert (await door.call("tasks_list", {"cursor": "!!"})).error_status == 400
+
+
+async def test_env_values_are_secret(door: Door) -> None:
+    task = await run(door, ["sh", "-c", 'test "${#DB_URL}" = 18 && echo matched'],
+                     env={"DB_URL": "postgres://hunter2"})
+    assert task["status"] == "completed" and "matched" in str(task["logs"])
+    assert task["envKeys"] == ["DB_URL"]
+    for outcome in (await door.call("tasks_get", {"taskId": task["id"]}), await door.call("tasks_list")):
+        assert "hunter2" not in str(outcome.body)
+
+
+async def test_another_users_task_is_not_found(door: Door, gateway: Gateway, data_dir: Path) -> None:
+    other = mint_key(data_dir, user="tasks-other@example.test")
+    async with httpx.AsyncClient(base_url=gateway.url, headers={"Authorization": f"Bearer {other}"}) as http:
+        theirs = (await http.post("/api/tasks", json={"name": "x", "image": "alpine", "command": ["true"]})).json()
+    their_id = theirs["task"]["id"]
+    assert (await door.call("tasks_get", {"taskId": their_id})).error_status == 404
+    assert (await door.call("tasks_delete", {"taskId": their_id})).error_status == 404
+    assert their_id not in str((await door.call("tasks_list")).body)
+
+
+async def test_invalid_input_is_400_naming_the_field(door: Door) -> None:
+    good = {"name": "ok", "image": "alpine:3", "command": ["true"]}
+    cases = {
+        "name": {**good, "name": "Not_A_Label"},
+        "timeout": {**good, "timeout": "10 minutes"},
+        "command": {**good, "command": []},
+        "image": {**good, "image": "UPPER CASE"},
+        "sneaky": {**good, "sneaky": True},
+    }
+    for field, body in cases.items():
+        outcome = await door.call("tasks_create", body)
+        assert outcome.error_status == 400, (field, outcome.body)
+        assert field in outcome.body["message"], (field, outcome.body)
+    too_long = await door.call("tasks_create", {**good, "timeout": "48h"})
+    assert too_long.error_status == 400 and "timeout" in too_long.body["message"]

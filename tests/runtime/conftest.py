@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Literal, Protocol
+
+import pytest
+
+from mcp_server.config import Settings
+from mcp_server.runtime.local import LocalRuntime
+from tests.runtime.support import Handshake
+
+Isolation = Literal["bwrap", "none"]
+
+
+class MakeRuntime(Protocol):
+    def __call__(self, isolation: Isolation = ..., *, grace_seconds: float = ...) -> LocalRuntime: ...
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory outside /tmp: a sandbox sees it (read-only), where it could not see tmp_path."""
+    path = Path(tempfile.mkdtemp(prefix="kubegate-test-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
+    """Builds runtimes on ``tmp_path``; at the end removes every run (which stops it) and closes them."""
+    made: list[LocalRuntime] = []
+
+    def make(isolation: Isolation = "bwrap", *, grace_seconds: float = 0.5) -> LocalRuntime:
+        runtime = LocalRuntime(Settings(data_dir=tmp_path, isolation=isolation), grace_seconds=grace_seconds)
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        await runtime.close()
+    # A fresh runtime adopts whatever still runs, so remove() can stop it as well as delete it.
+    cleaner = LocalRuntime(Settings(data_dir=tmp_path, isolation="none"))
+    runs = Settings(data_dir=tmp_path).runs_dir
+    for run_dir in sorted(runs.iterdir()) if runs.exists() else ():
+        await cleaner.remove(run_dir.name)
+    await cleaner.close()
+
+
+@pytest.fixture(params=["bwrap", "none"])
+def isolation(request: pytest.FixtureRequest) -> Isolation:
+    value: Isolation = request.param
+    return value
+
+
+@pytest.fixture
+def runtime(make_runtime: MakeRuntime, isolation: Isolation) -> LocalRuntime:
+    return make_runtime(isolation)
+
+
+@pytest.fixture
+def handshake(scratch: Path) -> Iterator[Handshake]:
+    gate = Handshake(scratch)
+    yield gate
+    gate.close()
