@@ -44,7 +44,8 @@ async def _serve(settings: Settings) -> None:
 async def _stdio(settings: Settings) -> None:
     from mcp.server.stdio import stdio_server
 
-    from mcp_server.app import registry
+    import mcp_server.capabilities  # noqa: F401  (fills the registry)
+    from mcp_server.registry import registry
     from mcp_server.server import build_server
     from mcp_server.services import Services
 
@@ -64,12 +65,13 @@ async def _stdio(settings: Settings) -> None:
 
 async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, user: str | None,
                        days: int | None) -> None:
+    from pydantic import ValidationError
+
     from mcp_server.capabilities.api_keys import api_keys_create
     from mcp_server.context import Context
     from mcp_server.models.api_keys import ApiKeyCreate
     from mcp_server.registry import validation_failed
     from mcp_server.services import Services
-    from pydantic import ValidationError
 
     services = await Services.open(settings, engine=False)
     try:

@@ -71,12 +71,17 @@ def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return principal
 
 
-def build_server(services: Services, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
-    """An MCP server whose tools and resources are the registry's capabilities."""
-    resources = ResourceSet(services)
+class _Handlers:
+    """The MCP request handlers, bound to one registry and one way of knowing the caller."""
 
-    async def handler_context(ctx: ServerRequestContext[Any, Any]) -> Context:
-        principal = await principal_of(ctx)
+    def __init__(self, services: Services, registry: Registry, principal_of: PrincipalSource) -> None:
+        self.services = services
+        self.registry = registry
+        self.principal_of = principal_of
+        self.resources = ResourceSet(services)
+
+    async def context(self, ctx: ServerRequestContext[Any, Any]) -> Context:
+        principal = await self.principal_of(ctx)
         session = ctx.session
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
@@ -85,24 +90,24 @@ def build_server(services: Services, registry: Registry, principal_of: Principal
         async def send_log(level: str, message: str) -> None:
             await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
 
-        return Context(principal=principal, services=services, progress=progress, log=send_log)
+        return Context(principal=principal, services=self.services, progress=progress, log=send_log)
 
     async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        principal = await principal_of(ctx)
-        return types.ListToolsResult(
-            tools=[tool_definition(c) for c in registry.list() if principal.allows(c.scope)]
-        )
+        principal = await self.principal_of(ctx)
+        allowed = [tool_definition(c) for c in self.registry.list() if principal.allows(c.scope)]
+        return types.ListToolsResult(tools=allowed)
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         try:
-            capability = registry.get(params.name)
+            capability = self.registry.get(params.name)
         except NotFound as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         try:
-            context = await handler_context(ctx)
-            body = await registry.call(capability.name, context, dict(params.arguments or {}))
+            body = await self.registry.call(capability.name, await self.context(ctx), dict(params.arguments or {}))
         except KubegateError as exc:
             return error_result(exc)
         except Exception:
@@ -113,34 +118,38 @@ def build_server(services: Services, registry: Registry, principal_of: Principal
         )
 
     async def list_resource_templates(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=resources.templates())
+        return types.ListResourceTemplatesResult(resource_templates=self.resources.templates())
 
     async def list_resources(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=await resources.listing(await principal_of(ctx)))
+        return types.ListResourcesResult(resources=await self.resources.listing(await self.principal_of(ctx)))
 
     async def read_resource(
-        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         try:
-            text, mime = await resources.read(await principal_of(ctx), str(params.uri))
+            text, mime = await self.resources.read(await self.principal_of(ctx), str(params.uri))
         except KubegateError as exc:
-            raise MCPError(types.INVALID_PARAMS if exc.status != 401 else types.INTERNAL_ERROR, exc.message) from None
+            raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=str(params.uri), mime_type=mime, text=text)]
         )
 
+
+def build_server(services: Services, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
+    """An MCP server whose tools and resources are the registry's capabilities."""
+    handlers = _Handlers(services, registry, principal_of)
     return Server(
         "kubegate",
         version=__version__,
         title="kubegate",
         instructions=INSTRUCTIONS,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
-        on_read_resource=read_resource,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_resource_templates,
+        on_read_resource=handlers.read_resource,
     )

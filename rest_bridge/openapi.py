@@ -32,6 +32,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+def _error_response(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}}
+
+
 def _parameters(route: RestRoute, schema: dict[str, Any]) -> list[dict[str, Any]]:
     props: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
@@ -63,8 +67,7 @@ def _operation(route: RestRoute, registry: Registry, defs: dict[str, Any], refs:
                 "description": "Success",
                 "content": {"application/json": {"schema": output_ref}},
             },
-            **{code: {"description": text, "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}}
-               for code, text in _ERRORS.items()},
+            **{code: _error_response(text) for code, text in _ERRORS.items()},
         },
         "x-mcp-tool": capability.name,
         "x-required-scope": capability.scope,
@@ -92,8 +95,11 @@ def build_openapi(registry: Registry, public_url: str) -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, registry, defs, dict(refs))
     return {
         "openapi": "3.1.0",
-        "info": {"title": "kubegate API", "version": __version__,
-                 "description": "REST bridge to the kubegate capabilities; the same tools are served over MCP at /api/mcp."},
+        "info": {
+            "title": "kubegate API",
+            "version": __version__,
+            "description": "REST bridge to the kubegate capabilities; the same tools are served over MCP at /api/mcp.",
+        },
         "servers": [{"url": public_url}],
         "paths": paths,
         "components": {

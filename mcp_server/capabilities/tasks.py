@@ -37,7 +37,7 @@ def task_model(row: dict[str, Any], *, logs: str | None = None, brief: bool = Fa
 @registry.capability(scope="tasks:read", title="List tasks", read_only=True, idempotent=True)
 async def tasks_list(ctx: Context, args: TaskListQuery) -> TaskList:
     """List the caller's tasks, newest first. Filter by status; page with limit and nextCursor."""
-    rows, cursor = await ctx.services.tasks.list(ctx.principal.user_id, args.status, args.limit, args.cursor)
+    rows, cursor = await ctx.services.tasks.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
     return TaskList(tasks=[task_model(r, brief=True) for r in rows], next_cursor=cursor)
 
 

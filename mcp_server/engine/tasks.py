@@ -57,7 +57,7 @@ class TaskService:
             raise NotFound("Task not found")
         return row
 
-    async def list(self, user_id: str, status: str | None, limit: int,
+    async def page(self, user_id: str, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         sql, params = page_query("tasks", user_id, status=status, limit=limit, cursor=cursor)
         rows = await self.db.fetch_all(sql, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ async def test_output_falls_back_to_last_non_empty_stdout_line(runtime: LocalRun
 
 async def test_output_file_is_capped(runtime: LocalRuntime) -> None:
     events = Events(runtime)
-    run = sh('head -c 10000 /dev/zero | tr "\\0" "é" > "$KUBEGATE_OUTPUT"')
+    run = spec([sys.executable, "-c", "import os; open(os.environ['KUBEGATE_OUTPUT'], 'w').write('é' * 3000)"])
     await runtime.start(run)
     output = (await events.wait(run.run_id)).output
     assert output is not None and len(output.encode()) <= OUTPUT_LIMIT and set(output) == {"é"}
@@ -182,10 +183,13 @@ async def test_logs_tail_keeps_the_last_bytes_without_splitting_characters(runti
     assert runtime.read_logs("../../etc", tail=100) == ""
 
 
-async def test_close_ends_the_event_stream_and_leaves_runs_going(make_runtime: MakeRuntime, tmp_path: Path) -> None:
+async def test_close_ends_the_event_stream_and_leaves_runs_going(
+    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake
+) -> None:
     runtime = make_runtime("none")
-    run = spec(["sleep", "30"])
+    run = sh(handshake.script())
     await runtime.start(run)
+    await handshake.ready()
     await runtime.close()
     with anyio.fail_after(WAIT):
         assert [event.kind async for event in runtime.events()] == ["started"]
@@ -223,10 +227,10 @@ async def test_rlimits_from_the_size_apply_to_the_task(make_runtime: MakeRuntime
 async def test_file_size_limit_stops_a_runaway_writer(tmp_path: Path) -> None:
     runtime = LocalRuntime(Settings(data_dir=tmp_path, isolation="auto"), max_file_bytes=4096)
     events = Events(runtime)
-    run = sh("head -c 100000 /dev/zero > big; echo not reached")
+    run = sh("echo writing; head -c 100000 /dev/zero > big")
     await runtime.start(run)
     exited = await events.wait(run.run_id)
-    assert exited.exit_code != 0
+    assert exited.exit_code == 128 + signal.SIGXFSZ
     assert os.path.getsize(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work" / "big") <= 4096
     await runtime.close()
 
