@@ -26,14 +26,22 @@ async def _serve(settings: Settings) -> None:
     import uvicorn
 
     from mcp_server.app import build_app
+    from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
+    from mcp_server.auth.routes import dev_login_refusal
     from mcp_server.services import Services
 
+    refusal = dev_login_refusal(settings)
+    if refusal is not None:
+        raise SystemExit(f"kubegate: {refusal}")
     services = await Services.open(settings)
     try:
         config = uvicorn.Config(
             build_app(services), host=settings.host, port=settings.port, log_level="info",
             timeout_keep_alive=15, timeout_graceful_shutdown=5, server_header=False,
+            access_log=settings.access_log,
+            http=guarded_http_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         )
+        install_log_redaction()
         print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir})",
               file=sys.stderr, flush=True)
         await uvicorn.Server(config).serve()
@@ -130,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"kubegate {__version__}")
         return
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The SDK logs every stateless request's transport teardown at INFO: noise that costs throughput.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
     settings = _settings(args)
     runners: dict[str, Callable[[], Awaitable[None]]] = {
         "serve": lambda: _serve(settings),

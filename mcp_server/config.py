@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     public_url: str = ""
     runtime: Literal["local", "kubernetes"] = "local"
     isolation: Literal["auto", "bwrap", "none"] = "auto"
+    access_log: bool = False
+    """Log every HTTP request (state-changing requests are always in the audit log)."""
     mcp_stateless: bool = False
     """Serve MCP over HTTP without sessions (each POST stands alone); default keeps sessions."""
 
@@ -38,6 +40,21 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
+    oidc_provider: Literal["oidc", "google", "github"] = "oidc"
+    """Login preset: generic OIDC (needs ``oidc_issuer``), Google, or GitHub (OAuth 2, not OIDC)."""
+
+    rate_limit_storage: str = "memory://"
+    """Where rate-limit counters live (``limits`` URL); ``redis://...`` shares them between replicas."""
+    session_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    session_secret: str | None = None
+    """Signs the short-lived login-state cookie; default: a random secret kept in the data dir."""
+    dev_login: bool = False
+    """``POST /auth/dev-login {"email": ...}`` without a provider; refused unless bound to loopback."""
+    admin_emails: str = ""
+    """Comma-separated emails that may read the audit log (the local operator always may)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
@@ -64,6 +81,10 @@ class Settings(BaseSettings):
     def public_host(self) -> str:
         """``host[:port]`` of the public URL, as browsers and MCP clients send it in ``Host``."""
         return urlsplit(self.public_url).netloc
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
     @property
     def public_origin(self) -> str:

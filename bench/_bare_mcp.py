@@ -1,0 +1,35 @@
+"""The baseline: a bare MCP SDK server with one async echo tool, stateless Streamable HTTP."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+server = MCPServer("bare")
+
+
+@server.tool()
+async def echo(text: str) -> str:
+    """Echo the text back."""
+    return text
+
+
+def main(port: int) -> None:
+    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    mcp_app.router.routes.append(Route("/healthz", healthz))
+    app: Starlette = mcp_app
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

@@ -1,0 +1,83 @@
+"""Shared benchmark plumbing: start servers as subprocesses, drive them with wrk, summarise."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(args: Sequence[str], env: dict[str, str], health_url: str, timeout: float = 30) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(list(args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(health_url, timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def kubegate(data_dir: Path, port: int, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEGATE_")}
+    env.update({"KUBEGATE_DATA_DIR": str(data_dir), "KUBEGATE_PORT": str(port), **(extra or {})})
+    return start([sys.executable, "-m", "mcp_server.cli", "serve"], env, f"http://127.0.0.1:{port}/healthz")
+
+
+def mint_key(data_dir: Path, **env_extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEGATE_")}
+    env.update({"KUBEGATE_DATA_DIR": str(data_dir), **env_extra})
+    out = subprocess.run([sys.executable, "-m", "mcp_server.cli", "keys", "create", "--name", "bench"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def wrk(url: str, body: dict[str, object], headers: dict[str, str], *, seconds: int, connections: int) -> float:
+    """Requests per second wrk achieved POSTing ``body`` (one wrk thread: the other core serves)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
+    lines += [f'wrk.headers[{json.dumps(k)}] = {json.dumps(v)}' for k, v in headers.items()]
+    lines += ["function response(status, headers, body)",
+              '  if status ~= 200 then io.stderr:write("HTTP " .. status .. " " .. body .. "\\n") end', "end"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+                         capture_output=True, text=True, check=True)
+    os.unlink(script.name)
+    if "Non-2xx" in out.stdout:
+        raise RuntimeError(f"errors during load:\n{out.stdout}\n{out.stderr[:2000]}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    assert match, out.stdout
+    return float(match.group(1))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)

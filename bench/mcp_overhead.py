@@ -1,0 +1,62 @@
+"""kubegate's MCP-over-HTTP throughput as a ratio of a bare MCP SDK server's, measured in one run.
+
+Both servers run stateless Streamable HTTP under uvicorn with the same defaults; wrk drives the
+same JSON-RPC ``tools/call`` load at each in turn. The bare server echoes; kubegate answers
+``api_keys_list``, which authenticates the API key and reads the database on every call.
+Goal: kubegate >= 0.85x the bare SDK.
+
+    python bench/mcp_overhead.py [--seconds 5] [--connections 16] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import free_port, kubegate, median, mint_key, start, wrk  # noqa: E402
+
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+           "MCP-Protocol-Version": "2025-11-25"}
+
+
+def call(name: str, arguments: dict[str, object]) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-"))
+    key = mint_key(data_dir)
+    bare_port, kg_port = free_port(), free_port()
+    bare = start([sys.executable, str(Path(__file__).parent / "_bare_mcp.py"), str(bare_port)], {},
+                 f"http://127.0.0.1:{bare_port}/healthz")
+    gateway = kubegate(data_dir, kg_port, {"KUBEGATE_MCP_STATELESS": "1", "KUBEGATE_RATE_LIMIT_API_KEY": "100000000"})
+    try:
+        bare_rates, kg_rates = [], []
+        for _ in range(opts.rounds):
+            bare_rates.append(wrk(f"http://127.0.0.1:{bare_port}/mcp", call("echo", {"text": "hi"}), HEADERS,
+                                  seconds=opts.seconds, connections=opts.connections))
+            kg_rates.append(wrk(f"http://127.0.0.1:{kg_port}/api/mcp", call("api_keys_list", {}),
+                                {**HEADERS, "Authorization": f"Bearer {key}"},
+                                seconds=opts.seconds, connections=opts.connections))
+    finally:
+        for proc in (bare, gateway):
+            proc.terminate()
+            proc.wait()
+    bare_rate, kg_rate = median(bare_rates), median(kg_rates)
+    print(f"bare MCP SDK echo tool : {bare_rate:8.0f} calls/s  (rounds: {', '.join(f'{r:.0f}' for r in bare_rates)})")
+    print(f"kubegate api_keys_list : {kg_rate:8.0f} calls/s  (rounds: {', '.join(f'{r:.0f}' for r in kg_rates)})")
+    print(f"ratio kubegate / bare  : {kg_rate / bare_rate:.2f}x  (goal >= 0.85x)")
+
+
+if __name__ == "__main__":
+    main()
