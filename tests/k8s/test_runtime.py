@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shlex
+import socket
 from pathlib import Path
 
 import anyio
+import pytest
 
 from k8s import manifests
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import UNPULLABLE_REGISTRY, FakeCluster
-from mcp_server.runtime.base import RunSpec
+from k8s.sim import kubeconfig as sim_kubeconfig
+from mcp_server import errors
+from mcp_server.config import Settings
+from mcp_server.runtime.base import RunSpec, Runtime
 from tests.k8s.conftest import Events, make_settings
 
 _ids = itertools.count()
@@ -100,7 +106,10 @@ async def test_logs_are_copied_and_outlive_the_pod(cluster: FakeCluster, tmp_pat
         run = spec(gated(flag, "for i in 1 2 3; do echo line $i; done"))
         await runtime.start(run)
         assert (await events.next(run.run_id)).kind == "started"
-        flag.touch()
+        with anyio.fail_after(20):
+            async for text in runtime.logs(run.run_id, follow=True):
+                if "waiting" in text:  # the copier is attached: with a TTL of 0 the Pod goes as soon as it ends
+                    flag.touch()
         assert (await events.exited(run.run_id)).output == "line 3"
         await cluster.wait_until(lambda: not cluster.objects("pods", run_selector(run)))
         assert not cluster.objects("jobs", run_selector(run))
@@ -218,3 +227,33 @@ async def test_recover_after_a_restart_reattaches_finishes_and_loses(cluster: Fa
     finally:
         await events.close()
         await second.close()
+
+
+async def test_the_runtime_implements_the_runtime_protocol(runtime: KubernetesRuntime) -> None:
+    assert isinstance(runtime, Runtime)
+    assert runtime.name == "kubernetes"
+
+
+async def test_an_unreachable_cluster_is_unavailable(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(sim_kubeconfig(f"http://127.0.0.1:{port}")))
+    runtime = KubernetesRuntime(Settings(data_dir=tmp_path, kubeconfig=kubeconfig))
+    try:
+        with pytest.raises(errors.Unavailable):
+            await runtime.start(spec("true"))
+    finally:
+        await runtime.close()
+
+
+async def test_a_namespace_deleted_behind_our_back_is_created_again(cluster: FakeCluster, runtime: KubernetesRuntime,
+                                                                    events: Events) -> None:
+    first = spec("echo one")
+    await runtime.start(first)
+    await events.exited(first.run_id)
+    cluster.store.delete("namespaces", None, manifests.namespace_name("kg-", first.owner))
+    second = spec("echo two")
+    await runtime.start(second)
+    assert (await events.exited(second.run_id)).output == "two"

@@ -1,0 +1,185 @@
+"""The one door to the Kubernetes API: the official async client (``kubernetes.aio``), thinly wrapped.
+
+Objects go in and come out as plain JSON dicts (the shape the API server speaks and the
+shape ``manifests`` builds), so nothing above this module knows the client's model classes.
+Calls use the generated ``*_without_preload_content`` methods and read the raw response:
+watch and log streams need that anyway, and one path for all calls keeps error handling in
+one place. ``ApiException`` and transport failures become ``mcp_server.errors`` here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+from kubernetes.aio import client, config
+from kubernetes.aio.client.exceptions import ApiException
+
+from mcp_server import errors
+
+Obj = dict[str, Any]
+Kind = Literal["jobs", "pods"]
+
+WATCH_SECONDS = 240
+"""Server-side watch timeout; the watch is then resumed from its last resourceVersion."""
+STREAM_TIMEOUT = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str
+    object: Obj
+
+
+class Gone(errors.KubegateError):
+    """HTTP 410: the resourceVersion a watch asked for is no longer kept; list again."""
+
+    status = 410
+    code = "gone"
+
+
+def _translate(exc: ApiException) -> errors.KubegateError:
+    status = int(exc.status or 500)
+    message = str(exc.reason or "Kubernetes API error")
+    try:
+        message = json.loads(exc.body or "{}").get("message") or message
+    except (ValueError, AttributeError):
+        pass
+    if status == 410:
+        return Gone(message)
+    return errors.for_status(status, f"Kubernetes API: {message}")
+
+
+@asynccontextmanager
+async def _response(request: Awaitable[aiohttp.ClientResponse]) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Send ``request`` and yield its response; API and transport failures become our errors."""
+    try:
+        resp = await request
+    except aiohttp.ClientError as exc:
+        raise errors.Unavailable(f"Kubernetes API unreachable: {exc}") from exc
+    try:
+        if resp.status >= 400:
+            body = await resp.text()
+            try:
+                raise ApiException(status=resp.status, reason=resp.reason, body=body)
+            except ApiException as exc:
+                raise _translate(exc) from exc
+        yield resp
+    except aiohttp.ClientError as exc:
+        raise errors.Unavailable(f"Kubernetes API stream broke: {exc}") from exc
+    finally:
+        resp.release()
+
+
+async def _json(request: Awaitable[aiohttp.ClientResponse]) -> Obj:
+    async with _response(request) as resp:
+        data: Obj = json.loads(await resp.read())
+        return data
+
+
+class KubeClient:
+    """The calls the runtime makes, and nothing else (``deploy/`` RBAC grants exactly these)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._batch = client.BatchV1Api(api)
+        self._net = client.NetworkingV1Api(api)
+
+    @classmethod
+    async def connect(cls, kubeconfig: Path | None) -> KubeClient:
+        """From ``kubeconfig`` when given, else the in-cluster service account."""
+        configuration = client.Configuration()
+        if kubeconfig is not None:
+            await config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self._api.close()  # type: ignore[no-untyped-call]
+
+    async def ensure_namespace(self, namespace: Obj, *within: Obj) -> None:
+        """Create ``namespace`` and the ``within`` objects unless the namespace already exists."""
+        try:
+            body = client.V1Namespace.model_validate(namespace)
+            await _json(self._core.create_namespace_without_preload_content(body))
+        except errors.Conflict:
+            return
+        for obj in within:
+            await self.create(obj)
+
+    async def create(self, obj: Obj) -> Obj:
+        """Create a Secret, Job or NetworkPolicy in its namespace; returns the stored object."""
+        namespace = obj["metadata"]["namespace"]
+        kind = obj["kind"]
+        if kind == "Secret":
+            secret = client.V1Secret.model_validate(obj)
+            request = self._core.create_namespaced_secret_without_preload_content(namespace, secret)
+        elif kind == "Job":
+            job = client.V1Job.model_validate(obj)
+            request = self._batch.create_namespaced_job_without_preload_content(namespace, job)
+        else:
+            policy = client.V1NetworkPolicy.model_validate(obj)
+            request = self._net.create_namespaced_network_policy_without_preload_content(namespace, policy)
+        return await _json(request)
+
+    async def set_secret_owner(self, namespace: str, name: str, owner: Obj) -> None:
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        await _json(self._core.patch_namespaced_secret_without_preload_content(
+            name, namespace, patch, _content_type="application/merge-patch+json"))
+
+    async def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job with its Pods and owned Secret (background cascade); ``False`` if it was gone."""
+        try:
+            await _json(self._batch.delete_namespaced_job_without_preload_content(
+                name, namespace, propagation_policy="Background"))
+        except errors.NotFound:
+            return False
+        return True
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        try:
+            await _json(self._core.delete_namespaced_secret_without_preload_content(name, namespace))
+        except errors.NotFound:
+            pass
+
+    def _lister(self, kind: Kind) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
+        if kind == "jobs":
+            return self._batch.list_job_for_all_namespaces_without_preload_content
+        return self._core.list_pod_for_all_namespaces_without_preload_content
+
+    async def list(self, kind: Kind, selector: str) -> tuple[list[Obj], str]:
+        """Objects of ``kind`` in every namespace matching ``selector``, and the list's resourceVersion."""
+        body = await _json(self._lister(kind)(label_selector=selector))
+        return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
+
+    async def watch(self, kind: Kind, selector: str, resource_version: str) -> AsyncIterator[WatchEvent]:
+        """Changes after ``resource_version`` until the server ends the stream; raises ``Gone`` on 410."""
+        request = self._lister(kind)(
+            label_selector=selector, watch=True, resource_version=resource_version,
+            allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS, _request_timeout=WATCH_SECONDS + 30.0)
+        async with _response(request) as resp:
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    status = event["object"]
+                    raise _translate(ApiException(status=status.get("code"), reason=status.get("message")))
+                yield WatchEvent(event["type"], event["object"])
+
+    async def pod_log(self, namespace: str, name: str, *, follow: bool) -> AsyncIterator[bytes]:
+        """The container's log from its start; with ``follow`` the stream lasts until it terminates."""
+        request = self._core.read_namespaced_pod_log_without_preload_content(
+            name, namespace, follow=follow, _request_timeout=STREAM_TIMEOUT)
+        async with _response(request) as resp:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+

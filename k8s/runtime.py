@@ -1,0 +1,310 @@
+"""``KubernetesRuntime``: each run is a Job; its life is read from watches, never by polling.
+
+Two watchers (Jobs and Pods labelled ``app.kubernetes.io/managed-by=kubegate``, across all
+namespaces) feed ``_on_job`` / ``_on_pod``. A run is matched by the ``kubegate.dev/run-id``
+annotation its Job and Pod carry. The Pod's first running state emits ``started`` and starts
+a log copier; the Job's final condition starts ``_finish``, which waits (bounded) for the
+Pod's terminated state and the last log bytes, then emits ``exited``. Each run emits
+``exited`` once: cancel, remove, a fatal waiting reason and the Job's end race for it, and the
+first one to mark the run wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from k8s import manifests, status
+from k8s.client import Kind, KubeClient, Obj
+from k8s.logs import RunLog, read_tail
+from k8s.watcher import Watcher
+from mcp_server import errors
+from mcp_server.config import Settings
+from mcp_server.runtime.base import OUTPUT_LIMIT, EventKind, ExitReason, RunEvent, RunSpec, last_line
+
+log = logging.getLogger(__name__)
+
+SETTLE_SECONDS = 5.0
+"""How long ``_finish`` waits for the Pod's final state after the Job's; they come on separate streams."""
+DRAIN_SECONDS = 10.0
+"""How long ``_finish`` waits for the log copier to receive the last bytes."""
+RECONNECT_SECONDS = 2.0
+
+
+@dataclass(eq=False)
+class _Run:
+    run_id: str
+    namespace: str
+    name: str
+    log: RunLog
+    pod: Obj | None = None
+    started: bool = False
+    exited: bool = False
+    finishing: bool = False
+    seen: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    copier: asyncio.Task[None] | None = None
+
+
+class KubernetesRuntime:
+    """The Runtime protocol on a cluster reached through ``settings.kubeconfig`` (else in-cluster config)."""
+
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: KubeClient | None = None
+        self._connecting = asyncio.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._namespaces: set[str] = set()
+        self._queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.watchers: dict[Kind, Watcher] = {}
+
+    async def _kube(self) -> KubeClient:
+        async with self._connecting:
+            if self._client is None:
+                self._client = await KubeClient.connect(self._settings.kubeconfig)
+                self.watchers = {
+                    "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_pod, _ignore),
+                    "jobs": Watcher(self._client, "jobs", manifests.SELECTOR, self._on_job, self._relisted),
+                }
+                for watcher in self.watchers.values():
+                    self._spawn(watcher.run())
+            return self._client
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _register(self, spec: RunSpec) -> _Run:
+        namespace = manifests.namespace_name(self._settings.namespace_prefix, spec.owner)
+        run = _Run(spec.run_id, namespace, manifests.job_name(spec.run_id), RunLog(self._log_path(spec.run_id)))
+        self._runs[spec.run_id] = run
+        return run
+
+    def _log_path(self, run_id: str) -> Path:
+        if Path(run_id).name != run_id or run_id in ("", ".", ".."):
+            raise errors.BadRequest(f"invalid run id {run_id!r}")
+        return self._settings.runs_dir / run_id / "log"
+
+    def _emit(self, run_id: str, kind: EventKind, **result: Any) -> None:
+        self._queue.put_nowait(RunEvent(run_id, kind, datetime.now(UTC), **result))
+
+    def _exit(self, run: _Run, reason: ExitReason, *, code: int | None = None, output: str | None = None,
+              message: str | None = None) -> bool:
+        """Mark ``run`` exited and emit the event, unless something else already did."""
+        if run.exited:
+            return False
+        run.exited = True
+        if run.copier is None:
+            self._spawn(run.log.finish())
+        self._emit(run.run_id, "exited", exit_code=code, output=output, reason=reason, message=message)
+        return True
+
+    async def start(self, spec: RunSpec) -> None:
+        kube = await self._kube()
+        run = self._register(spec)
+        try:
+            try:
+                await self._create(kube, spec, run.namespace)
+            except errors.NotFound:
+                # The namespace was deleted behind our back since we created it: make it again, once.
+                self._namespaces.discard(run.namespace)
+                await self._create(kube, spec, run.namespace)
+        except BaseException:
+            self._runs.pop(spec.run_id, None)
+            raise
+
+    async def _create(self, kube: KubeClient, spec: RunSpec, namespace: str) -> None:
+        if namespace not in self._namespaces:
+            await kube.ensure_namespace(manifests.namespace(namespace, spec.owner),
+                                        manifests.deny_egress_policy(namespace))
+            self._namespaces.add(namespace)
+        name = manifests.job_name(spec.run_id)
+        if spec.env:
+            await kube.create(manifests.secret(spec, namespace))
+        try:
+            job = await kube.create(manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds))
+        except BaseException:
+            if spec.env:
+                await kube.delete_secret(namespace, name)
+            raise
+        if spec.env:
+            try:
+                await kube.set_secret_owner(namespace, name, manifests.owner_reference(job))
+            except errors.NotFound:
+                pass  # the Job finished and was collected already; the collector takes the orphan too
+
+    def _run_of(self, obj: Obj) -> _Run | None:
+        run_id = (obj["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION)
+        return self._runs.get(run_id) if run_id else None
+
+    def _on_pod(self, kind: str, pod: Obj) -> None:
+        run = self._run_of(pod)
+        if run is None:
+            return
+        if kind != "DELETED" or run.pod is None or not status.terminated(run.pod):
+            run.pod = pod
+        if kind == "DELETED" or status.terminated(pod):
+            run.settled.set()
+        if (fatal := status.fatal_waiting(pod)) and self._exit(run, "error", message=fatal):
+            self._spawn(self._delete(run))
+        if status.has_started(pod):
+            if not run.started:
+                run.started = True
+                self._emit(run.run_id, "started")
+            if run.copier is None:
+                run.copier = self._spawn(self._copy_logs(run, pod["metadata"]["name"]))
+
+    def _on_job(self, kind: str, job: Obj) -> None:
+        run = self._run_of(job)
+        if run is None:
+            return
+        run.seen = True
+        end = status.job_end(job)
+        if end is not None and not run.finishing:
+            run.finishing = True
+            self._spawn(self._finish(run, end))
+        elif end is None and kind == "DELETED":
+            self._exit(run, "lost", message="the Job was deleted outside kubegate")
+
+    def _relisted(self, jobs: list[Obj]) -> None:
+        present = {(job["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION) for job in jobs}
+        for run in list(self._runs.values()):
+            if run.seen and not run.finishing and run.run_id not in present:
+                self._exit(run, "lost", message="the Job disappeared while the watch was interrupted")
+
+    async def _finish(self, run: _Run, end: status.JobEnd) -> None:
+        if run.pod is None:
+            await self._load_pod(run)
+        if not run.settled.is_set() and run.pod is not None:
+            try:
+                await asyncio.wait_for(run.settled.wait(), SETTLE_SECONDS)
+            except TimeoutError:
+                pass
+        if run.copier is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(run.copier), DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("log copy of %s did not finish in time", run.run_id)
+        result = status.outcome(end, run.pod)
+        output = result.output or last_line(read_tail(run.log.path, 16 * OUTPUT_LIMIT))
+        self._exit(run, result.reason, code=result.exit_code, output=output, message=result.message)
+
+    async def _load_pod(self, run: _Run) -> None:
+        """Fetch the Pod of a run whose Job ended before the Pod watch said anything about it."""
+        kube = await self._kube()
+        try:
+            pods, _ = await kube.list("pods", f"{manifests.RUN_LABEL}={manifests.label_value(run.run_id)}")
+        except errors.KubegateError as exc:
+            log.warning("cannot read the pod of %s: %s", run.run_id, exc.message)
+            return
+        for pod in pods:
+            self._on_pod("ADDED", pod)
+
+    async def _copy_logs(self, run: _Run, pod: str) -> None:
+        kube = await self._kube()
+        while True:
+            final = run.settled.is_set()
+            skip = run.log.size()
+            try:
+                async for chunk in kube.pod_log(run.namespace, pod, follow=not final):
+                    if skip >= len(chunk):
+                        skip -= len(chunk)
+                        continue
+                    await run.log.append(chunk[skip:])
+                    skip = 0
+            except errors.NotFound:
+                break
+            except errors.KubegateError as exc:
+                log.info("log stream of %s broke: %s", run.run_id, exc.message)
+            if final or run.exited and not run.finishing:
+                break
+            try:
+                await asyncio.wait_for(run.settled.wait(), RECONNECT_SECONDS)
+            except TimeoutError:
+                pass
+        await run.log.finish()
+
+    async def _delete(self, run: _Run) -> None:
+        kube = await self._kube()
+        await kube.delete_job(run.namespace, run.name)
+        await kube.delete_secret(run.namespace, run.name)
+
+    async def _find(self, run_id: str) -> _Run | None:
+        """A run this process does not track (e.g. before ``recover``), found by its label."""
+        kube = await self._kube()
+        jobs, _ = await kube.list("jobs", f"{manifests.RUN_LABEL}={manifests.label_value(run_id)}")
+        for job in jobs:
+            meta = job["metadata"]
+            if (meta.get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION) == run_id:
+                return _Run(run_id, meta["namespace"], meta["name"], RunLog(self._log_path(run_id)), exited=True)
+        return None
+
+    async def cancel(self, run_id: str) -> None:
+        run = self._runs.get(run_id) or await self._find(run_id)
+        if run is None:
+            return
+        cancelled = self._exit(run, "cancelled", message="cancelled")
+        if cancelled or run.run_id not in self._runs:
+            await self._delete(run)
+
+    async def remove(self, run_id: str) -> None:
+        run = self._runs.pop(run_id, None) or await self._find(run_id)
+        if run is not None:
+            run.exited = True
+            if run.copier is not None:
+                run.copier.cancel()
+            await self._delete(run)
+        RunLog(self._log_path(run_id)).remove()
+
+    async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
+        run = self._runs.get(run_id)
+        if not follow or run is None:
+            if text := read_tail(self._log_path(run_id), tail):
+                yield text
+            return
+        async for text in run.log.follow(tail):
+            yield text
+
+    def read_logs(self, run_id: str, *, tail: int) -> str:
+        return read_tail(self._log_path(run_id), tail)
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        await self._kube()
+        while True:
+            yield await self._queue.get()
+
+    async def recover(self, active: Sequence[RunSpec]) -> None:
+        kube = await self._kube()
+        runs = [self._runs.get(spec.run_id) or self._register(spec) for spec in active]
+        pods, _ = await kube.list("pods", manifests.SELECTOR)
+        jobs, _ = await kube.list("jobs", manifests.SELECTOR)
+        for pod in pods:
+            self._on_pod("ADDED", pod)
+        by_run = {(job["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION): job for job in jobs}
+        for run in runs:
+            if (job := by_run.get(run.run_id)) is not None:
+                self._on_job("ADDED", job)
+            elif not run.finishing:
+                self._exit(run, "lost", message="the Job no longer exists in the cluster")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _ignore(_: list[Obj]) -> None:
+    pass

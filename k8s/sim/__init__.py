@@ -1,0 +1,12 @@
+"""A fake Kubernetes cluster for tests and local runs: API server, Job controller and kubelet in one process.
+
+Not a general-purpose emulator: it serves the resources and verbs kubegate uses (namespaces,
+secrets, pods, jobs, networkpolicies), validates every write against the Kubernetes OpenAPI
+schema, and runs Pod commands as local processes.
+"""
+
+from k8s.sim.cluster import FakeCluster, kubeconfig
+from k8s.sim.kubelet import UNPULLABLE_REGISTRY
+from k8s.sim.store import InvalidWrite
+
+__all__ = ["UNPULLABLE_REGISTRY", "FakeCluster", "InvalidWrite", "kubeconfig"]

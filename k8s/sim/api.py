@@ -1,0 +1,179 @@
+"""The HTTP face of the fake cluster: the Kubernetes REST paths the runtime uses, as a Starlette app.
+
+``/api/v1/...`` and ``/apis/{group}/{version}/...`` are parsed into (namespace, resource, name,
+subresource) and dispatched to the store; list, watch (``?watch=true``, newline-delimited
+events, ``resourceVersion`` resume, ``timeoutSeconds``), create, merge/strategic patch,
+delete with ``propagationPolicy`` and ``pods/{name}/log`` (``follow``) are served. Every call
+is recorded as an RBAC-style ``(verb, group, resource)`` triple in ``audit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from k8s.sim.kubelet import Kubelet
+from k8s.sim.store import RESOURCES, ApiError, Obj, Store, Watcher
+
+Audit = set[tuple[str, str, str]]
+_MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse(path: str) -> Target:
+    parts = [part for part in path.split("/") if part]
+    if parts[:2] == ["api", "v1"]:
+        group, group_version, rest = "", "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, group_version, rest = parts[1], f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource: {path}")
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]].group_version != group_version or len(rest) > 3:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource: {path}")
+    return Target(group, rest[0], namespace, *(rest[1:] + [None, None])[:2])
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (strategic merge patches are applied the same way here)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _verb(method: str, target: Target, query: Any) -> str:
+    if method == "GET":
+        if target.name is not None:
+            return "get"
+        return "watch" if query.get("watch") in ("true", "1") else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+class Api:
+    def __init__(self, store: Store, kubelet: Kubelet, audit: Audit) -> None:
+        self.store, self.kubelet, self.audit = store, kubelet, audit
+        self.watches_open = asyncio.Event()
+        self.watches_open.set()
+
+    def app(self) -> Starlette:
+        methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+        return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            target = parse(request.url.path)
+            verb = _verb(request.method, target, request.query_params)
+            resource = f"{target.resource}/{target.subresource}" if target.subresource else target.resource
+            self.audit.add((verb, target.group, resource))
+            return await self._dispatch(request, verb, target)
+        except ApiError as exc:
+            return JSONResponse(exc.status(), status_code=exc.code)
+
+    async def _dispatch(self, request: Request, verb: str, target: Target) -> Response:
+        query = request.query_params
+        store, ns = self.store, target.namespace
+        if target.subresource == "log" and target.resource == "pods" and verb == "get":
+            chunks = await self.kubelet.log(ns or "", target.name or "", follow=query.get("follow") == "true")
+            return StreamingResponse(chunks, media_type="text/plain")
+        if target.subresource is not None:
+            raise ApiError(404, "NotFound", f"subresource {target.subresource} is not served")
+        if verb == "list":
+            items = store.list(target.resource, ns, query.get("labelSelector"))
+            info = RESOURCES[target.resource]
+            body = {"apiVersion": info.group_version, "kind": f"{info.kind}List",
+                    "metadata": {"resourceVersion": store.resource_version}, "items": items}
+            return JSONResponse(body)
+        if verb == "watch":
+            await self.watches_open.wait()
+            return self._watch(target, query.get("labelSelector"), query.get("resourceVersion"),
+                               float(query.get("timeoutSeconds") or 1800))
+        name = target.name or ""
+        if verb == "get":
+            return JSONResponse(store.get(target.resource, ns, name))
+        if verb == "create":
+            return JSONResponse(store.create(target.resource, ns, await _body(request)), status_code=201)
+        if verb == "patch":
+            return JSONResponse(await self._patch(request, target.resource, ns, name))
+        if verb == "delete":
+            options = await _body(request, required=False)
+            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+            return JSONResponse(store.delete(target.resource, ns, name, policy))
+        raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported by the fake cluster")
+
+    async def _patch(self, request: Request, resource: str, namespace: str | None, name: str) -> Obj:
+        content_type = request.headers.get("content-type", "").split(";")[0]
+        if content_type not in _MERGE_TYPES:
+            raise ApiError(415, "UnsupportedMediaType", f"patch type {content_type} is not supported")
+        patch = await _body(request)
+
+        def apply(obj: Obj) -> None:
+            merged = merge_patch(obj, patch)
+            for fixed in ("name", "namespace", "uid", "creationTimestamp"):
+                if obj["metadata"].get(fixed) != merged["metadata"].get(fixed):
+                    raise ApiError(422, "Invalid", f"metadata.{fixed}: field is immutable")
+            obj.clear()
+            obj.update(merged)
+        return self.store.update(resource, namespace, name, apply)
+
+    def _watch(self, target: Target, selector: str | None, since: str | None, timeout: float) -> Response:
+        try:
+            watcher = self.store.watch(target.resource, target.namespace, selector, since)
+        except ApiError as exc:
+            # A real API server answers an expired resourceVersion inside the stream, with 200.
+            line = json.dumps({"type": "ERROR", "object": exc.status()}) + "\n"
+            return Response(line, media_type="application/json")
+        return StreamingResponse(self._events(watcher, timeout), media_type="application/json")
+
+    async def _events(self, watcher: Watcher, timeout: float) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    return
+                if event is None:
+                    return
+                yield json.dumps(event) + "\n"
+        finally:
+            self.store.unwatch(watcher)
+
+
+async def _body(request: Request, *, required: bool = True) -> Obj:
+    raw = await request.body()
+    if not raw:
+        if required:
+            raise ApiError(400, "BadRequest", "request body is required")
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "BadRequest", f"invalid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "body must be a JSON object")
+    return body

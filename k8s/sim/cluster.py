@@ -1,0 +1,124 @@
+"""``FakeCluster``: the fake API server, Job controller and kubelet, served over real HTTP on 127.0.0.1.
+
+Use it from tests (``async with FakeCluster() as cluster``) or standalone (``python -m k8s.sim``).
+The official client reaches it through the kubeconfig it writes; nothing in the code under
+test knows it is not talking to a real cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from k8s.sim.api import Api, Audit
+from k8s.sim.controller import JobController, default_job
+from k8s.sim.kubelet import Kubelet
+from k8s.sim.store import InvalidWrite, Obj, Store
+
+
+def kubeconfig(server: str) -> dict[str, object]:
+    """A kubeconfig for an unauthenticated plain-HTTP server."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubegate-sim", "cluster": {"server": server}}],
+        "users": [{"name": "kubegate-sim", "user": {}}],
+        "contexts": [{"name": "kubegate-sim", "context": {"cluster": "kubegate-sim", "user": "kubegate-sim"}}],
+        "current-context": "kubegate-sim",
+    }
+
+
+class FakeCluster:
+    """A one-node cluster in this process; ``invalid_writes`` and ``audit`` are there for assertions."""
+
+    def __init__(self, *, port: int = 0, kubeconfig_path: Path | None = None, history: int = 10_000) -> None:
+        self._port = port
+        self._workdir = Path(tempfile.mkdtemp(prefix="kubegate-sim-"))
+        self.kubeconfig_path = kubeconfig_path or self._workdir / "kubeconfig"
+        self.store = Store(history=history)
+        self.store.defaulters["jobs"] = default_job
+        self.audit: Audit = set()
+        self.kubelet = Kubelet(self.store, self._workdir)
+        self.controller = JobController(self.store, self.kubelet)
+        self._api: Api | None = None
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self.url = ""
+
+    @property
+    def invalid_writes(self) -> list[InvalidWrite]:
+        return self.store.invalid_writes
+
+    async def __aenter__(self) -> FakeCluster:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        sock.listen(128)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._api = Api(self.store, self.kubelet, self.audit)
+        app = self._api.app()
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        # Connections queue on the already-listening socket, so callers may connect at once.
+        self._serving = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
+        self.kubeconfig_path.write_text(json.dumps(kubeconfig(self.url), indent=2))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._api is not None:
+            self._api.watches_open.set()
+        self.store.drop_watches()
+        await self.controller.close()
+        await self.kubelet.close()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Return once ``predicate()`` holds, re-checking after every write to the store; else ``TimeoutError``."""
+        changed = asyncio.Event()
+
+        def wake(_resource: str, _kind: str, _obj: Obj) -> None:
+            changed.set()
+        self.store.listeners.append(wake)
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    await changed.wait()
+                    changed.clear()
+        finally:
+            self.store.listeners.remove(wake)
+
+    def objects(self, resource: str, selector: str | None = None) -> list[Obj]:
+        """Every stored object of ``resource`` (all namespaces) matching ``selector``."""
+        return self.store.list(resource, None, selector)
+
+    def drop_watches(self) -> int:
+        """Close every open watch stream; returns how many there were."""
+        return self.store.drop_watches()
+
+    def hold_watches(self, held: bool = True) -> None:
+        """While held, new watch requests wait (as during an API server outage); ``False`` lets them through."""
+        assert self._api is not None
+        if held:
+            self._api.watches_open.clear()
+        else:
+            self._api.watches_open.set()
+
+    def compact(self) -> None:
+        """Expire the watch history so resuming from an old resourceVersion gets 410 Gone."""
+        self.store.compact()
