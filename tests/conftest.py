@@ -1,12 +1,23 @@
+"""End-to-end fixtures: real gateways on both runtimes, and the doors into them.
+
+The ``runtime`` parameter runs every end-to-end test once on the local runtime and once on the
+Kubernetes runtime, the latter against the fake cluster (``python -m k8s.sim``: a real HTTP API
+server that validates every object strictly, with a simulated kubelet).
+"""
+
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.doors import DOORS, Door, open_door
-from tests.gateway import Gateway, mint_key
+from tests.gateway import Gateway, free_port, mint_key
+
+RUNTIMES = ("local", "kubernetes")
 
 
 @pytest.fixture
@@ -15,22 +26,47 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kubegate-data")
+def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fake Kubernetes cluster in its own process; yields its kubeconfig."""
+    kubeconfig = tmp_path_factory.mktemp("cluster") / "kubeconfig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k8s.sim", "--port", str(free_port()), "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()
+    assert "fake cluster at" in banner, banner
+    yield kubeconfig
+    proc.terminate()
+    leftover, _ = proc.communicate(timeout=30)
+    assert "invalid write" not in leftover, f"kubegate wrote objects the Kubernetes schema refuses:\n{leftover}"
+
+
+@pytest.fixture(scope="session", params=RUNTIMES)
+def runtime_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "local":
+        return {"KUBEGATE_RUNTIME": "local"}
+    kubeconfig: Path = request.getfixturevalue("fake_cluster")
+    return {"KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig)}
 
 
 @pytest.fixture(scope="session")
-def gateway(data_dir: Path) -> Iterator[Gateway]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory, runtime_env: dict[str, str]) -> Path:
+    return tmp_path_factory.mktemp(f"kubegate-{runtime_env['KUBEGATE_RUNTIME']}")
+
+
+@pytest.fixture(scope="session")
+def gateway(data_dir: Path, runtime_env: dict[str, str]) -> Iterator[Gateway]:
     """One real ``kubegate serve`` (MCP sessions on) shared by the end-to-end tests."""
-    gw = Gateway(data_dir).start()
+    gw = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     yield gw
     gw.stop()
 
 
 @pytest.fixture(scope="session")
-def stateless_gateway(data_dir: Path) -> Iterator[Gateway]:
+def stateless_gateway(data_dir: Path, runtime_env: dict[str, str]) -> Iterator[Gateway]:
     """A second server on the same data dir, serving MCP without sessions."""
-    gw = Gateway(data_dir, env_extra={"KUBEGATE_MCP_STATELESS": "1"}).start()
+    gw = Gateway(data_dir, env_extra={**runtime_env, "KUBEGATE_MCP_STATELESS": "1"}).start()
     yield gw
     gw.stop()
 
@@ -50,7 +86,7 @@ def api_key(data_dir: Path, user_email: str) -> str:
 
 @pytest.fixture(params=DOORS)
 async def door(request: pytest.FixtureRequest, gateway: Gateway, stateless_gateway: Gateway, api_key: str,
-               data_dir: Path) -> AsyncIterator[Door]:
+               data_dir: Path, runtime_env: dict[str, str]) -> AsyncIterator[Door]:
     async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
-                         data_dir=data_dir) as opened:
+                         data_dir=data_dir, env=runtime_env) as opened:
         yield opened

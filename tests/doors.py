@@ -98,7 +98,8 @@ DOORS = ("rest", "shorthand", "mcp-http-session", "mcp-http-stateless", "mcp-htt
 
 
 @asynccontextmanager
-async def open_door(kind: str, *, url: str, stateless_url: str, key: str, data_dir: Path) -> AsyncIterator[Door]:
+async def open_door(kind: str, *, url: str, stateless_url: str, key: str, data_dir: Path,
+                    env: dict[str, str] | None = None) -> AsyncIterator[Door]:
     headers = {"Authorization": f"Bearer {key}"}
     async with AsyncExitStack() as stack:
         if kind in ("rest", "shorthand"):
@@ -108,7 +109,7 @@ async def open_door(kind: str, *, url: str, stateless_url: str, key: str, data_d
         if kind == "mcp-stdio":
             params = StdioServerParameters(
                 command=sys.executable, args=["-m", "mcp_server.cli", "stdio"],
-                env=kubegate_env(data_dir, {"KUBEGATE_API_KEY": key}),
+                env=kubegate_env(data_dir, {**(env or {}), "KUBEGATE_API_KEY": key}),
             )
             mcp = await stack.enter_async_context(Client(params, mode="legacy"))
         else:

@@ -52,11 +52,11 @@ async def test_bad_credentials_get_401_on_rest_and_mcp(case: str, gateway: Gatew
 
 
 async def test_missing_scope_is_403_on_every_door(gateway: Gateway, stateless_gateway: Gateway,
-                                                  data_dir: Path) -> None:
+                                                  data_dir: Path, runtime_env: dict[str, str]) -> None:
     key = mint_key(data_dir, user="narrow@example.test", scopes=["tasks:read"])
     for kind in ("rest", "shorthand", "mcp-http-session", "mcp-stdio"):
         async with open_door(kind, url=gateway.url, stateless_url=stateless_gateway.url, key=key,
-                             data_dir=data_dir) as door:
+                             data_dir=data_dir, env=runtime_env) as door:
             outcome = await door.call("api_keys_list")
             assert outcome.error_status == 403, (kind, outcome)
             assert outcome.body["error"] == "forbidden"

@@ -12,11 +12,11 @@ from tests.e2e.test_tasks import _alive
 from tests.gateway import Gateway, mint_key
 
 
-async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path) -> None:
+async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict[str, str]) -> None:
     data_dir = tmp_path / "data"
     key = mint_key(data_dir)
     headers = {"Authorization": f"Bearer {key}"}
-    gateway = Gateway(data_dir).start()
+    gateway = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     try:
         async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
             async def create(command: list[str]) -> str:
@@ -38,7 +38,7 @@ async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path) -> None:
             await anyio.lowlevel.checkpoint()
     assert _alive("sleep 2.37"), "the long task outlives the gateway"
 
-    restarted = Gateway(data_dir).start()
+    restarted = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     try:
         async with httpx.AsyncClient(base_url=restarted.url, headers=headers, timeout=60) as http:
             async def wait(task_id: str) -> dict[str, object]:

@@ -36,11 +36,11 @@ async def _assert_usable(client: Client) -> None:
     assert not result.is_error and "apiKeys" in (result.structured_content or {})
 
 
-async def test_stdio_config_connects(data_dir: Path, api_key: str) -> None:
+async def test_stdio_config_connects(data_dir: Path, api_key: str, runtime_env: dict[str, str]) -> None:
     server = _load("mcp-stdio.json", {"KUBEGATE_DATA_DIR": str(data_dir), "KUBEGATE_API_KEY": api_key})
     assert shutil.which(server["command"]), "the kubegate console script is installed"
     params = StdioServerParameters(command=server["command"], args=server["args"],
-                                   env=kubegate_env(data_dir, server["env"]))
+                                   env=kubegate_env(data_dir, {**runtime_env, **server["env"]}))
     async with Client(params, mode="legacy") as client:
         await _assert_usable(client)
 
