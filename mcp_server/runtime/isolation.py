@@ -17,7 +17,6 @@ back to its default inside the sandbox; TERM then reaches the task only and KILL
 
 from __future__ import annotations
 
-import functools
 import math
 import resource
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from mcp_server.errors import Unavailable
-from mcp_server.runtime.base import SIZES, RunSpec
+from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec
 
 OUTPUT_FILE = ".kubegate-output"
 """Name of the file, inside the work dir, that ``$KUBEGATE_OUTPUT`` points at."""
@@ -53,6 +52,8 @@ class Plan:
     limits: list[Limit]
     ignore_term: bool
     """Start the direct child with SIGTERM ignored (the outer ``bwrap``, see the module docstring)."""
+    die_with_shim: bool
+    """Have the kernel SIGKILL the task if the shim dies, as ``bwrap --die-with-parent`` does."""
 
 
 def find_bwrap(mode: Literal["auto", "bwrap", "none"]) -> str | None:
@@ -87,29 +88,21 @@ _SANDBOX = ("--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev"
 
 def plan(spec: RunSpec, work_dir: Path, bwrap: str | None, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Plan:
     """The finished command line, environment and limits for ``spec`` running in ``work_dir``."""
+    if not spec.command:
+        raise ValueError("a run needs a command")
     work = str(work_dir)
     env = {**BASE_ENV, "HOME": work, **spec.env, "KUBEGATE_OUTPUT": str(work_dir / OUTPUT_FILE)}
     limits = rlimits(spec, max_file_bytes=max_file_bytes, per_sandbox=bwrap is not None)
     if bwrap is None:
-        return Plan([*_die_with_parent(), *spec.command], env, work, limits, ignore_term=False)
+        return Plan(list(spec.command), env, work, limits, ignore_term=False, die_with_shim=True)
     argv = [bwrap, *_SANDBOX]
     if spec.network:
         argv.append("--share-net")
     # The tmpfs hides whatever lies under /tmp, the work dir included when the data dir is there,
     # so the work dir is bound after it.
     argv += ["--tmpfs", "/tmp", "--bind", work, work, "--chdir", work, "--"]
-    argv += ["env", "--default-signal=TERM", *spec.command]
-    return Plan(argv, env, work, limits, ignore_term=True)
-
-
-@functools.cache
-def _die_with_parent() -> tuple[str, ...]:
-    """Without bubblewrap's ``--die-with-parent``, the same from util-linux, when installed.
-
-    A separate exec costs ~1.5 ms; doing the ``prctl`` in the shim through ctypes costs ~3 ms.
-    """
-    setpriv = shutil.which("setpriv")
-    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
+    argv += ["env", "--default-signal=TERM", "--", *spec.command]
+    return Plan(argv, env, work, limits, ignore_term=True, die_with_shim=False)
 
 
 def rlimits(spec: RunSpec, *, max_file_bytes: int, per_sandbox: bool) -> list[Limit]:
@@ -121,7 +114,7 @@ def rlimits(spec: RunSpec, *, max_file_bytes: int, per_sandbox: bool) -> list[Li
     bound only inside a sandbox, so it is left alone without one. The kernel never applies it to
     uid 0, so a gateway running as root gets no pid limit from it.
     """
-    size = SIZES.get(spec.size) or SIZES["small"]
+    size = SIZES.get(spec.size) or SIZES[DEFAULT_SIZE]
     memory = size.memory_mib * 1024 * 1024
     cpu = math.ceil(spec.timeout_seconds * max(1.0, size.cpu_millis / 1000)) + 1
     limits: list[Limit] = [

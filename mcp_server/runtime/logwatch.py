@@ -37,9 +37,15 @@ class LogWatcher:
         self._broken = False
 
     @contextmanager
-    def watch(self, path: Path) -> Iterator[tuple[asyncio.Event, float | None]]:
-        """Yield ``(event, poll)``: wait on ``event``, but no longer than ``poll`` seconds if given."""
+    def watch(self, path: Path | None) -> Iterator[tuple[asyncio.Event, float | None]]:
+        """Yield ``(event, poll)``: wait on ``event``, but no longer than ``poll`` seconds if given.
+
+        With no ``path`` the event is never set by a write: for readers that will not wait.
+        """
         event = asyncio.Event()
+        if path is None:
+            yield event, None
+            return
         wd = self._add(path)
         if wd is None:
             yield event, FALLBACK_POLL

@@ -79,14 +79,14 @@ class RunDir:
         """What the shim recorded when the run ended, or None if it recorded nothing."""
         try:
             raw: dict[str, Any] = json.loads((self.path / shim.EXIT_FILE).read_bytes())
-        except (OSError, ValueError):
+            finished_at = datetime.fromtimestamp(float(raw["finished_at"]), UTC)
+        except (OSError, ValueError, TypeError, KeyError):
             return None
-        reason = raw.get("reason")
-        code = raw.get("exit_code")
+        code, reason = raw.get("exit_code"), raw.get("reason")
         return ExitRecord(
             exit_code=code if isinstance(code, int) else None,
             reason=reason if reason in _REASONS else "error",
-            finished_at=datetime.fromtimestamp(float(raw.get("finished_at", 0.0)), UTC),
+            finished_at=finished_at,
         )
 
     def was_cancelled(self) -> bool:
@@ -112,6 +112,19 @@ class RunDir:
                 return _decode(skip_partial(file.read()) if tail is not None else file.read())
         except FileNotFoundError:
             return ""
+
+
+class ChunkDecoder:
+    """Decodes a log read in chunks; the first chunk after a seek may start mid-character."""
+
+    def __init__(self, *, after_seek: bool) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._after_seek = after_seek
+
+    def decode(self, chunk: bytes) -> str:
+        if self._after_seek:
+            chunk, self._after_seek = skip_partial(chunk), False
+        return self._decoder.decode(chunk)
 
 
 def seek_tail(fd: int, tail: int) -> None:

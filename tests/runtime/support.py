@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from mcp_server.runtime.base import RunEvent, Runtime, RunSpec
+from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
 
 WAIT = 15.0
 """Seconds any single wait may take before the test fails (the machine is shared and noisy)."""

@@ -15,7 +15,7 @@ from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime.base import OUTPUT_LIMIT, Runtime
 from mcp_server.runtime.local import LocalRuntime
-from tests.runtime.conftest import MakeRuntime
+from tests.runtime.conftest import Isolation, MakeRuntime
 from tests.runtime.support import WAIT, Events, Handshake, processes_in, sh, spec
 
 
@@ -72,14 +72,16 @@ async def test_unknown_command_exits_127(runtime: LocalRuntime) -> None:
     assert (exited.exit_code, exited.reason) == (127, "error")
 
 
-async def test_env_is_the_spec_env_plus_a_minimal_base(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_env_is_the_spec_env_plus_a_minimal_base(
+    runtime: LocalRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GATEWAY_SECRET", "must-not-leak")
     events = Events(runtime)
     run = spec(["env"], env={"GREETING": "hi"})
     await runtime.start(run)
     await events.wait(run.run_id)
     env = dict(line.split("=", 1) for line in runtime.read_logs(run.run_id, tail=65536).splitlines())
-    work = Settings(data_dir=Path(env["HOME"]).parents[2]).runs_dir / run.run_id / "work"
+    work = Settings(data_dir=tmp_path).runs_dir / run.run_id / "work"
     assert env["GREETING"] == "hi" and "GATEWAY_SECRET" not in env
     assert env["HOME"] == str(work) and env["KUBEGATE_OUTPUT"].startswith(f"{work}/")
     assert env["LANG"] == "C.UTF-8" and "/usr/bin" in env["PATH"].split(":")
@@ -205,13 +207,14 @@ def test_forced_bwrap_without_bubblewrap_fails_at_construction(
     assert not LocalRuntime(Settings(data_dir=tmp_path, isolation="auto")).isolated
 
 
-async def test_rlimits_from_the_size_apply_to_the_task(make_runtime: MakeRuntime, isolation: str) -> None:
-    runtime = make_runtime(isolation)  # type: ignore[arg-type]
+async def test_rlimits_from_the_size_apply_to_the_task(make_runtime: MakeRuntime, isolation: Isolation) -> None:
+    runtime = make_runtime(isolation)
     events = Events(runtime)
     limits = spec(["cat", "/proc/self/limits"], size="small", timeout_seconds=60)
     await runtime.start(limits)
     await events.wait(limits.run_id)
-    table = {line[:26].strip(): line[26:].split()[:2] for line in runtime.read_logs(limits.run_id, tail=8192).splitlines()}
+    lines = runtime.read_logs(limits.run_id, tail=8192).splitlines()
+    table = {line[:26].strip(): line[26:].split()[:2] for line in lines}
     assert table["Max address space"] == [str(512 * 1024 * 1024)] * 2
     assert table["Max cpu time"] == ["61", "66"]
     assert table["Max file size"] == [str(1 << 30)] * 2
