@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 import mcp_server.capabilities  # noqa: F401  (fills the registry)
 from mcp_server import __version__
-from mcp_server.auth.middleware import AuthMiddleware
+from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
 from mcp_server.http import BodyLimitMiddleware, error_response
@@ -97,6 +97,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         Route("/api/mcp", McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
         *rest_routes(reg, services),
         *docs_routes(reg, settings),
+        *auth_routes(services),
     ]
 
     @asynccontextmanager
@@ -108,7 +109,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
-            Middleware(AuthMiddleware, services=services),
+            *security_middleware(services, reg),
         ],
         exception_handlers=_exception_handlers(),
         lifespan=lifespan,

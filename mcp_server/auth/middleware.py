@@ -1,9 +1,11 @@
 """One authentication middleware for REST and MCP over HTTP.
 
-It turns ``Authorization: Bearer sk_live_...`` into a ``Principal`` stored in the request
-scope, where handlers find it. Every path under ``/api`` needs one; anything else (health,
-docs, OpenAPI, login) passes through. Failures are 401 in the documented shape with a
-``WWW-Authenticate`` challenge that points MCP clients at the protected-resource metadata.
+It turns ``Authorization: Bearer sk_live_...`` or the ``session`` cookie set at login into a
+``Principal`` stored in the request scope, where handlers find it. A bearer header wins over a
+cookie (and a bad bearer is not rescued by one). Every path under ``/api`` needs a principal;
+anything else (health, docs, OpenAPI, login) passes through. Failures are 401 in the
+documented shape with a ``WWW-Authenticate`` challenge that points MCP clients at the
+protected-resource metadata.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_server.auth.principal import Principal
+from mcp_server.auth.csrf import session_cookie
+from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
+from mcp_server.auth.sessions import SessionStore
 from mcp_server.errors import Unauthorized
 from mcp_server.http import send_error
 from mcp_server.services import Services
 
 PROTECTED_PREFIX = "/api"
-PRINCIPAL_KEY = "kubegate.principal"
+
+__all__ = ["PRINCIPAL_KEY", "PROTECTED_PREFIX", "AuthMiddleware", "Authenticator", "bearer_token"]
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -29,10 +34,31 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self.app = app
+def _has_authorization(scope: Scope) -> bool:
+    return any(name == b"authorization" for name, _ in scope["headers"])
+
+
+class Authenticator:
+    """Credentials -> principal, shared by the middleware and the ``/auth`` routes."""
+
+    def __init__(self, services: Services, sessions: SessionStore) -> None:
         self.services = services
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope) -> Principal | None:
+        if _has_authorization(scope):
+            token = bearer_token(scope)
+            return await self.services.keys.authenticate(token) if token else None
+        cookie = session_cookie(scope)
+        return await self.sessions.authenticate(cookie) if cookie else None
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, services: Services, sessions: SessionStore | None = None) -> None:
+        self.app = app
+        self.authenticate = Authenticator(
+            services, sessions or SessionStore(services.db, services.settings.session_max_age_seconds)
+        )
         metadata = f"{services.settings.public_url}/.well-known/oauth-protected-resource/api/mcp"
         self.challenge = f'Bearer realm="kubegate", resource_metadata="{metadata}"'
 
@@ -43,7 +69,8 @@ class AuthMiddleware:
             return
         principal = await self.authenticate(scope)
         if principal is None:
-            error = Unauthorized("Missing or invalid credentials: send Authorization: Bearer sk_live_...")
+            error = Unauthorized("Missing or invalid credentials: send Authorization: Bearer sk_live_... "
+                                 "or log in at /auth/login")
             await send_error(scope, receive, send, error, {"WWW-Authenticate": self.challenge})
             return
         scope[PRINCIPAL_KEY] = principal
@@ -52,9 +79,3 @@ class AuthMiddleware:
             token="", client_id=principal.user_id, scopes=list(principal.scopes), subject=principal.user_id
         ))
         await self.app(scope, receive, send)
-
-    async def authenticate(self, scope: Scope) -> Principal | None:
-        token = bearer_token(scope)
-        if token is None:
-            return None
-        return await self.services.keys.authenticate(token)

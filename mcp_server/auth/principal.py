@@ -6,10 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-RESOURCES = ("api-keys", "tasks", "workflows", "sandboxes", "deployments")
+RESOURCES = ("api-keys", "tasks", "workflows", "sandboxes", "deployments", "audit")
 ACTIONS = ("read", "write")
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ACTIONS)
 DEFAULT_SCOPES: tuple[str, ...] = tuple(f"{r}:*" for r in RESOURCES)
+
+PRINCIPAL_KEY = "kubegate.principal"
+"""Where the auth middleware leaves the ``Principal`` in the ASGI scope."""
 
 AuthMethod = Literal["api_key", "session", "local"]
 

@@ -1,0 +1,169 @@
+"""Guards against hostile clients, below and just above the ASGI line.
+
+uvicorn's httptools protocol neither bounds the size of request headers nor times out a
+client that sends them slowly (its keep-alive timeout only runs between requests), so
+``guarded_http_protocol`` subclasses it: headers must arrive within ``header_timeout``
+seconds of the connection (or of the request's first byte on a kept-alive connection) and
+within ``max_header_bytes``, else the client gets 408 or 431 and the connection is closed.
+``BodyTimeoutMiddleware`` does the same for the body: it must be complete within
+``body_timeout`` seconds of the request, else 408. Waiting for a disconnect after the body
+(an open SSE stream) is not timed. The access log never shows query strings of ``/auth``
+paths, where the OAuth code and state travel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mcp_server.errors import KubegateError
+from mcp_server.http import dumps, send_error
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class RequestTimeout(KubegateError):
+    status = 408
+    code = "request_timeout"
+
+
+class HeadersTooLarge(KubegateError):
+    status = 431
+    code = "request_headers_too_large"
+
+
+def raw_error(error: KubegateError) -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection, for use below ASGI."""
+    body = dumps(error.to_dict())
+    head = (f"HTTP/1.1 {error.status} ".encode() + _REASONS.get(error.status, b"Error") + b"\r\n"
+            b"content-type: application/json\r\nconnection: close\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode())
+    return head + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header read timeout and a header size limit."""
+
+    header_timeout: ClassVar[float] = 10.0
+    max_header_bytes: ClassVar[int] = 64 * 1024
+    _timer: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._begin_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._timer is None:
+            self._begin_headers()
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._begin_headers()  # the next request on a kept-alive connection
+        if self._timer is not None:
+            # Count only up to the end of the header block: a body may share the chunk.
+            end = data.find(b"\r\n\r\n")
+            self._header_bytes += end + 4 if end >= 0 else len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(HeadersTooLarge(f"Request headers are larger than {self.max_header_bytes} bytes"))
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._end_headers()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_headers()
+        super().connection_lost(exc)
+
+    def _begin_headers(self) -> None:
+        self._header_bytes = 0
+        self._timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _end_headers(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self._refuse(RequestTimeout(f"Request headers not received within {self.header_timeout:g}s"))
+
+    def _refuse(self, error: KubegateError) -> None:
+        self._end_headers()
+        self.transport.write(raw_error(error))
+        self.transport.close()
+
+
+def guarded_http_protocol(header_timeout: float, max_header_bytes: int) -> type[asyncio.Protocol]:
+    """The guarded protocol class with these limits, for ``uvicorn.Config(http=...)``."""
+    limits = {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes}
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), limits)
+
+
+class _SlowBody(Exception):
+    pass
+
+
+class BodyTimeoutMiddleware:
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self.timeout
+        body_done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:
+                raise _SlowBody
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except _SlowBody:
+            if not started:
+                error = RequestTimeout(f"Request body not received within {self.timeout:g}s")
+                await send_error(scope, receive, send, error, {"Connection": "close"})
+
+
+class RedactAuthQueries(logging.Filter):
+    """Drop the query string of ``/auth/...`` requests from uvicorn's access log lines."""
+
+    PATH_ARG: ClassVar[int] = 2
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args: Any = record.args
+        if isinstance(args, tuple) and len(args) > self.PATH_ARG and isinstance(args[self.PATH_ARG], str):
+            path = args[self.PATH_ARG]
+            if path.startswith("/auth/") and "?" in path:
+                record.args = (*args[: self.PATH_ARG], path.split("?", 1)[0] + "?[redacted]",
+                               *args[self.PATH_ARG + 1:])
+        return True
+
+
+def install_log_redaction() -> None:
+    logging.getLogger("uvicorn.access").addFilter(RedactAuthQueries())

@@ -1,0 +1,103 @@
+"""Per-user hourly rate limits for every authenticated HTTP request, REST and MCP alike.
+
+Counting is done by the ``limits`` library with a moving window, so there is no burst at a
+window edge, and ``hit`` is atomic in every storage it supports: with a limit of N, exactly N
+of any number of parallel requests pass. A user has one bucket per credential kind (the
+session limit and the API-key limit are separate budgets), shared by all of the user's keys.
+Storage is process memory unless ``KUBEGATE_RATE_LIMIT_STORAGE`` names a shared one
+(``redis://...``), which makes the limit hold across replicas.
+
+The headers are added at ``http.response.start``, so streamed (SSE) MCP responses carry them too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, RateLimitItemPerHour
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
+from mcp_server.config import Settings
+from mcp_server.errors import RateLimited
+from mcp_server.http import send_error
+
+
+def async_storage_url(url: str) -> str:
+    """``limits`` names its asyncio storages ``async+<scheme>://``; accept the plain form too."""
+    return url if url.startswith("async+") else f"async+{url}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float
+
+    @property
+    def reset(self) -> int:
+        return math.ceil(self.reset_at)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        storage = storage_from_string(async_storage_url(settings.rate_limit_storage))
+        self._strategy = MovingWindowRateLimiter(storage)
+        self._session = RateLimitItemPerHour(settings.rate_limit_session, namespace="kubegate")
+        self._api_key = RateLimitItemPerHour(settings.rate_limit_api_key, namespace="kubegate")
+
+    def item_for(self, principal: Principal) -> RateLimitItem:
+        return self._session if principal.method == "session" else self._api_key
+
+    async def hit(self, principal: Principal) -> Verdict:
+        """Count one request for the principal's user and say whether it may proceed."""
+        item = self.item_for(principal)
+        kind = "session" if item is self._session else "key"
+        allowed = await self._strategy.hit(item, principal.user_id, kind)
+        stats = await self._strategy.get_window_stats(item, principal.user_id, kind)
+        # In a moving window the reset is when the oldest counted request leaves it and frees a slot.
+        return Verdict(allowed=allowed, limit=item.amount, remaining=max(0, stats.remaining),
+                       reset_at=stats.reset_time)
+
+
+class RateLimitMiddleware:
+    """Sits behind the auth middleware: anonymous requests pass untouched (they get a 401 there)."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = scope.get(PRINCIPAL_KEY) if scope["type"] == "http" else None
+        if not isinstance(principal, Principal):
+            await self.app(scope, receive, send)
+            return
+        verdict = await self.limiter.hit(principal)
+        headers = verdict.headers()
+        if not verdict.allowed:
+            error = RateLimited(f"Rate limit of {verdict.limit} requests per hour exceeded; retry later")
+            await send_error(scope, receive, send, error, {**headers, "Retry-After": str(verdict.retry_after())})
+            return
+        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *raw]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
