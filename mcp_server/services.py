@@ -15,6 +15,7 @@ from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.tasks import TaskService
+from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import Unauthorized
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.db import Database
@@ -39,6 +40,7 @@ class Services:
     runtime: Runtime
     dispatcher: Dispatcher
     tasks: TaskService
+    workflows: WorkflowService
     engine_running: bool = False
 
     @classmethod
@@ -50,6 +52,7 @@ class Services:
         services = cls(
             settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds), runtime=runtime,
             dispatcher=dispatcher, tasks=TaskService(db, runtime, dispatcher, settings),
+            workflows=WorkflowService(db, runtime, dispatcher, settings),
         )
         if engine:
             await services.start_engine()
@@ -57,7 +60,8 @@ class Services:
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
-        await self.runtime.recover(await self.tasks.active_specs())
+        await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
+        await self.workflows.resume()
         self.engine_running = True
 
     async def close(self) -> None:

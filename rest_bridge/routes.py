@@ -35,4 +35,9 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "/api/tasks", "tasks_create", source="body", status=201),
     RestRoute("GET", "/api/tasks/{taskId}", "tasks_get"),
     RestRoute("DELETE", "/api/tasks/{taskId}", "tasks_delete"),
+    RestRoute("GET", "/api/workflows", "workflows_list"),
+    RestRoute("POST", "/api/workflows", "workflows_create", source="body", status=201),
+    RestRoute("GET", "/api/workflows/{workflowId}", "workflows_get"),
+    RestRoute("DELETE", "/api/workflows/{workflowId}", "workflows_delete"),
+    RestRoute("GET", "/api/audit", "audit_list"),
 )

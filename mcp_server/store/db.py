@@ -8,14 +8,19 @@ version exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+_TRANSACTION: ContextVar[Database | None] = ContextVar("kubegate_transaction", default=None)
+"""The database whose transaction the current task holds, if any."""
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -34,6 +39,8 @@ class Database:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        # One connection is shared by every coroutine: a second BEGIN while one is open would fail.
+        self._tx_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -67,27 +74,44 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        if _TRANSACTION.get() is self:  # nested: part of the transaction already open
             yield
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
+            return
+        async with self._tx_lock:
+            token = _TRANSACTION.set(self)
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+                await self._conn.execute("COMMIT")
+            finally:
+                _TRANSACTION.reset(token)
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Run one statement; returns the number of rows changed."""
-        cur = await self._conn.execute(sql, tuple(params))
-        return cur.rowcount
+        """Run one statement; returns the number of rows changed.
+
+        Outside a transaction of its own, a write waits for any open transaction to end: on the
+        shared connection it would otherwise join that transaction and vanish with a rollback.
+        """
+        if _TRANSACTION.get() is self:
+            cur = await self._conn.execute(sql, tuple(params))
+            return cur.rowcount
+        async with self._tx_lock:
+            cur = await self._conn.execute(sql, tuple(params))
+            return cur.rowcount
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        cur = await self._conn.execute(sql, tuple(params))
-        row = await cur.fetchone()
-        return dict(row) if row is not None else None
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        cur = await self._conn.execute(sql, tuple(params))
-        return [dict(row) for row in await cur.fetchall()]
+        # One hop to the connection's thread instead of two (execute, then fetch): on the request
+        # path every hop waits for the GIL.
+        rows = await self._conn.execute_fetchall(sql, tuple(params))
+        return [dict(row) for row in rows]
 
 
 def _statements(sql: str) -> list[str]:

@@ -1,0 +1,181 @@
+"""The scheduler against a scripted runtime: parallelism, output passing, restarts, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_server.config import Settings
+from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.workflows import WorkflowService
+from mcp_server.models.workflows import WorkflowCreate
+from mcp_server.runtime.base import RunEvent, RunSpec
+from mcp_server.store.db import Database
+from mcp_server.store.users import ensure_user
+
+
+class ScriptedRuntime:
+    """Starts nothing: records specs and emits the events a test asks for."""
+
+    name = "scripted"
+
+    def __init__(self, known: Sequence[str] = ()) -> None:
+        self.started: list[RunSpec] = []
+        self.known = set(known)
+        self.queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+
+    async def start(self, spec: RunSpec) -> None:
+        self.started.append(spec)
+        self.known.add(spec.run_id)
+        self.queue.put_nowait(RunEvent(spec.run_id, "started", datetime.now(UTC)))
+
+    def finish(self, step: str, code: int = 0, output: str | None = None) -> None:
+        run_id = next(s.run_id for s in self.started if s.labels["step"] == step)
+        reason = "completed" if code == 0 else "error"
+        self.queue.put_nowait(RunEvent(run_id, "exited", datetime.now(UTC), code, output, reason))  # type: ignore[arg-type]
+
+    async def cancel(self, run_id: str) -> None:
+        return None
+
+    async def remove(self, run_id: str) -> None:
+        return None
+
+    def read_logs(self, run_id: str, *, tail: int) -> str:
+        return ""
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        while (event := await self.queue.get()) is not None:
+            yield event
+
+    async def recover(self, active: Sequence[RunSpec]) -> None:
+        for spec in active:
+            if spec.run_id not in self.known:
+                self.queue.put_nowait(RunEvent(spec.run_id, "exited", datetime.now(UTC), reason="lost"))
+
+    async def close(self) -> None:
+        self.queue.put_nowait(None)
+
+
+Engine = Callable[..., Any]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """Builds (runtime, service, user id) on one store, as successive gateway processes would."""
+    db = await Database.open(tmp_path / "kubegate.db")
+    user = await ensure_user(db, "engine@example.test")
+    dispatchers: list[Dispatcher] = []
+
+    async def make(runtime: ScriptedRuntime, **settings: Any) -> tuple[WorkflowService, str]:
+        dispatcher = Dispatcher(runtime)  # type: ignore[arg-type]
+        service = WorkflowService(db, runtime, dispatcher, Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
+        dispatcher.start()
+        dispatchers.append(dispatcher)
+        await runtime.recover(await service.active_specs())
+        await service.resume()
+        return service, user.id
+
+    yield make
+    for dispatcher in dispatchers:
+        await dispatcher.stop()
+    await db.close()
+
+
+def workflow(*steps: tuple[str, list[str]], **fields: dict[str, Any]) -> WorkflowCreate:
+    return WorkflowCreate.model_validate({"name": "wf", "steps": [
+        {"name": n, "image": "alpine", "command": ["true"], "dependsOn": d, **fields.get(n, {})} for n, d in steps
+    ]})
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    with anyio.fail_after(5):
+        while not predicate():
+            await anyio.lowlevel.checkpoint()
+
+
+async def statuses(service: WorkflowService, workflow_id: str) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in await service.steps(workflow_id)}
+
+
+async def test_ready_steps_start_together_up_to_the_concurrency_limit(engine: Engine) -> None:
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime, workflow_concurrency=2)
+    row, _ = await service.create(user, workflow(("a", []), ("b", []), ("c", []), ("join", ["a", "b", "c"])))
+    assert [s.labels["step"] for s in runtime.started] == ["a", "b"]
+    runtime.finish("a")
+    await until(lambda: len(runtime.started) == 3)
+    assert runtime.started[2].labels == {"workflow": row["id"], "step": "c"}
+    runtime.finish("b")
+    runtime.finish("c")
+    await until(lambda: len(runtime.started) == 4)
+    runtime.finish("join")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "completed":
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_outputs_are_substituted_when_the_step_starts_and_secrets_then_dropped(engine: Engine) -> None:
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime)
+    await service.create(user, workflow(("a", []), ("b", ["a"]), b={
+        "image": "registry.local/app:{{steps.a.output}}", "command": ["echo", "v={{steps.a.output}}"],
+        "env": {"TOKEN": "secret-{{steps.a.output}}"},
+    }))
+    assert await service.db.fetch_all("SELECT run_id FROM run_secrets") != []
+    runtime.finish("a", output="v1")
+    await until(lambda: len(runtime.started) == 2)
+    spec = runtime.started[1]
+    assert (spec.image, list(spec.command), dict(spec.env)) == ("registry.local/app:v1", ["echo", "v=v1"],
+                                                               {"TOKEN": "secret-v1"})
+    assert await service.db.fetch_all("SELECT run_id FROM run_secrets") == []
+
+
+async def test_an_output_that_makes_an_invalid_image_fails_the_step(engine: Engine) -> None:
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime)
+    row, _ = await service.create(user, workflow(("a", []), ("b", ["a"]), ("c", ["b"]),
+                                                 b={"image": "app:{{steps.a.output}}"}))
+    runtime.finish("a", output="NOT A TAG!")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "failed":
+            await anyio.lowlevel.checkpoint()
+    steps = {s["name"]: s for s in await service.steps(row["id"])}
+    assert steps["b"]["status"] == "failed" and "not a valid reference" in steps["b"]["message"]
+    assert steps["c"]["status"] == "skipped" and len(runtime.started) == 1
+
+
+async def test_a_claimed_step_whose_run_never_began_is_lost_not_rerun(engine: Engine) -> None:
+    first = ScriptedRuntime()
+    service, user = await engine(first)
+    row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
+    # A new gateway whose runtime never heard of a's run: the crash came between claim and start.
+    after = ScriptedRuntime()
+    service, _ = await engine(after)
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "failed":
+            await anyio.lowlevel.checkpoint()
+    assert await statuses(service, row["id"]) == {"a": "failed", "b": "skipped"}
+    assert after.started == []
+
+
+async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_once(engine: Engine) -> None:
+    first = ScriptedRuntime()
+    service, user = await engine(first)
+    row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
+    after = ScriptedRuntime(known=[first.started[0].run_id])
+    after.started.append(first.started[0])
+    service, _ = await engine(after)
+    assert await statuses(service, row["id"]) == {"a": "running", "b": "pending"}
+    after.finish("a")
+    await until(lambda: len(after.started) == 2)
+    after.finish("b")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "completed":
+            await anyio.lowlevel.checkpoint()
+    assert len(first.started) == 1 and [s.labels["step"] for s in after.started] == ["a", "b"]
