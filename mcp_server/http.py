@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +39,7 @@ class BodyLimitMiddleware:
         too_large = PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _drain(receive)
             await send_error(scope, receive, send, too_large)
             return
         seen = 0
@@ -61,8 +63,30 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
+                await _drain(receive)
                 await send_error(scope, receive, send, too_large)
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+_DRAIN_LIMIT = 16 * 1024 * 1024
+_DRAIN_SECONDS = 5.0
+
+
+async def _drain(receive: Receive) -> None:
+    """Read (and drop) what the client is still sending, up to a bound, before refusing it.
+
+    Closing a connection with unread data makes the kernel answer with a reset, and the client
+    then loses the 413 it was about to read. Past the bound the client is cut off regardless.
+    """
+    drained = 0
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        while drained < _DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return

@@ -74,13 +74,17 @@ class Registry:
     def list(self) -> list[Capability]:
         return list(self._capabilities.values())
 
-    async def call(self, name: str, ctx: Context, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Check scope, validate ``arguments``, run the handler; returns the wire JSON of its result."""
+    async def call(self, name: str, ctx: Context, arguments: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+        """Check scope, validate ``arguments``, run the handler; returns the wire JSON of its result.
+
+        JSON arguments are validated strictly (``0`` is not ``false``, ``"5"`` is not ``5``); a
+        query string has only strings, so REST's query routes pass ``strict=False``.
+        """
         capability = self.get(name)
         if not ctx.principal.allows(capability.scope):
             raise Forbidden(f"This credential lacks the '{capability.scope}' scope needed for {name}")
         try:
-            args = capability.input_model.model_validate(arguments)
+            args = capability.input_model.model_validate(arguments, strict=strict)
         except ValidationError as exc:
             raise validation_failed(exc) from None
         result = await capability.handler(ctx, args)

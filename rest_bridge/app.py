@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mcp_server.auth.audit import ACTION_KEY
 from mcp_server.auth.principal import Principal
 from mcp_server.context import Context
 from mcp_server.errors import BadRequest, KubegateError, Unauthorized
@@ -45,12 +46,14 @@ async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
 
 def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
     async def endpoint(request: Request) -> Response:
+        request.scope[ACTION_KEY] = route.tool  # names the action in the audit log
         principal = request.scope.get("kubegate.principal")
         try:
             if not isinstance(principal, Principal):
                 raise Unauthorized("Authentication required")
             args = await _arguments(request, route)
-            body = await registry.call(route.tool, Context(principal=principal, services=services), args)
+            context = Context(principal=principal, services=services)
+            body = await registry.call(route.tool, context, args, strict=route.source == "body")
         except KubegateError as exc:
             return error_response(exc)
         return JSONResponse(body, status_code=route.status)
@@ -60,13 +63,20 @@ def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
 
 
 def rest_routes(registry: Registry, services: Services) -> list[BaseRoute]:
-    """One Starlette route per (path), each method dispatching to its tool."""
-    by_path: dict[str, list[RestRoute]] = {}
+    """One Starlette route per path, dispatching each method to its tool.
+
+    One route per path (not per method) so that a 405 names every allowed method in ``Allow``.
+    """
+    by_path: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         registry.get(route.tool)
-        by_path.setdefault(route.path, []).append(route)
+        by_path.setdefault(route.path, {})[route.method] = _endpoint(route, registry, services)
     out: list[BaseRoute] = []
-    for path, rows in by_path.items():
-        for row in rows:
-            out.append(Route(path, _endpoint(row, registry, services), methods=[row.method]))
+    for path, endpoints in by_path.items():
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            response: Response = await endpoints[method](request)
+            return response
+
+        out.append(Route(path, dispatch, methods=list(endpoints)))
     return out

@@ -22,6 +22,7 @@ import httpx2
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import LoggingMessageNotificationParams
 
 from rest_bridge.routes import ROUTES
 from tests.gateway import kubegate_env
@@ -81,9 +82,11 @@ class ShorthandDoor:
 
 
 class McpDoor:
-    def __init__(self, name: str, client: Client) -> None:
+    def __init__(self, name: str, client: Client, logs: list[str]) -> None:
         self.name = name
         self.client = client
+        self.logs = logs
+        """Log messages the server sent on this connection."""
 
     async def call(self, tool: str, args: dict[str, Any] | None = None) -> Outcome:
         result = await self.client.call_tool(tool, args or {})
@@ -101,6 +104,11 @@ DOORS = ("rest", "shorthand", "mcp-http-session", "mcp-http-stateless", "mcp-htt
 async def open_door(kind: str, *, url: str, stateless_url: str, key: str, data_dir: Path,
                     env: dict[str, str] | None = None) -> AsyncIterator[Door]:
     headers = {"Authorization": f"Bearer {key}"}
+    logs: list[str] = []
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        logs.append(str(params.data))
+
     async with AsyncExitStack() as stack:
         if kind in ("rest", "shorthand"):
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, headers=headers, timeout=60))
@@ -111,11 +119,13 @@ async def open_door(kind: str, *, url: str, stateless_url: str, key: str, data_d
                 command=sys.executable, args=["-m", "mcp_server.cli", "stdio"],
                 env=kubegate_env(data_dir, {**(env or {}), "KUBEGATE_API_KEY": key}),
             )
-            mcp = await stack.enter_async_context(Client(params, mode="legacy"))
+            mcp = await stack.enter_async_context(Client(params, mode="legacy", logging_callback=on_log))
         else:
             http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=60))
             target = stateless_url if kind == "mcp-http-stateless" else url
             mode = "2026-07-28" if kind == "mcp-http-2026" else "legacy"
             transport = streamable_http_client(f"{target}/api/mcp", http_client=http)
-            mcp = await stack.enter_async_context(Client(transport, mode=mode))
-        yield McpDoor(kind, mcp)
+            mcp = await stack.enter_async_context(
+                Client(transport, mode=mode, logging_callback=on_log, log_level="info")
+            )
+        yield McpDoor(kind, mcp, logs)

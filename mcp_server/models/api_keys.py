@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
-from mcp_server.auth.principal import DEFAULT_SCOPES, valid_scope
+from mcp_server.auth.principal import ALL_SCOPES, DEFAULT_SCOPES, valid_scope
 from mcp_server.models.base import Wire
 
 KeyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -41,6 +41,7 @@ class ApiKeyCreate(Wire):
     scopes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SCOPES), min_length=1, max_length=32,
         description="Scopes such as tasks:read, tasks:write, workflows:*; default: all",
+        json_schema_extra={"items": {"type": "string", "enum": ["*", *ALL_SCOPES, *DEFAULT_SCOPES]}},
     )
 
     @field_validator("scopes")

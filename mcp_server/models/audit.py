@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from mcp_server.models.base import Wire
+from mcp_server.models.validation import Cursor
 
 
 class AuditEvent(Wire):
@@ -25,7 +26,7 @@ class AuditEvent(Wire):
 class AuditQuery(Wire):
     user_id: str | None = Field(default=None, max_length=64, description="Only this user's requests")
     limit: Annotated[int, Field(ge=1, le=500)] = Field(default=100, description="How many events (1-500)")
-    cursor: str | None = Field(default=None, max_length=512, description="nextCursor of the previous page")
+    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 
 class AuditList(Wire):

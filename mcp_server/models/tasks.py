@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from mcp_server.models.base import Wire
-from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, Limit
+from mcp_server.models.validation import Command, Cursor, DnsLabel, Duration, Env, Image, Limit
 
 TaskStatus = Literal["pending", "running", "completed", "failed"]
 SizeName = Literal["small", "medium", "large"]
@@ -50,7 +50,7 @@ class TaskRef(Wire):
 class TaskListQuery(Wire):
     status: TaskStatus | None = Field(default=None, description="Only tasks with this status")
     limit: Limit = Field(default=50, description="How many tasks to return (1-100)")
-    cursor: str | None = Field(default=None, max_length=512, description="nextCursor of the previous page")
+    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 
 class TaskWait(Wire):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -62,12 +62,21 @@ def _dns_label(value: str) -> str:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-Image = Annotated[str, AfterValidator(_image)]
-Duration = Annotated[str, StringConstraints(max_length=32), AfterValidator(_duration)]
+# The validators give messages a user can act on; the JSON Schemas say the same rule to clients.
+DnsLabel = Annotated[str, AfterValidator(_dns_label),
+                     WithJsonSchema({"type": "string", "pattern": _DNS_LABEL, "maxLength": 63})]
+Image = Annotated[str, AfterValidator(_image),
+                  WithJsonSchema({"type": "string", "pattern": _IMAGE.pattern, "maxLength": 255})]
+Duration = Annotated[str, StringConstraints(max_length=32), AfterValidator(_duration),
+                     WithJsonSchema({"type": "string", "pattern": r"^([1-9][0-9]*(ms|h|m|s))+$", "maxLength": 32})]
 Command = Annotated[
     list[Annotated[str, StringConstraints(max_length=32768)]], Field(min_length=1, max_length=256)
 ]
 Env = Annotated[dict[str, Annotated[str, StringConstraints(max_length=32768)]],
-                Field(max_length=128), AfterValidator(_env_names)]
+                Field(max_length=128), AfterValidator(_env_names),
+                WithJsonSchema({"type": "object", "maxProperties": 128,
+                                "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 253},
+                                "additionalProperties": {"type": "string", "maxLength": 32768}})]
 Limit = Annotated[int, Field(ge=1, le=100)]
+Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z:._-]{1,64}~[A-Za-z0-9_]{1,80}$")]
+"""``nextCursor`` of a previous page (see ``store.pages``)."""

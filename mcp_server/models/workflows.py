@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, Vali
 
 from mcp_server.models.base import Wire
 from mcp_server.models.tasks import SizeName
-from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, Limit
+from mcp_server.models.validation import Command, Cursor, DnsLabel, Duration, Env, Image, Limit
 
 WorkflowStatus = Literal["pending", "running", "completed", "failed"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -96,7 +96,7 @@ class WorkflowRef(Wire):
 class WorkflowListQuery(Wire):
     status: WorkflowStatus | None = Field(default=None, description="Only workflows with this status")
     limit: Limit = Field(default=50, description="How many workflows to return (1-100)")
-    cursor: str | None = Field(default=None, max_length=512, description="nextCursor of the previous page")
+    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 
 class WorkflowWait(Wire):

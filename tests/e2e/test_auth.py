@@ -66,3 +66,14 @@ async def test_resource_metadata_is_served_at_the_root(gateway: Gateway) -> None
     async with httpx.AsyncClient(base_url=gateway.url) as http:
         meta = (await http.get("/.well-known/oauth-protected-resource/api/mcp")).json()
     assert meta["resource"] == f"{gateway.url}/api/mcp"
+
+
+async def test_mcp_refuses_foreign_host_and_origin(gateway: Gateway, api_key: str) -> None:
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        ok = await http.post("/api/mcp", json=MCP_INIT, headers={**headers, "Origin": gateway.url})
+        rebound = await http.post("/api/mcp", json=MCP_INIT, headers={**headers, "Host": "evil.example:80"})
+        cross = await http.post("/api/mcp", json=MCP_INIT, headers={**headers, "Origin": "https://evil.example"})
+    assert ok.status_code == 200
+    assert rebound.status_code == 421
+    assert cross.status_code == 403

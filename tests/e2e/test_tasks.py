@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from tests.doors import Door
+from tests.doors import Door, McpDoor
 from tests.gateway import Gateway, mint_key
 
 
@@ -122,3 +122,29 @@ async def test_invalid_input_is_400_naming_the_field(door: Door) -> None:
         assert field in outcome.body["message"], (field, outcome.body)
     too_long = await door.call("tasks_create", {**good, "timeout": "48h"})
     assert too_long.error_status == 400 and "timeout" in too_long.body["message"]
+
+
+async def test_wait_sends_progress_and_log_lines_over_mcp(door: Door) -> None:
+    if not isinstance(door, McpDoor):
+        return  # progress and log notifications exist on MCP only
+    created = await door.call("tasks_create", {
+        "name": "chatty", "image": "alpine", "command": ["sh", "-c", "echo first line; sleep 1.3; echo second line"],
+    })
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    result = await door.client.call_tool("tasks_wait", {"taskId": created.body["task"]["id"], "timeout": 30},
+                                         progress_callback=on_progress)
+    assert result.structured_content and result.structured_content["task"]["status"] == "completed"
+    assert len(seen) >= 2 and seen[-1] == (30, 30)
+    assert [p for p, _ in seen] == sorted(p for p, _ in seen)
+    if door.name != "mcp-http-stateless":  # without a session the SDK has no log level to send under
+        assert "first line" in "".join(door.logs)
+
+    uri = f"kubegate://tasks/{created.body['task']['id']}/logs"
+    read = await door.client.read_resource(uri)
+    assert "second line" in read.contents[0].text  # type: ignore[union-attr]
+    templates = await door.client.list_resource_templates()
+    assert "kubegate://tasks/{taskId}/logs" in [t.uri_template for t in templates.resource_templates]
