@@ -87,12 +87,13 @@ def bare_true(samples: int) -> float:
 
 
 @contextlib.contextmanager
-def fake_cluster(workdir: Path) -> Iterator[dict[str, str]]:
+def fake_cluster(workdir: Path, validate: bool) -> Iterator[dict[str, str]]:
     """Gateway settings for a ``k8s.sim`` cluster started for the benchmark."""
     if importlib.util.find_spec("k8s.sim") is None:
         raise SystemExit("--runtime kubernetes is unavailable: k8s/sim is not there")
     kubeconfig = workdir / "kubeconfig.sim"
-    proc = subprocess.Popen([sys.executable, "-m", "k8s.sim", "--port", "0", "--kubeconfig", str(kubeconfig)],
+    args = [sys.executable, "-m", "k8s.sim", "--port", "0", "--kubeconfig", str(kubeconfig)]
+    proc = subprocess.Popen([*args, *([] if validate else ["--no-validation"])],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -131,8 +132,8 @@ def measure(data: Path, extra: dict[str, str], length: int, width: int) -> None:
     print(f"handoff p99              {p99:8.1f} ms   (Argo 10 s requeue / p99 = {ARGO_REQUEUE_S * 1000 / p99:,.0f}x)")
     print(f"bare `true` spawn        {floor:8.1f} ms   (handoff p50 / bare = {p50 / floor:.1f}x)")
     print(f"fan-out/fan-in 1+{width}+1     {span(data / 'kubegate.db', fan_id):8.2f} s stored, {fan_wall:.2f} s wall")
-    if "KUBEGATE_RUNTIME" not in extra:
-        print(f"target handoff p50 < 25 ms: {'met' if p50 < 25 else 'MISSED'}")
+    target = 25 if "KUBEGATE_RUNTIME" not in extra else 100
+    print(f"target handoff p50 < {target} ms: {'met' if p50 < target else 'MISSED'}")
 
 
 def main() -> None:
@@ -141,13 +142,17 @@ def main() -> None:
     parser.add_argument("--fan", type=int, default=20, help="parallel steps in the fan-out (default 20)")
     parser.add_argument("--runtime", choices=("local", "kubernetes"), default="local")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp:
-        data = Path(tmp) / "data"
-        if args.runtime == "kubernetes":
-            with fake_cluster(Path(tmp)) as extra:
-                measure(data, extra, args.chain, args.fan)
-        else:
-            measure(data, {}, args.chain, args.fan)
+    if args.runtime == "local":
+        with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp:
+            measure(Path(tmp) / "data", {}, args.chain, args.fan)
+        return
+    # Twice: with the fake cluster validating every write against the schema (as the tests run
+    # it), and without, where what is left of a handoff is kubegate (watch event -> scheduler ->
+    # Secret and Job created) plus the simulator starting a process.
+    for validate in (True, False):
+        with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp, fake_cluster(Path(tmp), validate) as extra:
+            print(f"-- fake cluster, schema validation {'on' if validate else 'off'}")
+            measure(Path(tmp) / "data", extra, args.chain, args.fan)
 
 
 if __name__ == "__main__":

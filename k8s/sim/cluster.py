@@ -39,11 +39,12 @@ def kubeconfig(server: str) -> dict[str, object]:
 class FakeCluster:
     """A one-node cluster in this process; ``invalid_writes`` and ``audit`` are there for assertions."""
 
-    def __init__(self, *, port: int = 0, kubeconfig_path: Path | None = None, history: int = 10_000) -> None:
+    def __init__(self, *, port: int = 0, kubeconfig_path: Path | None = None, history: int = 10_000,
+                 validate: bool = True) -> None:
         self._port = port
         self._workdir = Path(tempfile.mkdtemp(prefix="kubegate-sim-"))
         self.kubeconfig_path = kubeconfig_path or self._workdir / "kubeconfig"
-        self.store = Store(history=history)
+        self.store = Store(history=history, validate=validate)
         self.store.defaulters["jobs"] = default_job
         self.audit: Audit = set()
         self.kubelet = Kubelet(self.store, self._workdir)

@@ -96,7 +96,9 @@ def _key(resource: str, namespace: str | None, name: str) -> tuple[str, str, str
 
 
 class Store:
-    def __init__(self, *, history: int = 10_000) -> None:
+    def __init__(self, *, history: int = 10_000, validate: bool = True) -> None:
+        self.validate = validate
+        """Check every write against the schema; benchmarks turn it off to time kubegate alone."""
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.invalid_writes: list[InvalidWrite] = []
         self.listeners: list[Listener] = []
@@ -195,6 +197,8 @@ class Store:
             self.delete(resource, namespace, name, "Background")
 
     def _problems(self, resource: str, obj: Obj) -> str:
+        if not self.validate:
+            return ""
         try:
             kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
         except Exception as exc:  # every validator failure is a 422, whatever its type
