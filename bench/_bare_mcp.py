@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import uvicorn
@@ -21,6 +22,8 @@ async def echo(text: str) -> str:
 
 
 def main(port: int) -> None:
+    # Same logging as kubegate serve: the SDK's per-request INFO lines off on both sides.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
 
     async def healthz(request: Request) -> Response:
