@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mcp_server import __version__
+from mcp_server.cli_run import add_parsers as add_run_parsers
+from mcp_server.cli_run import run as run_and_watch
 from mcp_server.config import Settings
 
 
@@ -133,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-in-days", type=int, default=90)
     create.add_argument("--data-dir")
     sub.add_parser("version", help="print the version")
+    add_run_parsers(sub)
     return parser
 
 
@@ -141,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "version":
         print(f"kubegate {__version__}")
         return
+    if args.command in ("tasks", "workflows"):
+        sys.exit(_run_status(run_and_watch(args)))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The SDK logs every stateless request's transport teardown at INFO: noise that costs throughput.
     logging.getLogger("mcp").setLevel(logging.WARNING)
@@ -152,6 +157,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "keys": lambda: _keys_create(settings, args.name, args.scopes, args.user, args.expires_in_days),
     }
     _run(runners[args.command]())
+
+
+def _run_status(coro: Awaitable[int]) -> int:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return 130
 
 
 def _run(coro: Awaitable[None]) -> None:

@@ -73,20 +73,22 @@ async def tasks_wait(ctx: Context, args: TaskWait) -> TaskEnvelope:
     Sends progress notifications while waiting, and the task's new log lines as log messages.
     """
     service = ctx.services.tasks
-    deadline = time.monotonic() + args.timeout
+    began = time.monotonic()
     sent = 0
     while True:
         row = await service.get(ctx.principal.user_id, args.task_id)
         logs = service.logs(row["id"])
+        if len(logs) < sent:  # the tail window moved on: resend from its start
+            sent = 0
         if len(logs) > sent:
             await ctx.log("info", logs[sent:])
             sent = len(logs)
-        remaining = deadline - time.monotonic()
-        if row["status"] not in ACTIVE or remaining <= 0:
-            await ctx.progress(args.timeout, args.timeout, f"task {row['status']}")
+        waited = time.monotonic() - began
+        # Progress is the time waited so far; a task's remaining time is not knowable, so no total.
+        await ctx.progress(waited, None, f"task {row['status']}")
+        if row["status"] not in ACTIVE or waited >= args.timeout:
             return TaskEnvelope(task=task_model(row, logs=logs))
-        await ctx.progress(args.timeout - remaining, args.timeout, f"task {row['status']}")
-        await service.dispatcher.wait_change(row["id"], min(remaining, 1.0))
+        await service.dispatcher.wait_change(row["id"], min(args.timeout - waited, 1.0))
 
 
 @resource("task-logs", "kubegate://tasks/{taskId}/logs", scope="tasks:read",
