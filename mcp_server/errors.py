@@ -10,7 +10,9 @@
      ├── NotFound (404 resource_not_found)
      ├── MethodNotAllowed (405 method_not_allowed)
      ├── Conflict (409 conflict)
+     ├── RequestTimeout (408 request_timeout)        a client too slow to send its request
      ├── PayloadTooLarge (413 payload_too_large)
+     ├── HeadersTooLarge (431 request_headers_too_large)
      ├── RateLimited (429 rate_limit_exceeded)
      └── Unavailable (503 service_unavailable)   the runtime or cluster cannot be reached
 
@@ -76,6 +78,16 @@ class Conflict(KubegateError):
     code = "conflict"
 
 
+class RequestTimeout(KubegateError):
+    status = 408
+    code = "request_timeout"
+
+
+class HeadersTooLarge(KubegateError):
+    status = 431
+    code = "request_headers_too_large"
+
+
 class PayloadTooLarge(KubegateError):
     status = 413
     code = "payload_too_large"
@@ -93,8 +105,8 @@ class Unavailable(KubegateError):
 
 _BY_STATUS: dict[int, type[KubegateError]] = {
     cls.status: cls
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
-                RateLimited, Unavailable)
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, RequestTimeout, Conflict,
+                PayloadTooLarge, HeadersTooLarge, RateLimited, Unavailable)
 }
 
 

@@ -7,12 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 
 def free_port() -> int:
@@ -58,23 +56,29 @@ class Gateway:
         return kubegate_env(self.data_dir, {"KUBEGATE_PORT": str(self.port), **self.env_extra})
 
     def start(self, timeout: float = 30.0) -> Gateway:
+        """Start ``kubegate serve`` and return once uvicorn says it is listening (its output goes to a log)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
-        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_server.cli", "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "mcp_server.cli", "serve"], env=self.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"kubegate serve exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)  # bounded wait for the port to open
-        raise TimeoutError(f"kubegate serve did not become healthy:\n{self.log_path.read_text()}")
+        listening = threading.Event()
+        threading.Thread(target=self._copy_output, args=(listening,), daemon=True).start()
+        if not listening.wait(timeout) or self.process.poll() is not None:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"kubegate serve did not start:\n{self.logs()}")
+        return self
+
+    def _copy_output(self, listening: threading.Event) -> None:
+        assert self.process is not None and self.process.stdout is not None and self.log_path is not None
+        with self.log_path.open("ab") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                if b"Uvicorn running on" in line:
+                    listening.set()
+        listening.set()  # the process ended: let start() see it
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:

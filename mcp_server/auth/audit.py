@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.ids import new_id, stamp
 from mcp_server.store.db import Database
-from mcp_server.store.pages import decode_cursor, encode_cursor
+from mcp_server.store.pages import fetch_page
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +49,7 @@ class AuditLog:
     async def page(self, *, limit: int, cursor: str | None, user_id: str | None) -> tuple[list[dict[str, Any]],
                                                                                           str | None]:
         """Newest first; the cursor names the last row of the previous page."""
-        where: list[str] = []
-        params: list[Any] = []
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
-        if cursor is not None:
-            where.append("(created_at, id) < (?, ?)")
-            params.extend(decode_cursor(cursor))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._db.fetch_all(
-            f"SELECT * FROM audit_log {clause} ORDER BY created_at DESC, id DESC LIMIT ?", [*params, limit + 1]
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1]) if more and rows else None
+        return await fetch_page(self._db, "audit_log", limit=limit, cursor=cursor, user_id=user_id)
 
 
 def _mcp_tool(body: bytes) -> str | None:

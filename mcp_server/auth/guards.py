@@ -21,20 +21,10 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mcp_server.errors import KubegateError
+from mcp_server.errors import HeadersTooLarge, KubegateError, RequestTimeout
 from mcp_server.http import dumps, send_error
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
-
-
-class RequestTimeout(KubegateError):
-    status = 408
-    code = "request_timeout"
-
-
-class HeadersTooLarge(KubegateError):
-    status = 431
-    code = "request_headers_too_large"
 
 
 def raw_error(error: KubegateError) -> bytes:

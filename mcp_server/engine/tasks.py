@@ -13,7 +13,7 @@ from mcp_server.models.tasks import TaskCreate
 from mcp_server.models.validation import format_duration, parse_duration
 from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
 from mcp_server.store.db import Database
-from mcp_server.store.pages import encode_cursor, page_query
+from mcp_server.store.pages import fetch_page
 
 ACTIVE = ("pending", "running")
 
@@ -59,11 +59,7 @@ class TaskService:
 
     async def page(self, user_id: str, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        sql, params = page_query("tasks", user_id, status=status, limit=limit, cursor=cursor)
-        rows = await self.db.fetch_all(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1]) if more and rows else None
+        return await fetch_page(self.db, "tasks", limit=limit, cursor=cursor, user_id=user_id, status=status)
 
     async def delete(self, user_id: str, task_id: str) -> dict[str, Any]:
         row = await self.get(user_id, task_id)

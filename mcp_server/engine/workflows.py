@@ -20,7 +20,7 @@ from mcp_server.ids import new_id, stamp
 from mcp_server.models.workflows import StepCreate, WorkflowCreate
 from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
 from mcp_server.store.db import Database
-from mcp_server.store.pages import encode_cursor, page_query
+from mcp_server.store.pages import fetch_page
 
 RUN_PREFIX = "wfrun_"
 ACTIVE = ("pending", "running")
@@ -75,17 +75,15 @@ class WorkflowService:
     async def page(self, user_id: str, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[Row], str | None]:
         """A page of workflows, each with ``completed_steps`` counted."""
-        sql, params = page_query("workflows", user_id, status=status, limit=limit, cursor=cursor)
-        rows = await self.db.fetch_all(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = await fetch_page(self.db, "workflows", limit=limit, cursor=cursor, user_id=user_id,
+                                             status=status)
         counts = await self.db.fetch_all(
             f"SELECT workflow_id, COUNT(*) AS n FROM workflow_steps WHERE status = 'completed'"
             f" AND workflow_id IN ({', '.join('?' * len(rows))}) GROUP BY workflow_id", [r["id"] for r in rows])
         done = {c["workflow_id"]: c["n"] for c in counts}
         for row in rows:
             row["completed_steps"] = done.get(row["id"], 0)
-        return rows, encode_cursor(rows[-1]) if more and rows else None
+        return rows, next_cursor
 
     async def delete(self, user_id: str, workflow_id: str) -> tuple[Row, list[Row]]:
         """Forget the workflow, then stop its running steps and remove every run it made."""

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from mcp_server.models.base import Wire
-from mcp_server.models.validation import Command, Cursor, DnsLabel, Duration, Env, Image, Limit
+from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, PageQuery
 
 TaskStatus = Literal["pending", "running", "completed", "failed"]
 SizeName = Literal["small", "medium", "large"]
@@ -47,10 +47,8 @@ class TaskRef(Wire):
     task_id: str = Field(min_length=1, max_length=64, description="The task's id, e.g. task_123")
 
 
-class TaskListQuery(Wire):
+class TaskListQuery(PageQuery):
     status: TaskStatus | None = Field(default=None, description="Only tasks with this status")
-    limit: Limit = Field(default=50, description="How many tasks to return (1-100)")
-    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 
 class TaskWait(Wire):

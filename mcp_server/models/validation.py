@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
+from mcp_server.models.base import Wire
+
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE = re.compile(
@@ -80,3 +82,10 @@ Env = Annotated[dict[str, Annotated[str, StringConstraints(max_length=32768)]],
 Limit = Annotated[int, Field(ge=1, le=100)]
 Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z:._-]{1,64}~[A-Za-z0-9_]{1,80}$")]
 """``nextCursor`` of a previous page (see ``store.pages``)."""
+
+
+class PageQuery(Wire):
+    """The paging arguments every list shares: newest first, ``limit`` at a time."""
+
+    limit: Limit = Field(default=50, description="How many to return (1-100)")
+    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, Vali
 
 from mcp_server.models.base import Wire
 from mcp_server.models.tasks import SizeName
-from mcp_server.models.validation import Command, Cursor, DnsLabel, Duration, Env, Image, Limit
+from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, PageQuery
 
 WorkflowStatus = Literal["pending", "running", "completed", "failed"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -93,10 +93,8 @@ class WorkflowRef(Wire):
     workflow_id: str = Field(min_length=1, max_length=64, description="The workflow's id, e.g. workflow_123")
 
 
-class WorkflowListQuery(Wire):
+class WorkflowListQuery(PageQuery):
     status: WorkflowStatus | None = Field(default=None, description="Only workflows with this status")
-    limit: Limit = Field(default=50, description="How many workflows to return (1-100)")
-    cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 
 class WorkflowWait(Wire):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp_server.store.db import Database
+
 
 def encode_cursor(row: dict[str, Any]) -> str:
     return f"{row['created_at']}~{row['id']}"
@@ -19,15 +21,24 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return created_at, row_id
 
 
-def page_query(table: str, user_id: str, *, status: str | None, limit: int,
-               cursor: str | None) -> tuple[str, list[Any]]:
-    """SQL and parameters for one page of ``table`` (one row more than ``limit``, to know if more follow)."""
-    where, params = ["user_id = ?"], [user_id]
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
+async def fetch_page(db: Database, table: str, *, limit: int, cursor: str | None,
+                     **filters: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``table``, newest first, rows matching every non-None filter (column = value).
+
+    Returns the rows and the cursor of the next page (None on the last page).
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in filters.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
     if cursor is not None:
         where.append("(created_at, id) < (?, ?)")
         params.extend(decode_cursor(cursor))
-    sql = f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
-    return sql, [*params, limit + 1]
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await db.fetch_all(f"SELECT * FROM {table} {clause} ORDER BY created_at DESC, id DESC LIMIT ?",
+                              [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
