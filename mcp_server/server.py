@@ -79,6 +79,12 @@ class _Handlers:
         self.registry = registry
         self.principal_of = principal_of
         self.resources = ResourceSet(services)
+        # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
+        self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        found = self.tools.get(name)
+        return found[1].input_schema if found else None
 
     async def context(self, ctx: ServerRequestContext[Any, Any]) -> Context:
         principal = await self.principal_of(ctx)
@@ -96,7 +102,7 @@ class _Handlers:
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = await self.principal_of(ctx)
-        allowed = [tool_definition(c) for c in self.registry.list() if principal.allows(c.scope)]
+        allowed = [tool for capability, tool in self.tools.values() if principal.allows(capability.scope)]
         return types.ListToolsResult(tools=allowed)
 
     async def call_tool(
@@ -147,6 +153,7 @@ def build_server(services: Services, registry: Registry, principal_of: Principal
         version=__version__,
         title="kubegate",
         instructions=INSTRUCTIONS,
+        get_tool_input_schema=handlers.input_schema,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_resources=handlers.list_resources,
