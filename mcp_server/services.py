@@ -8,7 +8,10 @@ create``) open without the engine.
 
 from __future__ import annotations
 
+import fcntl
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
@@ -20,6 +23,24 @@ from mcp_server.errors import Unauthorized
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.db import Database
 from mcp_server.store.users import ensure_user
+
+
+def _take_recovery_lease(data_dir: Path) -> TextIO | None:
+    """An exclusive lock on ``engine.lock`` in the data dir, held for the process's life, or None.
+
+    Only its holder recovers runs and resumes workflows at start. Another gateway or a
+    ``kubegate stdio`` on the same data dir runs and watches only what it starts itself, so it
+    can never report a run that a live process is just starting as lost, nor take over a
+    workflow another process is driving. The kernel releases the lock when its holder dies, so
+    the next process to start after a crash recovers.
+    """
+    handle = (data_dir / "engine.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -42,6 +63,7 @@ class Services:
     tasks: TaskService
     workflows: WorkflowService
     engine_running: bool = False
+    _lease: TextIO | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, engine: bool = True) -> Services:
@@ -60,14 +82,23 @@ class Services:
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
-        await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
-        await self.workflows.resume()
+        self._lease = _take_recovery_lease(self.settings.data_dir)
+        if self._lease is not None:
+            await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
+            await self.workflows.resume()
         self.engine_running = True
+
+    @property
+    def recovers(self) -> bool:
+        """Whether this process holds the data dir's recovery lease (see ``_take_recovery_lease``)."""
+        return self._lease is not None
 
     async def close(self) -> None:
         if self.engine_running:
             await self.dispatcher.stop()
             await self.runtime.close()
+        if self._lease is not None:
+            self._lease.close()
         await self.db.close()
 
     async def operator(self) -> Principal:
