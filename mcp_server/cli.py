@@ -13,6 +13,7 @@ from mcp_server import __version__
 from mcp_server.cli_run import add_parsers as add_run_parsers
 from mcp_server.cli_run import run as run_and_watch
 from mcp_server.config import Settings
+from mcp_server.errors import KubegateError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -169,12 +170,17 @@ def _run_status(coro: Awaitable[int]) -> int:
 def _run(coro: Awaitable[None]) -> None:
     try:
         import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        uvloop = None  # type: ignore[assignment]
+    try:
+        if uvloop is not None:
+            uvloop.run(coro)  # type: ignore[arg-type]
+        else:
+            asyncio.run(coro)  # type: ignore[arg-type,unused-ignore]
     except KeyboardInterrupt:
         pass
+    except KubegateError as exc:  # a misconfiguration found at start: say it plainly, no traceback
+        raise SystemExit(f"kubegate: {exc.message}") from None
 
 
 if __name__ == "__main__":

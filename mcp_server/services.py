@@ -19,7 +19,7 @@ from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
-from mcp_server.errors import Unauthorized
+from mcp_server.errors import Unauthorized, Unavailable
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.db import Database
 from mcp_server.store.users import ensure_user
@@ -45,8 +45,10 @@ def _take_recovery_lease(data_dir: Path) -> TextIO | None:
 
 def make_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "kubernetes":
-        from k8s.runtime import KubernetesRuntime
-
+        try:
+            from k8s.runtime import KubernetesRuntime
+        except ImportError as exc:
+            raise Unavailable(f"KUBEGATE_RUNTIME=kubernetes needs pip install 'kubegate[kubernetes]' ({exc})") from exc
         return KubernetesRuntime(settings)
     from mcp_server.runtime.local import LocalRuntime
 

@@ -43,3 +43,12 @@ def test_run_without_a_key_is_refused(gateway: Gateway) -> None:
                            gateway.url, "--", "true"], env=kubegate_env(gateway.data_dir),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "api-key" in done.stderr
+
+
+def test_stdio_with_a_bad_key_says_so_without_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "mcp_server.cli", "stdio"], stdin=subprocess.DEVNULL,
+                          env=kubegate_env(tmp_path, {"KUBEGATE_API_KEY": "sk_live_" + "x" * 43}),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "KUBEGATE_API_KEY is invalid" in done.stderr and "Traceback" not in done.stderr
+    assert "sk_live_xxx" not in done.stderr, "the key itself is never echoed"
