@@ -25,7 +25,7 @@ from mcp_server import __version__
 from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
-from mcp_server.http import BodyLimitMiddleware, error_response
+from mcp_server.http import BodyGuardMiddleware, error_response
 from mcp_server.mcp_http import McpEndpoint
 from mcp_server.registry import Registry, registry
 from mcp_server.server import build_server, request_principal
@@ -108,7 +108,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
-            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
+            Middleware(BodyGuardMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds),
             *security_middleware(services, reg),
         ],
         exception_handlers=_exception_handlers(),

@@ -9,7 +9,7 @@ import anyio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_server.errors import KubegateError, PayloadTooLarge
+from mcp_server.errors import KubegateError, PayloadTooLarge, RequestTimeout
 
 
 def error_response(error: KubegateError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -25,33 +25,44 @@ def dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413, by header or while streaming."""
+class BodyGuardMiddleware:
+    """Bound every request body: at most ``limit`` bytes (413) within ``timeout`` seconds (408).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    The size is checked from ``Content-Length`` and again while streaming. The clock starts
+    with the request; waiting for a disconnect after the body (an open SSE stream) is not timed.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _drain(receive)
-            await send_error(scope, receive, send, too_large)
+            await self._refuse(scope, receive, send, _BodyTooLarge())
             return
+        deadline = anyio.current_time() + self.timeout
         seen = 0
+        body_done = False
         started = False
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal seen, body_done
+            if body_done:
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:
+                raise _SlowBody
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise _BodyTooLarge
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -60,14 +71,25 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
+            await self.app(scope, guarded_receive, tracking_send)
+        except (_BodyTooLarge, _SlowBody) as refusal:
             if not started:
-                await _drain(receive)
-                await send_error(scope, receive, send, too_large)
+                await self._refuse(scope, receive, send, refusal)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Exception) -> None:
+        if isinstance(refusal, _SlowBody):
+            error: KubegateError = RequestTimeout(f"Request body not received within {self.timeout:g}s")
+            await send_error(scope, receive, send, error, {"Connection": "close"})
+            return
+        await _drain(receive)
+        await send_error(scope, receive, send, PayloadTooLarge(f"Request body is larger than {self.limit} bytes"))
 
 
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _SlowBody(Exception):
     pass
 
 

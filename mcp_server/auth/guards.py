@@ -5,10 +5,8 @@ client that sends them slowly (its keep-alive timeout only runs between requests
 ``guarded_http_protocol`` subclasses it: headers must arrive within ``header_timeout``
 seconds of the connection (or of the request's first byte on a kept-alive connection) and
 within ``max_header_bytes``, else the client gets 408 or 431 and the connection is closed.
-``BodyTimeoutMiddleware`` does the same for the body: it must be complete within
-``body_timeout`` seconds of the request, else 408. Waiting for a disconnect after the body
-(an open SSE stream) is not timed. The access log never shows query strings of ``/auth``
-paths, where the OAuth code and state travel.
+The body is bounded in size and time by ``mcp_server.http.BodyGuardMiddleware``. The access
+log never shows query strings of ``/auth`` paths, where the OAuth code and state travel.
 """
 
 from __future__ import annotations
@@ -17,12 +15,10 @@ import asyncio
 import logging
 from typing import Any, ClassVar
 
-import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mcp_server.errors import HeadersTooLarge, KubegateError, RequestTimeout
-from mcp_server.http import dumps, send_error
+from mcp_server.http import dumps
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -97,47 +93,6 @@ def guarded_http_protocol(header_timeout: float, max_header_bytes: int) -> type[
     """The guarded protocol class with these limits, for ``uvicorn.Config(http=...)``."""
     limits = {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes}
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), limits)
-
-
-class _SlowBody(Exception):
-    pass
-
-
-class BodyTimeoutMiddleware:
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app = app
-        self.timeout = timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        deadline = anyio.current_time() + self.timeout
-        body_done = False
-        started = False
-
-        async def timed_receive() -> Message:
-            nonlocal body_done
-            if body_done:
-                return await receive()
-            with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
-                message = await receive()
-            if waiting.cancelled_caught:
-                raise _SlowBody
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except _SlowBody:
-            if not started:
-                error = RequestTimeout(f"Request body not received within {self.timeout:g}s")
-                await send_error(scope, receive, send, error, {"Connection": "close"})
 
 
 class RedactAuthQueries(logging.Filter):

@@ -1,7 +1,7 @@
 """The security layer as the composition root needs it: one middleware stack and the /auth routes.
 
-Order matters, outermost first: the body timeout sees every request; authentication finds the
-principal; the audit log then sees every authenticated request with its final status
+Order matters, outermost first (below the body guard the app puts around everything):
+authentication finds the principal; the audit log then sees every authenticated request with its final status
 (refusals below it included); the rate limiter counts it and stamps the ``X-RateLimit-*``
 headers on whatever answers (a CSRF refusal too); CSRF runs last, just before the app.
 """
@@ -13,7 +13,6 @@ from starlette.routing import BaseRoute
 
 from mcp_server.auth.audit import AuditLog, AuditMiddleware
 from mcp_server.auth.csrf import CsrfMiddleware
-from mcp_server.auth.guards import BodyTimeoutMiddleware
 from mcp_server.auth.middleware import Authenticator, AuthMiddleware
 from mcp_server.auth.ratelimit import RateLimiter, RateLimitMiddleware
 from mcp_server.auth.routes import AuthRoutes, dev_login_refusal
@@ -37,7 +36,6 @@ def security_middleware(services: Services, registry: Registry) -> list[Middlewa
             return False
 
     return [
-        Middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout_seconds),
         Middleware(AuthMiddleware, services=services, sessions=_sessions(services)),
         Middleware(AuditMiddleware, audit=AuditLog(services.db), read_only=read_only),
         Middleware(RateLimitMiddleware, limiter=RateLimiter(settings)),

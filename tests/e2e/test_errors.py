@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -46,7 +48,7 @@ async def test_body_over_one_mebibyte_is_413(http: httpx.AsyncClient) -> None:
     big = b'{"name": "' + b"a" * (1024 * 1024 + 10) + b'"}'
     _shaped(await http.post("/api/api-keys", content=big), 413, "payload_too_large")
 
-    async def chunks():  # no Content-Length: the limit is enforced while streaming
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit is enforced while streaming
         for _ in range(20):
             yield b"a" * 65536
 

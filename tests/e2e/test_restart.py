@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from tests.e2e.test_tasks import _alive
 from tests.gateway import Gateway, mint_key
+from tests.processes import process_alive
 
 
 async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict[str, str]) -> None:
@@ -28,15 +28,15 @@ async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict
             short = await create(["sh", "-c", "sleep 0.61; echo finished while down; exit 5"])
             long = await create(["sh", "-c", "sleep 2.37; echo finished after restart"])
             with anyio.fail_after(10):
-                while not (_alive("sleep 0.61") and _alive("sleep 2.37")):
+                while not (process_alive("sleep 0.61") and process_alive("sleep 2.37")):
                     await anyio.lowlevel.checkpoint()
     finally:
         gateway.stop(signal.SIGKILL)
 
     with anyio.fail_after(10):  # the short task ends while no gateway is running
-        while _alive("sleep 0.61"):
+        while process_alive("sleep 0.61"):
             await anyio.lowlevel.checkpoint()
-    assert _alive("sleep 2.37"), "the long task outlives the gateway"
+    assert process_alive("sleep 2.37"), "the long task outlives the gateway"
 
     restarted = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     try:

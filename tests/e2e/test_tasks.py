@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 
 from tests.doors import Door, McpDoor
 from tests.gateway import Gateway, mint_key
+from tests.processes import process_alive
 
 
 async def run(door: Door, command: list[str], **fields: object) -> dict[str, object]:
@@ -21,16 +22,6 @@ async def run(door: Door, command: list[str], **fields: object) -> dict[str, obj
     assert done.ok, done.body
     task: dict[str, object] = done.body["task"]
     return task
-
-
-def _alive(marker: str) -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
-        except OSError:
-            continue
-    return False
 
 
 async def test_success_with_output_and_logs(door: Door) -> None:
@@ -60,13 +51,13 @@ async def test_delete_while_running_stops_the_process(door: Door) -> None:
     created = await door.call("tasks_create", {"name": "long", "image": "alpine", "command": ["sleep", marker]})
     task_id = created.body["task"]["id"]
     with anyio.fail_after(10):
-        while not _alive(marker):
+        while not process_alive(marker):
             await anyio.lowlevel.checkpoint()
     deleted = await door.call("tasks_delete", {"taskId": task_id})
     assert deleted.ok and deleted.body["task"]["id"] == task_id
     assert (await door.call("tasks_get", {"taskId": task_id})).error_status == 404
     with anyio.fail_after(10):
-        while _alive(marker):
+        while process_alive(marker):
             await anyio.lowlevel.checkpoint()
     assert (await door.call("tasks_delete", {"taskId": task_id})).error_status == 404
 
@@ -108,8 +99,8 @@ async def test_another_users_task_is_not_found(door: Door, gateway: Gateway, dat
 
 
 async def test_invalid_input_is_400_naming_the_field(door: Door) -> None:
-    good = {"name": "ok", "image": "alpine:3", "command": ["true"]}
-    cases = {
+    good: dict[str, Any] = {"name": "ok", "image": "alpine:3", "command": ["true"]}
+    cases: dict[str, dict[str, Any]] = {
         "name": {**good, "name": "Not_A_Label"},
         "timeout": {**good, "timeout": "10 minutes"},
         "command": {**good, "command": []},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 
 from tests.doors import Door, McpDoor
 from tests.gateway import Gateway, mint_key
+from tests.processes import process_alive
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "build-test-deploy.json"
 
@@ -34,16 +34,6 @@ async def run(door: Door, steps: list[dict[str, Any]], name: str = "wf") -> dict
 
 def by_name(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in workflow["steps"]}
-
-
-def _alive(marker: str) -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
-        except OSError:
-            continue
-    return False
 
 
 async def test_diamond_passes_outputs_along_every_edge(door: Door) -> None:
@@ -113,14 +103,14 @@ async def test_delete_running_workflow_stops_its_steps(door: Door) -> None:
     ]})
     workflow_id = created.body["workflow"]["id"]
     with anyio.fail_after(10):
-        while not _alive(marker):
+        while not process_alive(marker):
             await anyio.lowlevel.checkpoint()
     deleted = await door.call("workflows_delete", {"workflowId": workflow_id})
     assert deleted.ok and deleted.body["workflow"]["status"] == "failed"
     assert by_name(deleted.body["workflow"])["nap"]["reason"] == "cancelled"
     assert (await door.call("workflows_get", {"workflowId": workflow_id})).error_status == 404
     with anyio.fail_after(10):
-        while _alive(marker):
+        while process_alive(marker):
             await anyio.lowlevel.checkpoint()
     assert (await door.call("workflows_delete", {"workflowId": workflow_id})).error_status == 404
 
