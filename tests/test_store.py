@@ -59,3 +59,54 @@ async def test_only_one_process_at_a_time_recovers_a_data_dir(tmp_path: Path) ->
     third = await Services.open(settings)  # the lease is free again once its holder is gone
     assert third.recovers
     await third.close()
+
+
+async def test_reads_see_what_is_committed_and_a_transaction_sees_its_own_writes(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "k.db")
+    await db.execute("CREATE TABLE t (v TEXT)")
+    written = asyncio.Event()
+    seen_outside: list[list[dict[str, str]]] = []
+
+    async def writer() -> None:
+        async with db.transaction():
+            await db.execute("INSERT INTO t VALUES ('new')")
+            assert await db.fetch_all("SELECT v FROM t") == [{"v": "new"}]  # its own, uncommitted
+            written.set()
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()
+
+    async def reader() -> None:
+        await written.wait()
+        seen_outside.append(await db.fetch_all("SELECT v FROM t"))
+
+    await asyncio.gather(writer(), reader())
+    assert seen_outside == [[]]  # another coroutine never reads a transaction that may still roll back
+    assert await db.fetch_all("SELECT v FROM t") == [{"v": "new"}]  # committed: visible at once
+    await db.close()
+
+
+async def test_a_read_that_meets_a_lock_is_retried_off_the_event_loop(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = await Database.open(tmp_path / "k.db")
+    await db.execute("CREATE TABLE t (v TEXT)")
+    await db.execute("INSERT INTO t VALUES ('kept')")
+    real_reader = db._reader
+    tried: list[str] = []
+
+    class BusyReader:
+        """The loop-thread reader while another connection holds a lock it cannot pass."""
+
+        def execute(self, sql: str, params: tuple[object, ...]) -> None:
+            tried.append(sql)
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+
+    db._reader = BusyReader()  # type: ignore[assignment]
+    assert await db.fetch_all("SELECT v FROM t") == [{"v": "kept"}]  # answered by the aiosqlite connection
+    assert tried == ["SELECT v FROM t"]
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # other errors are not swallowed
+        db._reader = real_reader
+        await db.fetch_all("SELECT v FROM missing")
+    await db.close()

@@ -7,6 +7,13 @@ session limit and the API-key limit are separate budgets), shared by all of the 
 Storage is process memory unless ``KUBEGATE_RATE_LIMIT_STORAGE`` names a shared one
 (``redis://...``), which makes the limit hold across replicas.
 
+Process memory is counted with the library's synchronous storage, called on the event loop:
+its operations are a lock-guarded list update with no I/O, and it expires old entries from a
+timer thread at most every 10 ms. The library's asyncio memory storage instead starts an expiry
+task, one thread hop and a copy of the user's whole window on every hit; under load that was
+the largest single cost the security layers added to a request (``bench/mcp_overhead.py``).
+A network storage uses the asyncio strategy, so waiting on Redis never blocks the loop.
+
 The headers are added at ``http.response.start``, so streamed (SSE) MCP responses carry them too.
 """
 
@@ -16,9 +23,10 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, RateLimitItemPerHour
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
+from limits import RateLimitItem, RateLimitItemPerHour, WindowStats
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
@@ -30,6 +38,10 @@ from mcp_server.http import send_error
 def async_storage_url(url: str) -> str:
     """``limits`` names its asyncio storages ``async+<scheme>://``; accept the plain form too."""
     return url if url.startswith("async+") else f"async+{url}"
+
+
+def is_memory_storage(url: str) -> bool:
+    return url.removeprefix("async+").split("://", 1)[0] == "memory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +68,22 @@ class Verdict:
 
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
-        storage = storage_from_string(async_storage_url(settings.rate_limit_storage))
-        self._strategy = MovingWindowRateLimiter(storage)
+        url = settings.rate_limit_storage
+        self._local: MovingWindowRateLimiter | None = None
+        self._shared: AsyncMovingWindow | None = None
+        if is_memory_storage(url):
+            self._local = MovingWindowRateLimiter(MemoryStorage())
+        else:
+            self._shared = AsyncMovingWindow(storage_from_string(async_storage_url(url)))
         self._session = RateLimitItemPerHour(settings.rate_limit_session, namespace="kubegate")
         self._api_key = RateLimitItemPerHour(settings.rate_limit_api_key, namespace="kubegate")
+
+    async def _count(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
+        if self._local is not None:
+            return (self._local.hit(item, user_id, kind), self._local.get_window_stats(item, user_id, kind))
+        assert self._shared is not None
+        allowed = await self._shared.hit(item, user_id, kind)
+        return allowed, await self._shared.get_window_stats(item, user_id, kind)
 
     def item_for(self, principal: Principal) -> RateLimitItem:
         return self._session if principal.method == "session" else self._api_key
@@ -68,8 +92,7 @@ class RateLimiter:
         """Count one request for the principal's user and say whether it may proceed."""
         item = self.item_for(principal)
         kind = "session" if item is self._session else "key"
-        allowed = await self._strategy.hit(item, principal.user_id, kind)
-        stats = await self._strategy.get_window_stats(item, principal.user_id, kind)
+        allowed, stats = await self._count(item, principal.user_id, kind)
         # In a moving window the reset is when the oldest counted request leaves it and frees a slot.
         return Verdict(allowed=allowed, limit=item.amount, remaining=max(0, stats.remaining),
                        reset_at=stats.reset_time)

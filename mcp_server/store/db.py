@@ -4,12 +4,24 @@ Several gateway processes may share a data dir: WAL lets readers run beside the 
 ``busy_timeout`` makes a writer wait for another's transaction instead of failing, and
 migrations run under ``BEGIN IMMEDIATE`` so two processes starting together apply each
 version exactly once.
+
+Reads outside a transaction go to a second, query-only connection used on the event loop's own
+thread. They are indexed lookups and bounded pages that take microseconds, and a WAL reader
+never waits for a writer, whereas a hop to aiosqlite's thread and back costs two thread
+switches and a wait for the GIL: on the request path (key lookup, then the tool's read) that
+hop was the largest cost kubegate added over a bare MCP server (``bench/mcp_overhead.py``).
+Each read statement sees the last committed state, so a write that has returned is visible to
+the next read. Inside a transaction reads stay on the writing connection, which sees its
+own uncommitted changes. Should the reader ever meet a lock (a checkpoint resetting the WAL),
+it gives up at once and the read takes the aiosqlite path, which may wait without blocking
+the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -37,8 +49,9 @@ def _migrations() -> list[tuple[int, str]]:
 class Database:
     """A thin async wrapper: parameterised queries, rows as dicts, explicit transactions."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, reader: sqlite3.Connection | None = None) -> None:
         self._conn = conn
+        self._reader = reader
         # One connection is shared by every coroutine: a second BEGIN while one is open would fail.
         self._tx_lock = asyncio.Lock()
 
@@ -51,9 +64,13 @@ class Database:
             await conn.execute(f"PRAGMA {pragma}")
         db = cls(conn)
         await db._migrate()
+        db._reader = _open_reader(path)
         return db
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self._conn.close()
 
     async def _migrate(self) -> None:
@@ -108,10 +125,28 @@ class Database:
         return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        # One hop to the connection's thread instead of two (execute, then fetch): on the request
-        # path every hop waits for the GIL.
-        rows = await self._conn.execute_fetchall(sql, tuple(params))
+        args = tuple(params)
+        if self._reader is not None and _TRANSACTION.get() is not self:
+            try:
+                return [dict(row) for row in self._reader.execute(sql, args).fetchall()]
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _LOCKED:  # primary code: BUSY_SNAPSHOT etc. too
+                    raise
+        # One hop to the connection's thread instead of two (execute, then fetch).
+        rows = await self._conn.execute_fetchall(sql, args)
         return [dict(row) for row in rows]
+
+
+_LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _open_reader(path: Path) -> sqlite3.Connection:
+    """The loop thread's read connection: query-only, and never waits for a lock (see above)."""
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    reader.row_factory = sqlite3.Row
+    for pragma in ("query_only=ON", "busy_timeout=0", "foreign_keys=ON"):
+        reader.execute(f"PRAGMA {pragma}")
+    return reader
 
 
 def _statements(sql: str) -> list[str]:
