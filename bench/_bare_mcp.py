@@ -1,7 +1,14 @@
-"""The baseline: a bare MCP SDK server with one async echo tool, stateless Streamable HTTP."""
+"""The baseline: a bare MCP SDK server with one async echo tool, stateless Streamable HTTP.
+
+    python bench/_bare_mcp.py PORT [--freeze]
+
+``--freeze`` gives it the start-up tuning ``kubegate serve`` applies (``gc.freeze()`` after
+start-up), so the benchmark can also show the overhead with that tuning on both sides.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -21,7 +28,7 @@ async def echo(text: str) -> str:
     return text
 
 
-def main(port: int) -> None:
+def main(port: int, freeze: bool) -> None:
     # Same logging as kubegate serve: the SDK's per-request INFO lines off on both sides.
     logging.getLogger("mcp").setLevel(logging.WARNING)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
@@ -31,8 +38,11 @@ def main(port: int) -> None:
 
     mcp_app.router.routes.append(Route("/healthz", healthz))
     app: Starlette = mcp_app
+    if freeze:
+        gc.collect()
+        gc.freeze()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), "--freeze" in sys.argv[2:])
