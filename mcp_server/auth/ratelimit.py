@@ -7,12 +7,10 @@ session limit and the API-key limit are separate budgets), shared by all of the 
 Storage is process memory unless ``KUBEGATE_RATE_LIMIT_STORAGE`` names a shared one
 (``redis://...``), which makes the limit hold across replicas.
 
-Process memory is counted with the library's synchronous storage, called on the event loop:
-its operations are a lock-guarded list update with no I/O, and it expires old entries from a
-timer thread at most every 10 ms. The library's asyncio memory storage instead starts an expiry
-task, one thread hop and a copy of the user's whole window on every hit; under load that was
-the largest single cost the security layers added to a request (``bench/mcp_overhead.py``).
-A network storage uses the asyncio strategy, so waiting on Redis never blocks the loop.
+Process memory is counted by the library's synchronous moving-window strategy over
+``LoopMemoryStorage`` (see its module for why not the library's own memory storages), called
+on the event loop: a hit is a few list operations with no I/O and no background work. A
+network storage uses the library's asyncio strategy, so waiting on Redis never blocks the loop.
 
 The headers are added at ``http.response.start``, so streamed (SSE) MCP responses carry them too.
 """
@@ -25,10 +23,11 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerHour, WindowStats
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_server.auth.loop_storage import LoopMemoryStorage
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.config import Settings
 from mcp_server.errors import RateLimited
@@ -72,7 +71,7 @@ class RateLimiter:
         self._local: MovingWindowRateLimiter | None = None
         self._shared: AsyncMovingWindow | None = None
         if is_memory_storage(url):
-            self._local = MovingWindowRateLimiter(MemoryStorage())
+            self._local = MovingWindowRateLimiter(LoopMemoryStorage())
         else:
             self._shared = AsyncMovingWindow(storage_from_string(async_storage_url(url)))
         self._session = RateLimitItemPerHour(settings.rate_limit_session, namespace="kubegate")
