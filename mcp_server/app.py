@@ -91,10 +91,11 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         })
 
     routes: list[BaseRoute] = [
+        # The router tries routes in order; the MCP endpoint is the busiest, so it comes first.
+        Route("/api/mcp", McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
-        Route("/api/mcp", McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
         *rest_routes(reg, services),
         *docs_routes(reg, settings),
         *auth_routes(services),

@@ -21,6 +21,18 @@ async def send_error(scope: Scope, receive: Receive, send: Send, error: Kubegate
     await error_response(error, headers)(scope, receive, send)
 
 
+MCP_MESSAGE_KEY = "kubegate.mcp_message"
+"""Where the first layer that reads a POST to the MCP endpoint leaves ``(body, parsed JSON or None)``,
+so the layers below neither read nor parse it again."""
+
+
+def json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
 def dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -7,7 +7,6 @@ Everything else is handed, body untouched, to the SDK's session manager.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -18,7 +17,7 @@ from mcp_server.auth.middleware import PRINCIPAL_KEY
 from mcp_server.auth.principal import Principal
 from mcp_server.context import Context
 from mcp_server.errors import BadRequest, KubegateError, NotFound, Unauthorized
-from mcp_server.http import send_error
+from mcp_server.http import MCP_MESSAGE_KEY, json_or_none, send_error
 from mcp_server.registry import Registry
 from mcp_server.services import Services
 
@@ -37,12 +36,17 @@ class McpEndpoint:
         if scope["method"] != "POST":
             await self.manager.handle_request(scope, receive, send)
             return
-        body = await _read_body(receive)
-        message = _json_or_none(body)
+        read = scope.get(MCP_MESSAGE_KEY)  # the audit layer may have read and parsed it already
+        if read is None:
+            body = await _read_body(receive)
+            message = json_or_none(body)
+            receive = _replay(body, receive)
+        else:
+            message = read[1]
         if isinstance(message, dict) and "jsonrpc" not in message and isinstance(message.get("method"), str):
             await self._shorthand(scope, receive, send, message)
             return
-        await self.manager.handle_request(scope, _replay(body, receive), send)
+        await self.manager.handle_request(scope, receive, send)
 
     async def _shorthand(self, scope: Scope, receive: Receive, send: Send, message: dict[str, Any]) -> None:
         principal = scope.get(PRINCIPAL_KEY)
@@ -74,13 +78,6 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -11,7 +11,6 @@ string, and bodies never, so no secret lands here. A failure to write the log is
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
+from mcp_server.http import MCP_MESSAGE_KEY, json_or_none
 from mcp_server.ids import new_id, stamp
 from mcp_server.store.db import Database
 from mcp_server.store.pages import fetch_page
@@ -52,12 +52,8 @@ class AuditLog:
         return await fetch_page(self._db, "audit_log", limit=limit, cursor=cursor, user_id=user_id)
 
 
-def _mcp_tool(body: bytes) -> str | None:
+def _mcp_tool(message: Any) -> str | None:
     """The tool a JSON-RPC ``tools/call`` or a shorthand request names, else ``None``."""
-    try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
     if not isinstance(message, dict) or not isinstance(message.get("method"), str):
         return None
     if "jsonrpc" not in message:
@@ -96,7 +92,9 @@ class AuditMiddleware:
         action: str | None = None
         if path == MCP_PATH and scope["method"] == "POST":
             body, messages = await _read_all(receive)
-            action = _mcp_tool(body)
+            message = json_or_none(body)
+            scope[MCP_MESSAGE_KEY] = (body, message)
+            action = _mcp_tool(message)
             if action is None or self.read_only(action):
                 await self.app(scope, _replay(messages, receive), send)
                 return
