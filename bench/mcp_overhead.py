@@ -10,7 +10,7 @@ passes the rate limiter, audit, CSRF and body guards). Goal: kubegate >= 0.85x t
 with that same tuning. The first ratio is the goal's; the second shows the overhead kubegate's
 own work adds when both sides are tuned alike.
 
-    python bench/mcp_overhead.py [--seconds 5] [--connections 16] [--rounds 3]
+    python bench/mcp_overhead.py [--seconds 5] [--connections 16] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     opts = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-"))

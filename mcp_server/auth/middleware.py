@@ -22,6 +22,7 @@ from mcp_server.http import send_error
 from mcp_server.services import Services
 
 PROTECTED_PREFIX = "/api"
+MCP_PATH = "/api/mcp"
 
 __all__ = ["PRINCIPAL_KEY", "PROTECTED_PREFIX", "AuthMiddleware", "Authenticator", "bearer_token"]
 
@@ -61,6 +62,7 @@ class AuthMiddleware:
         )
         metadata = f"{services.settings.public_url}/.well-known/oauth-protected-resource/api/mcp"
         self.challenge = f'Bearer realm="kubegate", resource_metadata="{metadata}"'
+        self.bind_sessions = not services.settings.mcp_stateless  # stateless MCP has no sessions to bind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -74,8 +76,9 @@ class AuthMiddleware:
             await send_error(scope, receive, send, error, {"WWW-Authenticate": self.challenge})
             return
         scope[PRINCIPAL_KEY] = principal
-        # The MCP SDK binds each Streamable HTTP session to the user that opened it.
-        scope["user"] = AuthenticatedUser(AccessToken(
-            token="", client_id=principal.user_id, scopes=list(principal.scopes), subject=principal.user_id
-        ))
+        if self.bind_sessions and path == MCP_PATH:
+            # The MCP SDK binds each Streamable HTTP session to the user that opened it.
+            scope["user"] = AuthenticatedUser(AccessToken(
+                token="", client_id=principal.user_id, scopes=list(principal.scopes), subject=principal.user_id
+            ))
         await self.app(scope, receive, send)
