@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import free_port, kubegate, median, mint_key, start, wrk  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, start, wrk_cpu  # noqa: E402
 
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
            "MCP-Protocol-Version": "2025-11-25"}
@@ -50,13 +50,19 @@ def main() -> None:
     gateway = kubegate(data_dir, kg_port, {"KUBEGATE_MCP_STATELESS": "1", "KUBEGATE_RATE_LIMIT_API_KEY": "100000000"})
     try:
         bare_rates, tuned_rates, kg_rates = [], [], []
+        cpu: dict[str, list[float]] = {"bare": [], "tuned": [], "kubegate": []}
         for _ in range(opts.rounds):
-            for port, rates in ((bare_port, bare_rates), (tuned_port, tuned_rates)):
-                rates.append(wrk(f"http://127.0.0.1:{port}/mcp", call("echo", {"text": "hi"}), HEADERS,
-                                 seconds=opts.seconds, connections=opts.connections))
-            kg_rates.append(wrk(f"http://127.0.0.1:{kg_port}/api/mcp", call("api_keys_list", {}),
-                                {**HEADERS, "Authorization": f"Bearer {key}"},
-                                seconds=opts.seconds, connections=opts.connections))
+            baselines = ((bare_port, bare, bare_rates, "bare"), (tuned_port, tuned, tuned_rates, "tuned"))
+            for port, proc, rates, name in baselines:
+                rate, micros = wrk_cpu(f"http://127.0.0.1:{port}/mcp", call("echo", {"text": "hi"}), HEADERS,
+                                       seconds=opts.seconds, connections=opts.connections, pid=proc.pid)
+                rates.append(rate)
+                cpu[name].append(micros)
+            rate, micros = wrk_cpu(f"http://127.0.0.1:{kg_port}/api/mcp", call("api_keys_list", {}),
+                                   {**HEADERS, "Authorization": f"Bearer {key}"},
+                                   seconds=opts.seconds, connections=opts.connections, pid=gateway.pid)
+            kg_rates.append(rate)
+            cpu["kubegate"].append(micros)
     finally:
         for proc in (bare, tuned, gateway):
             proc.terminate()
@@ -71,6 +77,11 @@ def main() -> None:
     print(f"kubegate api_keys_list          : {kg_rate:8.0f} calls/s  (rounds: {rounds(kg_rates)})")
     print(f"ratio kubegate / bare           : {kg_rate / bare_rate:.2f}x  (goal >= 0.85x)")
     print(f"ratio kubegate / bare, frozen   : {kg_rate / tuned_rate:.2f}x  (same GC tuning on both sides)")
+    bare_cpu, tuned_cpu, kg_cpu = (median(cpu[name]) for name in ("bare", "tuned", "kubegate"))
+    print(f"server CPU per call             : bare {bare_cpu:.0f} us, bare frozen {tuned_cpu:.0f} us, "
+          f"kubegate {kg_cpu:.0f} us")
+    print(f"CPU ratio bare / kubegate       : {bare_cpu / kg_cpu:.2f}x, frozen {tuned_cpu / kg_cpu:.2f}x "
+          f"(the same comparison by work per call)")
 
 
 if __name__ == "__main__":
