@@ -27,9 +27,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _serve(settings: Settings) -> None:
-    # Every database call hops to aiosqlite's thread and back; under load the loop thread holds
-    # the GIL and the hop waits out the switch interval (5 ms by default). 0.5 ms measured +20%
-    # calls/s in bench/mcp_overhead.py.
+    # Writes hop to aiosqlite's thread and back (reads run on the loop thread, see store/db.py);
+    # under load the loop thread holds the GIL and a hop waits out the switch interval (5 ms by
+    # default). 0.5 ms measured +20% calls/s in bench/mcp_overhead.py back when reads hopped too.
     sys.setswitchinterval(0.0005)
     import uvicorn
 
