@@ -25,7 +25,7 @@ from mcp_server import __version__
 from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
-from mcp_server.http import BodyGuardMiddleware, error_response
+from mcp_server.http import MCP_PATH, BodyGuardMiddleware, error_response
 from mcp_server.mcp_http import McpEndpoint
 from mcp_server.registry import Registry, registry
 from mcp_server.server import build_server, request_principal
@@ -92,7 +92,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     routes: list[BaseRoute] = [
         # The router tries routes in order; the MCP endpoint is the busiest, so it comes first.
-        Route("/api/mcp", McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
+        Route(MCP_PATH, McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),

@@ -21,9 +21,10 @@ async def send_error(scope: Scope, receive: Receive, send: Send, error: Kubegate
     await error_response(error, headers)(scope, receive, send)
 
 
+MCP_PATH = "/api/mcp"
 MCP_MESSAGE_KEY = "kubegate.mcp_message"
-"""Where the first layer that reads a POST to the MCP endpoint leaves ``(body, parsed JSON or None)``,
-so the layers below neither read nor parse it again."""
+"""Where the first layer that reads a POST to the MCP endpoint leaves its parsed JSON (``None``
+when it is not JSON), so the layers below neither read nor parse it again."""
 
 
 def json_or_none(body: bytes) -> Any:

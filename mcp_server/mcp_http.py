@@ -36,13 +36,12 @@ class McpEndpoint:
         if scope["method"] != "POST":
             await self.manager.handle_request(scope, receive, send)
             return
-        read = scope.get(MCP_MESSAGE_KEY)  # the audit layer may have read and parsed it already
-        if read is None:
+        if MCP_MESSAGE_KEY in scope:  # the audit layer read and parsed it already
+            message = scope[MCP_MESSAGE_KEY]
+        else:
             body = await _read_body(receive)
             message = json_or_none(body)
             receive = _replay(body, receive)
-        else:
-            message = read[1]
         if isinstance(message, dict) and "jsonrpc" not in message and isinstance(message.get("method"), str):
             await self._shorthand(scope, receive, send, message)
             return

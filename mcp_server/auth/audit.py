@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
-from mcp_server.http import MCP_MESSAGE_KEY, json_or_none
+from mcp_server.http import MCP_MESSAGE_KEY, MCP_PATH, json_or_none
 from mcp_server.ids import new_id, stamp
 from mcp_server.store.db import Database
 from mcp_server.store.pages import fetch_page
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/api/", "/auth/")
 LOGIN_PATHS = frozenset({"/auth/callback"})
-MCP_PATH = "/api/mcp"
 ACTION_KEY = "kubegate.audit_action"
 """Handlers may name what they did (``login``, ``logout``) in the scope under this key."""
 
@@ -92,8 +91,7 @@ class AuditMiddleware:
         action: str | None = None
         if path == MCP_PATH and scope["method"] == "POST":
             body, messages = await _read_all(receive)
-            message = json_or_none(body)
-            scope[MCP_MESSAGE_KEY] = (body, message)
+            message = scope[MCP_MESSAGE_KEY] = json_or_none(body)
             action = _mcp_tool(message)
             if action is None or self.read_only(action):
                 await self.app(scope, _replay(messages, receive), send)

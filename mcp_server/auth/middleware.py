@@ -18,11 +18,10 @@ from mcp_server.auth.csrf import session_cookie
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.auth.sessions import SessionStore
 from mcp_server.errors import Unauthorized
-from mcp_server.http import send_error
+from mcp_server.http import MCP_PATH, send_error
 from mcp_server.services import Services
 
 PROTECTED_PREFIX = "/api"
-MCP_PATH = "/api/mcp"
 
 __all__ = ["PRINCIPAL_KEY", "PROTECTED_PREFIX", "AuthMiddleware", "Authenticator", "bearer_token"]
 
