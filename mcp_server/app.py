@@ -24,6 +24,7 @@ import mcp_server.capabilities  # noqa: F401  (fills the registry)
 from mcp_server import __version__
 from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
+from mcp_server.dashboard.routes import dashboard_routes
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
 from mcp_server.http import MCP_PATH, BodyGuardMiddleware, error_response
 from mcp_server.mcp_http import McpEndpoint
@@ -99,6 +100,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         *rest_routes(reg, services),
         *docs_routes(reg, settings),
         *auth_routes(services),
+        *dashboard_routes(reg, services),
     ]
 
     @asynccontextmanager

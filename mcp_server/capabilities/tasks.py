@@ -49,6 +49,7 @@ async def tasks_create(ctx: Context, args: TaskCreate) -> TaskEnvelope:
     secret: they are never shown again, only their names.
     """
     row = await ctx.services.tasks.create(ctx.principal.user_id, args)
+    ctx.services.dispatcher.changed(row["id"])
     return TaskEnvelope(task=task_model(row))
 
 
@@ -63,6 +64,7 @@ async def tasks_get(ctx: Context, args: TaskRef) -> TaskEnvelope:
 async def tasks_delete(ctx: Context, args: TaskRef) -> TaskEnvelope:
     """Stop the task if it is running, then delete it with its Job, logs and files."""
     row = await ctx.services.tasks.delete(ctx.principal.user_id, args.task_id)
+    ctx.services.dispatcher.feed.publish(row["id"], removed_for=ctx.principal.user_id)
     return TaskEnvelope(task=task_model(row))
 
 

@@ -93,6 +93,7 @@ async def workflows_get(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
 async def workflows_delete(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
     """Stop the workflow's running steps, then delete it with its runs, logs and files."""
     row, steps = await ctx.services.workflows.delete(ctx.principal.user_id, args.workflow_id)
+    ctx.services.dispatcher.feed.publish(row["id"], removed_for=ctx.principal.user_id)
     return WorkflowEnvelope(workflow=workflow_model(row, [step_model(s) for s in steps]))
 
 
