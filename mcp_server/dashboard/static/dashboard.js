@@ -221,8 +221,8 @@ async function loadKeys() {
   const body = await api("GET", "/api/api-keys");
   $("#key-table tbody").replaceChildren(...body.apiKeys.map((key) => el("tr", { "data-key": key.id },
     el("td", { text: key.name }), el("td", {}, el("code", { text: key.prefix })),
-    el("td", { text: when(key.createdAt) }), el("td", { text: when(key.lastUsedAt) || "never" }),
-    el("td", { text: key.expiresAt ? when(key.expiresAt) : "never" }),
+    el("td", { class: "wide", text: when(key.createdAt) }), el("td", { text: when(key.lastUsedAt) || "never" }),
+    el("td", { class: "wide", text: key.expiresAt ? when(key.expiresAt) : "never" }),
     el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `Revoke ${key.name}`,
       onclick: () => guarded(() => revokeKey(key)), text: "Revoke" })))));
 }
@@ -332,7 +332,7 @@ function buildKinds() {
   $("#kinds").replaceChildren(...state.config.kinds.map((kind) => el("section", { id: `kind-${kind.name}`, "aria-labelledby": `title-${kind.name}` },
     el("h2", { id: `title-${kind.name}`, text: title(kind.name) }),
     el("p", { class: "empty muted", text: `No ${kind.name} yet.` }),
-    el("div", { class: "scroll" }, el("table", {},
+    el("div", { class: "scroll" }, el("table", { class: "objects" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Name" }), el("th", { scope: "col", text: "Status" }),
         el("th", { scope: "col", class: "wide", text: "Progress" }), el("th", { scope: "col", class: "wide", text: "Created" }),
         el("th", { scope: "col" }, el("span", { class: "sr", text: "Actions" })))),
