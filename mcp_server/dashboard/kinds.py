@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server.registry import Registry
-from rest_bridge.routes import ROUTES, RestRoute
+from rest_bridge import routes as route_table
+from rest_bridge.routes import RestRoute
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,10 @@ def _envelope_key(registry: Registry, tool: str) -> str | None:
     return info.alias or name
 
 
-def discover(registry: Registry, routes: tuple[RestRoute, ...] = ROUTES) -> list[Kind]:
+def discover(registry: Registry, routes: tuple[RestRoute, ...] | None = None) -> list[Kind]:
+    routes = route_table.ROUTES if routes is None else routes
+    known = {c.name for c in registry.list()}
+    routes = tuple(r for r in routes if r.tool in known)
     by_key = {(r.method, r.path): r for r in routes}
     kinds: list[Kind] = []
     for route in routes:
