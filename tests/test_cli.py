@@ -148,8 +148,8 @@ def test_serve_says_where_everything_is_once_bound_and_one_line_when_it_cannot(t
         gw.stop()
     holder = Gateway(tmp_path / "other").start()
     try:
-        clash = subprocess.run([*CLI, "serve"], env=kubegate_env(tmp_path / "third", {"KUBEGATE_PORT": str(holder.port)}),
-                               capture_output=True, text=True, timeout=60)
+        env = kubegate_env(tmp_path / "third", {"KUBEGATE_PORT": str(holder.port)})
+        clash = subprocess.run([*CLI, "serve"], env=env, capture_output=True, text=True, timeout=60)
         plain_failure(clash, f"cannot listen on 127.0.0.1:{holder.port}")
         assert "listening on" not in clash.stderr
     finally:
