@@ -34,6 +34,7 @@ from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime import isolation, shim
 from mcp_server.runtime.base import RunEvent, RunSpec
+from mcp_server.runtime.follow import RunsFollower
 from mcp_server.runtime.logwatch import LogWatcher
 from mcp_server.runtime.rundir import ChunkDecoder, RunDir, seek_tail
 
@@ -75,6 +76,7 @@ class LocalRuntime:
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._logs = LogWatcher()
         self._closed = False
+        self._follower: RunsFollower | None = None
         if self._bwrap is None and settings.isolation == "auto":
             logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
 
@@ -205,6 +207,9 @@ class LocalRuntime:
         return run
 
     async def recover(self, active: Sequence[RunSpec]) -> None:
+        if self._follower is None:  # only the recovering process follows runs other processes start
+            self._follower = RunsFollower(self._runs_dir, self.follow)
+            self._follower.start()
         for spec in active:
             if spec.run_id in self._runs:
                 continue
@@ -219,6 +224,20 @@ class LocalRuntime:
                 self._finish(run)
             else:
                 self._attach(run, pidfd)
+
+    def follow(self, run_id: str) -> None:
+        """A run another process started has recorded its end: report it as if this runtime had started it."""
+        if self._closed or run_id in self._runs:
+            return
+        if self._adopt(run_id) is not None:
+            return  # its shim is still exiting: its end reports the run
+        try:
+            run = _Run(RunDir(self._runs_dir, run_id), timeout=0.0)
+        except ValueError:
+            return
+        if run.dir.exit_record() is not None:
+            self._runs[run_id] = run
+            self._finish(run)
 
     async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
         """See ``Runtime.logs``; following a run this runtime does not track (not recovered) gives
@@ -275,6 +294,8 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
+        if self._follower is not None:
+            self._follower.close()
         for run in self._runs.values():
             for follower in run.followers:
                 follower.set()
