@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import free_port, kubegate, median, mint_key, start, wrk_cpu  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, report_ratio, start, wrk_cpu  # noqa: E402
+
+NEEDS = ("wrk",)
 
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
            "MCP-Protocol-Version": "2025-11-25"}
@@ -37,7 +39,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one short round: a fast look, noisier")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.seconds, opts.rounds = 2, 1
 
     data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-"))
     key = mint_key(data_dir)
@@ -82,6 +87,8 @@ def main() -> None:
     paired = median([k / b for k, b in zip(kg_rates, bare_rates, strict=True)])
     paired_tuned = median([k / t for k, t in zip(kg_rates, tuned_rates, strict=True)])
     print(f"median of per-round ratios      : {paired:.2f}x, frozen {paired_tuned:.2f}x")
+    report_ratio("MCP calls/s, kubegate api_keys_list", paired, "bare MCP SDK echo tool, same wrk load")
+    report_ratio("MCP calls/s, kubegate vs GC-tuned bare", paired_tuned, "bare MCP SDK echo tool with gc.freeze()")
     bare_cpu, tuned_cpu, kg_cpu = (median(cpu[name]) for name in ("bare", "tuned", "kubegate"))
     print(f"server CPU per call             : bare {bare_cpu:.0f} us, bare frozen {tuned_cpu:.0f} us, "
           f"kubegate {kg_cpu:.0f} us")

@@ -25,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, percentile, report_ratio  # noqa: E402
 
 from mcp_server.ids import parse  # noqa: E402
 from mcp_server.runtime import isolation  # noqa: E402
@@ -94,7 +94,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="20 samples and a burst of 40: a fast look")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.samples, opts.burst = 20, 40
     data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-"))
     key = mint_key(data_dir)
     port = free_port()
@@ -119,6 +122,8 @@ async def main() -> None:
     else:
         bare, wrapped = ratio
         print(f"bwrap overhead: bare {bare:.1f} ms, bwrap {wrapped:.1f} ms per run of `true` ({wrapped / bare:.1f}x)")
+        report_ratio("run start under bwrap, ms per `true`", wrapped / bare, "bare subprocess of `true`",
+                     better="lower")
 
 
 if __name__ == "__main__":
