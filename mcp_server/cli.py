@@ -19,7 +19,6 @@ from mcp_server import __version__
 from mcp_server.cli_keys import add_key_parsers, keys_list, keys_revoke
 from mcp_server.cli_run import add_parsers as add_run_parsers
 from mcp_server.cli_run import run as run_client
-from mcp_server.cli_serve import Banner, BannerServer
 from mcp_server.config import Settings, SettingsError, inconsistencies, load_settings
 from mcp_server.errors import KubegateError
 
@@ -51,6 +50,7 @@ async def _serve(settings: Settings) -> None:
     from mcp_server.app import build_app
     from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
     from mcp_server.auth.routes import dev_login_refusal
+    from mcp_server.cli_serve import Banner, BannerServer
     from mcp_server.services import Services
 
     refusal = dev_login_refusal(settings)
