@@ -79,7 +79,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         await services.db.fetch_one("SELECT 1")
-        return JSONResponse({"status": "ok", "version": __version__})
+        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment()})
 
     async def resource_metadata(request: Request) -> Response:
         return JSONResponse({

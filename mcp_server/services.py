@@ -11,12 +11,13 @@ from __future__ import annotations
 import fcntl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import FairShare
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import Unauthorized, Unavailable
@@ -71,7 +72,7 @@ class Services:
     async def open(cls, settings: Settings, *, engine: bool = True) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = await Database.open(settings.db_path)
-        runtime = make_runtime(settings)
+        runtime = FairShare(make_runtime(settings), db, settings)
         dispatcher = Dispatcher(runtime)
         services = cls(
             settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds), runtime=runtime,
@@ -89,6 +90,12 @@ class Services:
             await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
             await self.workflows.resume()
         self.engine_running = True
+
+    def containment(self) -> dict[str, Any]:
+        """The runtime, the isolation and limits in force and the fair-share caps (``/healthz``)."""
+        if isinstance(self.runtime, FairShare):
+            return self.runtime.describe()
+        return {"runtime": self.runtime.name}
 
     @property
     def recovers(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import admit
 from mcp_server.errors import NotFound, ValidationFailed
 from mcp_server.ids import new_id, stamp
 from mcp_server.models.tasks import TaskCreate
@@ -35,6 +36,7 @@ class TaskService:
 
     async def create(self, user_id: str, args: TaskCreate) -> dict[str, Any]:
         timeout = resolve_timeout(self.settings, args.timeout)
+        await admit(self.runtime, user_id, "tasks")
         row: dict[str, Any] = {
             "id": new_id("task"), "user_id": user_id, "name": args.name, "image": args.image,
             "command": json.dumps(args.command), "env_keys": json.dumps(sorted(args.env)),

@@ -91,10 +91,10 @@ def _detect_v2(root: Path, own: str) -> Cgroups | None:
 
 def _write_limits(path: Path, version: int, size: Size) -> None:
     memory, quota = size.memory_mib * 1024 * 1024, size.cpu_millis * _PERIOD_US // 1000
-    files = {
-        1: {"memory.limit_in_bytes": memory, "pids.max": size.max_pids, "cpu.cfs_quota_us": quota},
-        2: {"memory.max": memory, "memory.swap.max": 0, "pids.max": size.max_pids, "cpu.max": f"{quota} {_PERIOD_US}"},
-    }[version]
+    files: dict[str, object] = (
+        {"memory.limit_in_bytes": memory, "pids.max": size.max_pids, "cpu.cfs_quota_us": quota} if version == 1
+        else {"memory.max": memory, "memory.swap.max": 0, "pids.max": size.max_pids, "cpu.max": f"{quota} {_PERIOD_US}"}
+    )
     for name, value in files.items():
         if (path / name).exists():
             (path / name).write_text(str(value))
