@@ -85,7 +85,10 @@ def sandbox_argv(layout: Layout, work: str, *, network: bool, tmp_bytes: int,
     ``(host, inside)`` writable binds. With ``network`` the caller must hand bwrap the info and
     block fds (``INFO_FD``/``BLOCK_FD``) and attach the namespace before releasing it.
     """
-    argv = [layout.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+    # No --new-session: the supervisor signals the run's process group, which setsid would leave.
+    # It guards against TIOCSTI on a controlling terminal, and runs never have one (stdin is
+    # /dev/null and the supervisor is in a session of its own without a terminal).
+    argv = [layout.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent",
             "--uid", INNER_ID, "--gid", INNER_ID, "--cap-drop", "ALL"]
     for option, source, path in layout.binds:
         argv += [option, source, path]
