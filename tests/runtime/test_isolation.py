@@ -18,8 +18,8 @@ import pytest
 from mcp_server.config import Settings
 from mcp_server.errors import Unavailable
 from mcp_server.runtime.local import LocalRuntime
-from tests.runtime.conftest import MakeRuntime
 from tests.processes import process_alive
+from tests.runtime.conftest import MakeRuntime
 from tests.runtime.support import Events, sh
 
 PY = sys.executable

@@ -40,7 +40,8 @@ asyncio.run(main(*sys.argv[1:]))
 @asynccontextmanager
 async def doomed_gateway(data_dir: Path, isolation: Isolation, run: RunSpec) -> AsyncIterator[None]:
     """A gateway in its own process that starts ``run`` and is SIGKILLed when the block ends."""
-    args = [sys.executable, "-c", GATEWAY, str(data_dir), isolation, run.run_id, json.dumps(list(run.command)), READONLY_PATHS]
+    command = json.dumps(list(run.command))
+    args = [sys.executable, "-c", GATEWAY, str(data_dir), isolation, run.run_id, command, READONLY_PATHS]
     async with await anyio.open_process(args, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None
         with anyio.fail_after(WAIT):
