@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from mcp_server.config import Settings
@@ -225,3 +227,32 @@ async def test_auto_without_bubblewrap_refuses_runs_and_says_how_to_fix_it(
         await runtime.start(sh("echo ran unconfined"))
     assert not any((data_dir / "runs").glob("*/log"))
     await runtime.close()
+
+
+async def test_finished_runs_files_are_removed_after_the_retention(make_runtime: MakeRuntime, data_dir: Path) -> None:
+    runtime = make_runtime(run_retention="1s")
+    log, code = await _run(runtime, "echo kept-for-a-second")
+    assert code == 0 and "kept-for-a-second" in log
+    runs = data_dir / "runs"
+    with anyio.fail_after(15):
+        while any(p.is_dir() for p in runs.iterdir()):
+            await anyio.sleep(0.1)
+
+
+async def test_a_restarted_runtime_removes_runs_that_outlived_the_retention(
+    make_runtime: MakeRuntime, data_dir: Path
+) -> None:
+    events = Events(first := make_runtime())
+    old, recent = sh("echo old"), sh("echo recent")
+    for run in (old, recent):
+        await first.start(run)
+        await events.wait(run.run_id)
+    two_hours_ago = time.time() - 7200
+    os.utime(data_dir / "runs" / old.run_id / "exit.json", (two_hours_ago, two_hours_ago))
+    await first.close()
+    second = make_runtime(run_retention="1h")
+    await second.recover([])
+    with anyio.fail_after(15):
+        while (data_dir / "runs" / old.run_id).exists():
+            await anyio.sleep(0.05)
+    assert (data_dir / "runs" / recent.run_id / "log").exists()
