@@ -15,11 +15,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_server.auth.middleware import PRINCIPAL_KEY
 from mcp_server.auth.principal import Principal
-from mcp_server.context import Context
+from mcp_server.context import Context, Parts
 from mcp_server.errors import BadRequest, KubegateError, NotFound, Unauthorized
 from mcp_server.http import MCP_MESSAGE_KEY, json_or_none, send_error
 from mcp_server.registry import Registry
-from mcp_server.services import Services
 
 
 def shorthand_tool(method: str) -> str:
@@ -27,10 +26,10 @@ def shorthand_tool(method: str) -> str:
 
 
 class McpEndpoint:
-    def __init__(self, manager: StreamableHTTPSessionManager, registry: Registry, services: Services) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, registry: Registry, parts: Parts) -> None:
         self.manager = manager
         self.registry = registry
-        self.services = services
+        self.parts = parts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -60,7 +59,7 @@ class McpEndpoint:
                 self.registry.get(tool)
             except NotFound:
                 raise NotFound(f"Unknown method '{message['method']}'") from None
-            result = await self.registry.call(tool, Context(principal=principal, services=self.services), params)
+            result = await self.registry.call(tool, Context.for_principal(principal, self.parts), params)
         except KubegateError as exc:
             await send_error(scope, receive, send, exc)
             return
