@@ -65,7 +65,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     runtime = make_runtime(settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
-        keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=AuditLog(stores.audit),
+        keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
         tasks=TaskService(stores.tasks, runtime, dispatcher, settings),
         workflows=WorkflowService(stores.workflows, runtime, dispatcher, settings),
         policy=Policy(operator_email=settings.operator_email, admin_emails=settings.admins),
@@ -163,7 +163,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(BodyGuardMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds),
-            *security_middleware(settings, services.keys, services.sessions, services.parts.audit,
+            *security_middleware(settings, services.keys, services.sessions, AuditLog(services.stores.audit),
                                  _read_only(reg)),
         ],
         exception_handlers=_exception_handlers(),

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mcp_server.auth.audit import AuditLog
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.policy import Policy
 from mcp_server.auth.principal import Principal
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
+from mcp_server.store.audit import AuditStore
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 Log = Callable[[str, str], Awaitable[None]]
@@ -34,7 +34,7 @@ class Parts:
     """What handlers may reach, built once per process by the composition root."""
 
     keys: KeyStore
-    audit: AuditLog
+    audit: AuditStore
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy
@@ -44,7 +44,7 @@ class Parts:
 class Context:
     principal: Principal
     keys: KeyStore
-    audit: AuditLog
+    audit: AuditStore
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy

@@ -26,7 +26,7 @@ async def run(door: Door, steps: list[dict[str, Any]], name: str = "wf") -> dict
     created = await door.call("workflows_create", {"name": name, "steps": steps})
     assert created.ok, created.body
     assert created.body["workflow"]["status"] == "pending"
-    done = await door.call("workflows_wait", {"workflowId": created.body["workflow"]["id"], "timeout": 60})
+    done = await door.call("workflows_wait", {"workflowId": created.body["workflow"]["id"], "timeoutSeconds": 60})
     assert done.ok, done.body
     workflow: dict[str, Any] = done.body["workflow"]
     return workflow
@@ -200,7 +200,7 @@ async def test_killed_gateway_resumes_every_workflow_without_running_a_step_twic
         (runs["long-waiting"] / "work" / "go").touch()
         async with httpx.AsyncClient(base_url=gw.url, headers=key, timeout=60) as http:
             waited = await http.post("/api/mcp", json={
-                "method": "workflows/wait", "params": {"workflowId": workflow_id, "timeout": 30}})
+                "method": "workflows/wait", "params": {"workflowId": workflow_id, "timeoutSeconds": 30}})
         workflow = waited.json()["result"]["workflow"]
     finally:
         gw.stop()
