@@ -133,6 +133,9 @@ async def test_build_test_deploy_example_runs(door: Door) -> None:
     assert steps["build"]["output"].startswith("myapp-1.0.0.tar sha256:")
     assert steps["test"]["output"] == "3 passed, 0 failed"
     assert steps["deploy"]["output"] == f"deployed {steps['build']['output']}"
+    # The example passes outputs the safe way: through $KUBEGATE_OUTPUT_<STEP>, never spliced into sh -c.
+    assert "{{steps." not in EXAMPLE.read_text()
+    assert "applying deploy.yaml after: 3 passed, 0 failed" in steps["deploy"]["logs"]
 
 
 async def test_step_logs_resource(door: Door) -> None:
