@@ -43,9 +43,9 @@ class TaskService:
         except Exception as exc:
             log.warning("task %s could not start: %s", task.id, exc)
             at, message = stamp(), start_failure(exc)
-            await self.tasks.ended(task.id, status="failed", reason="error", message=message, at=at)
+            await self.tasks.ended(task.id, status="failed", reason="error", message=message, at=at, ran=False)
             self.dispatcher.changed(task.id)
-            return replace(task, status="failed", reason="error", message=message, completed_at=at, started_at=at)
+            return replace(task, status="failed", reason="error", message=message, completed_at=at)
         return task
 
     async def get(self, user_id: str, task_id: str) -> TaskRecord:
@@ -68,7 +68,11 @@ class TaskService:
         return task
 
     def logs(self, task_id: str) -> str:
-        return self.runtime.read_logs(task_id, tail=self.settings.log_tail_bytes)
+        try:
+            return self.runtime.read_logs(task_id, tail=self.settings.log_tail_bytes)
+        except OSError as exc:  # a run that never got its files: no logs, rather than a failed read
+            log.warning("logs of %s unreadable: %s", task_id, type(exc).__name__)
+            return ""
 
     async def on_event(self, event: RunEvent) -> None:
         at = stamp(event.at)

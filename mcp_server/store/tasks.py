@@ -87,13 +87,14 @@ class TaskStore:
             (at, task_id, "pending"))
 
     async def ended(self, task_id: str, *, status: TaskStatus, reason: str | None, at: str,
-                    exit_code: int | None = None, output: str | None = None, message: str | None = None) -> None:
-        """Record how the task ended, unless it had ended already."""
+                    exit_code: int | None = None, output: str | None = None, message: str | None = None,
+                    ran: bool = True) -> None:
+        """Record how the task ended, unless it had ended already (``ran=False``: it never started)."""
         active, params = in_list(ACTIVE)
         await self._db.execute(
             "UPDATE tasks SET status = ?, exit_code = ?, reason = ?, output = ?, message = ?, completed_at = ?,"
             f" started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN {active}",
-            (status, exit_code, reason, output, message, at, at, task_id, *params))
+            (status, exit_code, reason, output, message, at, at if ran else None, task_id, *params))
 
     async def active(self) -> list[TaskRecord]:
         """Every task not yet ended, of every user: what recovery must account for."""
