@@ -124,7 +124,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
     async def principal_of(ctx: Any) -> Any:
         return request_principal(ctx)
 
-    mcp = build_server(services.parts, reg, principal_of)
+    mcp = build_server(services, reg, principal_of)
     manager = StreamableHTTPSessionManager(
         app=mcp, json_response=False, stateless=settings.mcp_stateless,
         security_settings=transport_security(settings), max_request_body_size=settings.max_body_bytes,
@@ -145,11 +145,11 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     routes: list[BaseRoute] = [
         # The router tries routes in order; the MCP endpoint is the busiest, so it comes first.
-        Route(MCP_PATH, McpEndpoint(manager, reg, services.parts), methods=["GET", "POST", "DELETE"]),
+        Route(MCP_PATH, McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
-        *rest_routes(reg, services.parts),
+        *rest_routes(reg, services),
         *docs_routes(reg, settings),
         *auth_routes(settings, services.stores.users, services.keys, services.sessions),
     ]

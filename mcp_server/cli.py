@@ -84,7 +84,7 @@ async def _stdio(settings: Settings) -> None:
         async def current(ctx: Any) -> Any:
             return await services.stdio_principal()  # and again on every request, as HTTP does
 
-        server = build_server(services.parts, registry, current)
+        server = build_server(services, registry, current)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:

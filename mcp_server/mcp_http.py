@@ -15,10 +15,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_server.auth.middleware import PRINCIPAL_KEY
 from mcp_server.auth.principal import Principal
-from mcp_server.context import Context, Parts
+from mcp_server.context import Context
 from mcp_server.errors import BadRequest, KubegateError, NotFound, Unauthorized
 from mcp_server.http import MCP_MESSAGE_KEY, json_or_none, send_error
 from mcp_server.registry import Registry
+from mcp_server.services import Services
 
 
 def shorthand_tool(method: str) -> str:
@@ -26,10 +27,10 @@ def shorthand_tool(method: str) -> str:
 
 
 class McpEndpoint:
-    def __init__(self, manager: StreamableHTTPSessionManager, registry: Registry, parts: Parts) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, registry: Registry, services: Services) -> None:
         self.manager = manager
         self.registry = registry
-        self.parts = parts
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -59,7 +60,7 @@ class McpEndpoint:
                 self.registry.get(tool)
             except NotFound:
                 raise NotFound(f"Unknown method '{message['method']}'") from None
-            result = await self.registry.call(tool, Context.for_principal(principal, self.parts), params)
+            result = await self.registry.call(tool, Context.for_principal(principal, self.services.parts), params)
         except KubegateError as exc:
             await send_error(scope, receive, send, exc)
             return

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import mcp_types as types
 
 from mcp_server.auth.principal import Principal
-from mcp_server.context import Context, Parts
+from mcp_server.context import Context
 from mcp_server.errors import Forbidden, NotFound
+from mcp_server.services import Services
 
 Reader = Callable[[Context, dict[str, str]], Awaitable[str]]
 """Reads one resource as the context's principal, from the template's variables."""
@@ -49,8 +50,8 @@ def resource(name: str, uri_template: str, *, scope: str, description: str,
 
 
 class ResourceSet:
-    def __init__(self, parts: Parts) -> None:
-        self._parts = parts
+    def __init__(self, services: Services) -> None:
+        self._parts = services.parts
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [

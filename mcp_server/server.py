@@ -22,10 +22,11 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server import __version__
 from mcp_server.auth.principal import Principal
-from mcp_server.context import Context, Parts
+from mcp_server.context import Context
 from mcp_server.errors import KubegateError, NotFound, Unauthorized
 from mcp_server.registry import Capability, Registry
 from mcp_server.resources import ResourceSet
+from mcp_server.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,11 @@ def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
 class _Handlers:
     """The MCP request handlers, bound to one registry and one way of knowing the caller."""
 
-    def __init__(self, parts: Parts, registry: Registry, principal_of: PrincipalSource) -> None:
-        self.parts = parts
+    def __init__(self, services: Services, registry: Registry, principal_of: PrincipalSource) -> None:
+        self.services = services
         self.registry = registry
         self.principal_of = principal_of
-        self.resources = ResourceSet(parts)
+        self.resources = ResourceSet(services)
         # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
         self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
 
@@ -95,7 +96,7 @@ class _Handlers:
         async def send_log(level: str, message: str) -> None:
             await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
 
-        return Context.for_principal(principal, self.parts, progress=progress, log=send_log)
+        return Context.for_principal(principal, self.services.parts, progress=progress, log=send_log)
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -144,9 +145,9 @@ class _Handlers:
         )
 
 
-def build_server(parts: Parts, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
+def build_server(services: Services, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
     """An MCP server whose tools and resources are the registry's capabilities."""
-    handlers = _Handlers(parts, registry, principal_of)
+    handlers = _Handlers(services, registry, principal_of)
     return Server(
         "kubegate",
         version=__version__,

@@ -16,10 +16,11 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_server.auth.audit import ACTION_KEY
 from mcp_server.auth.principal import Principal
-from mcp_server.context import Context, Parts
+from mcp_server.context import Context
 from mcp_server.errors import BadRequest, KubegateError, Unauthorized
 from mcp_server.http import error_response
 from mcp_server.registry import Registry
+from mcp_server.services import Services
 from rest_bridge.routes import ROUTES, RestRoute
 
 
@@ -43,7 +44,7 @@ async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
     return args
 
 
-def _endpoint(route: RestRoute, registry: Registry, parts: Parts) -> Any:
+def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
     async def endpoint(request: Request) -> Response:
         request.scope[ACTION_KEY] = route.tool  # names the action in the audit log
         principal = request.scope.get("kubegate.principal")
@@ -51,7 +52,7 @@ def _endpoint(route: RestRoute, registry: Registry, parts: Parts) -> Any:
             if not isinstance(principal, Principal):
                 raise Unauthorized("Authentication required")
             args = await _arguments(request, route)
-            context = Context.for_principal(principal, parts)
+            context = Context.for_principal(principal, services.parts)
             body = await registry.call(route.tool, context, args, strict=route.source == "body")
         except KubegateError as exc:
             return error_response(exc)
@@ -61,7 +62,7 @@ def _endpoint(route: RestRoute, registry: Registry, parts: Parts) -> Any:
     return endpoint
 
 
-def rest_routes(registry: Registry, parts: Parts) -> list[BaseRoute]:
+def rest_routes(registry: Registry, services: Services) -> list[BaseRoute]:
     """One Starlette route per path, dispatching each method to its tool.
 
     One route per path (not per method) so that a 405 names every allowed method in ``Allow``.
@@ -69,7 +70,7 @@ def rest_routes(registry: Registry, parts: Parts) -> list[BaseRoute]:
     by_path: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         registry.get(route.tool)
-        by_path.setdefault(route.path, {})[route.method] = _endpoint(route, registry, parts)
+        by_path.setdefault(route.path, {})[route.method] = _endpoint(route, registry, services)
     out: list[BaseRoute] = []
     for path, endpoints in by_path.items():
         async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
