@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mcp_server.models.validation import parse_duration
+from mcp_server.models import durations
 from mcp_server.runtime.sandbox import DEFAULT_MASKED, DEFAULT_READONLY
 
 
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_workflow_steps: int = Field(default=100, ge=1)
     workflow_concurrency: int = Field(default=8, ge=1)
     log_tail_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_step_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """A workflow step's image, command and env after substituting outputs; over it the step fails."""
     key_touch_interval_seconds: float = Field(default=60.0, ge=0)
 
     oidc_issuer: str | None = None
@@ -89,7 +91,7 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_is_a_duration(cls, value: str) -> str:
         if value.strip() not in ("", "0"):
-            parse_duration(value.strip())
+            durations.parse(value.strip())
         return value
 
     @model_validator(mode="after")
@@ -110,7 +112,7 @@ class Settings(BaseSettings):
     @property
     def run_retention_seconds(self) -> float:
         """``run_retention`` in seconds; 0 keeps finished runs' files for ever."""
-        return 0.0 if self.run_retention.strip() in ("", "0") else parse_duration(self.run_retention.strip())
+        return 0.0 if self.run_retention.strip() in ("", "0") else float(durations.parse(self.run_retention.strip()))
 
     @property
     def readonly_paths(self) -> list[str]:

@@ -25,8 +25,7 @@ from typing import Any
 from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Forbidden, Unavailable
 from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
-from mcp_server.store import run_queue
-from mcp_server.store.db import Database
+from mcp_server.store.run_queue import RunQueue, Stored
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +33,10 @@ log = logging.getLogger(__name__)
 class FairShare:
     """A ``Runtime`` that admits runs to the runtime it wraps as fair-share slots allow."""
 
-    def __init__(self, inner: Runtime, db: Database, settings: Settings) -> None:
+    def __init__(self, inner: Runtime, queue: RunQueue, settings: Settings) -> None:
         self.inner = inner
         self.name = inner.name
-        self._db = db
+        self._queue = queue
         self._per_user, self._total = settings.max_active_runs_per_user, settings.max_active_runs
         self._max_objects = settings.max_objects_per_user
         self._active: dict[str, str] = {}
@@ -53,12 +52,12 @@ class FairShare:
         return {"runtime": self.name, **getattr(self.inner, "containment", {}),
                 "maxActiveRuns": self._total, "maxActiveRunsPerUser": self._per_user}
 
-    async def admit(self, user_id: str, kind: str) -> None:
+    async def admit(self, user_id: str, kind: Stored) -> None:
         """Refuse new work the runtime cannot run or the user has no room to store."""
         refusal: str | None = getattr(self.inner, "refusal", None)
         if refusal is not None:
             raise Unavailable(refusal)
-        if await run_queue.stored_count(self._db, kind, user_id) >= self._max_objects:
+        if await self._queue.stored_count(kind, user_id) >= self._max_objects:
             raise Forbidden(f"you keep {self._max_objects} {kind} already, the most allowed per user "
                             f"(KUBEGATE_MAX_OBJECTS_PER_USER); delete finished ones to make room")
 
@@ -69,7 +68,7 @@ class FairShare:
             await self._launch(spec, raise_errors=True)
             return
         self._waiting[spec.run_id] = spec
-        await run_queue.put(self._db, spec)
+        await self._queue.put(spec)
         self._kick()
 
     def _has_slot(self, owner: str) -> bool:
@@ -82,11 +81,11 @@ class FairShare:
             await self.inner.start(spec)
         except Exception as exc:
             self._release(spec.run_id)
+            if raise_errors:
+                raise  # a direct start: the caller records the failure
+            log.warning("queued run %s could not start: %s", spec.run_id, exc)
             self._events.put_nowait(RunEvent(spec.run_id, "exited", datetime.now(UTC), reason="error",
                                              message=f"could not start: {exc}"))
-            if raise_errors:
-                raise
-            log.warning("queued run %s could not start: %s", spec.run_id, exc)
 
     def _release(self, run_id: str) -> None:
         owner = self._active.pop(run_id, None)
@@ -112,7 +111,7 @@ class FairShare:
                     continue
                 del self._waiting[spec.run_id]
                 await self._launch(spec)
-                await run_queue.take(self._db, spec.run_id)
+                await self._queue.take(spec.run_id)
 
     async def cancel(self, run_id: str) -> None:
         if await self._drop(run_id):
@@ -129,7 +128,7 @@ class FairShare:
         """Take ``run_id`` out of the queue; True if it was waiting there."""
         if self._waiting.pop(run_id, None) is None:
             return False
-        await run_queue.take(self._db, run_id)
+        await self._queue.take(run_id)
         return True
 
     def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
@@ -156,12 +155,12 @@ class FairShare:
         """Re-queue the runs that were waiting; hand the others to the runtime to re-attach."""
         wanted = {spec.run_id for spec in active}
         queued = set()
-        for spec in await run_queue.waiting(self._db):
+        for spec in await self._queue.waiting():
             queued.add(spec.run_id)
             if spec.run_id in wanted:
                 self._waiting.setdefault(spec.run_id, spec)
             else:
-                await run_queue.take(self._db, spec.run_id)  # its task or workflow was deleted meanwhile
+                await self._queue.take(spec.run_id)  # its task or workflow was deleted meanwhile
         running = [spec for spec in active if spec.run_id not in queued and spec.run_id not in self._active]
         for spec in running:
             self._active[spec.run_id] = spec.owner
@@ -178,7 +177,7 @@ class FairShare:
         self._events.put_nowait(None)
 
 
-async def admit(runtime: Runtime, user_id: str, kind: str) -> None:
+async def admit(runtime: Runtime, user_id: str, kind: Stored) -> None:
     """``FairShare.admit`` when the engine's runtime is one (test doubles may be bare runtimes)."""
     if isinstance(runtime, FairShare):
         await runtime.admit(user_id, kind)

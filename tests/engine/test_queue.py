@@ -13,6 +13,7 @@ from mcp_server.config import Settings
 from mcp_server.engine.queue import FairShare
 from mcp_server.runtime.base import RunEvent, RunSpec
 from mcp_server.store.db import Database
+from mcp_server.store.run_queue import RunQueue
 from tests.engine.test_scheduler import ScriptedRuntime
 
 
@@ -32,7 +33,7 @@ class Share:
 
     def __init__(self, db: Database, tmp_path: Path, **caps: int) -> None:
         self.inner = ScriptedRuntime()
-        self.share = FairShare(self.inner, db, Settings(data_dir=tmp_path, **caps))  # type: ignore[arg-type]
+        self.share = FairShare(self.inner, RunQueue(db), Settings(data_dir=tmp_path, **caps))  # type: ignore[arg-type]
         self.seen: list[RunEvent] = []
 
     async def pull(self) -> None:
