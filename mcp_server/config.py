@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcp_server.models import durations
+from mcp_server.runtime.sandbox import DEFAULT_MASKED, DEFAULT_READONLY
 
 
 class Settings(BaseSettings):
@@ -58,11 +61,38 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Run isolation and fair shares (local runtime; the caps on runs and objects hold on every runtime).
+    max_active_runs_per_user: int = Field(default=8, ge=1)
+    """Runs of one user executing at once; more wait as ``pending`` and start in order."""
+    max_active_runs: int = Field(default=32, ge=1)
+    """Runs executing at once on this gateway, all users together."""
+    max_objects_per_user: int = Field(default=10_000, ge=1)
+    """Tasks (and, separately, workflows) one user may keep stored; creating more answers 403."""
+    run_readonly_paths: str = ",".join(DEFAULT_READONLY)
+    """Comma-separated host paths a sandboxed run sees read-only (everything else is hidden)."""
+    run_masked_paths: str = ",".join(DEFAULT_MASKED)
+    """Comma-separated paths (globs allowed) hidden inside those, e.g. /etc/shadow."""
+    run_tmp_bytes: int = Field(default=256 << 20, ge=1 << 20)
+    """Size of a run's private /tmp (and /dev/shm)."""
+    run_max_file_bytes: int = Field(default=1 << 30, ge=4096)
+    """Disk allowance: the largest file a run may write; past it the run fails with disk_limit."""
+    run_log_bytes: int = Field(default=8 << 20, ge=4096)
+    """A run's log keeps at most this much: past it the head is dropped and a line says so."""
+    run_retention: str = "168h"
+    """How long a finished run's files (log, work dir) are kept; the task row stays. 0 keeps them."""
+
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
     job_ttl_seconds: int = Field(default=3600, ge=0)
     sandbox_domain: str | None = None
     apps_domain: str | None = None
+
+    @field_validator("run_retention")
+    @classmethod
+    def _retention_is_a_duration(cls, value: str) -> str:
+        if value.strip() not in ("", "0"):
+            durations.parse(value.strip())
+        return value
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
@@ -78,6 +108,19 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def run_retention_seconds(self) -> float:
+        """``run_retention`` in seconds; 0 keeps finished runs' files for ever."""
+        return 0.0 if self.run_retention.strip() in ("", "0") else float(durations.parse(self.run_retention.strip()))
+
+    @property
+    def readonly_paths(self) -> list[str]:
+        return [p.strip() for p in self.run_readonly_paths.split(",") if p.strip()]
+
+    @property
+    def masked_paths(self) -> list[str]:
+        return [p.strip() for p in self.run_masked_paths.split(",") if p.strip()]
 
     @property
     def public_host(self) -> str:
