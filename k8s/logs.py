@@ -45,6 +45,21 @@ class LogCursor:
         self._skip = 0
         self._pending = b""
 
+    @classmethod
+    def load(cls, path: Path) -> LogCursor:
+        """The cursor saved beside a log copy, so a restarted gateway appends only what it lacks."""
+        cursor = cls()
+        try:
+            seconds, nanos, same = path.read_text().split()
+            cursor.last, cursor._same = (seconds.encode(), int(nanos)), int(same)
+        except (FileNotFoundError, ValueError):
+            pass
+        return cursor
+
+    def save(self, path: Path) -> None:
+        if self.last is not None:
+            path.write_text(f"{self.last[0].decode()} {self.last[1]} {self._same}")
+
     def since_seconds(self, now: datetime | None = None) -> int | None:
         if self.last is None:
             return None

@@ -168,7 +168,8 @@ class Placement:
             pod["hostUsers"] = False
 
 
-DISRUPTIONS: list[Manifest] = [{"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+DISRUPTIONS: list[Manifest] = [
+    {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
 """An evicted or preempted Pod fails the Job with reason ``PodFailurePolicy``, not as an anonymous exit 137."""
 
 

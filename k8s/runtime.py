@@ -262,7 +262,8 @@ class KubernetesRuntime:
 
     async def _copy_logs(self, run: _Run, pod: str) -> None:
         kube = await self._kube()
-        cursor = LogCursor()
+        place = run.log.path.with_name("cursor")
+        cursor = LogCursor.load(place)
         while True:
             final = run.settled.is_set()
             cursor.begin()
@@ -271,8 +272,10 @@ class KubernetesRuntime:
                                                 since_seconds=cursor.since_seconds()):
                     if data := cursor.feed(chunk):
                         await run.log.append(data)
+                        cursor.save(place)
                 if rest := cursor.end(final):
                     await run.log.append(rest)
+                    cursor.save(place)
             except errors.NotFound:
                 break
             except errors.KubegateError as exc:

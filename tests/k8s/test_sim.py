@@ -53,7 +53,7 @@ async def test_jobs_orphan_their_pods_unless_deletion_propagates() -> None:
         await http.post("/apis/batch/v1/namespaces/demo/jobs", json=JOB)
         await cluster.wait_until(lambda: len(cluster.objects("pods")) == 2)
         await http.delete("/apis/batch/v1/namespaces/demo/jobs/hello", params={"propagationPolicy": "Background"})
-        assert len(cluster.objects("pods")) == 1
+        await cluster.wait_until(lambda: len(cluster.objects("pods")) == 1)  # graceful: terminated, then removed
         assert cluster.invalid_writes == []
 
 
