@@ -162,7 +162,7 @@ def policy_intact(cluster: FakeCluster, namespace: str) -> bool:
     binding = cluster.objects("rolebindings")
     limits = cluster.objects("limitranges")
     return ("pod-security.kubernetes.io/warn" in ns["metadata"]["labels"]
-            and bool(deny) and deny[0]["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny[0]["spec"]
+            and bool(deny) and deny[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
             and bool(quota) and quota[0]["spec"]["hard"].get("pods") == "8"
             and bool(binding) and binding[0]["subjects"][0]["name"] == "kubegate"
             and bool(limits) and "max" in limits[0]["spec"]["limits"][0])
