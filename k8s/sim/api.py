@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from k8s.sim.kubelet import Kubelet
+from k8s.sim.policies import AdmissionPolicies, Write
 from k8s.sim.store import RESOURCES, ApiError, Obj, Store, Watcher
 
 Audit = set[tuple[str, str, str, str]]
@@ -80,6 +81,21 @@ class Api:
         self.store, self.kubelet, self.audit = store, kubelet, audit
         self.watches_open = asyncio.Event()
         self.watches_open.set()
+        self.policies: AdmissionPolicies | None = None
+        """ValidatingAdmissionPolicies applied to every write over HTTP (``FakeCluster.enforce``)."""
+
+    def _admit(self, verb: str, target: Target, name: str, obj: Obj | None, old: Obj | None) -> None:
+        if self.policies is None:
+            return
+        namespace_obj = None
+        if target.namespace:
+            try:
+                namespace_obj = self.store.get("namespaces", None, target.namespace)
+            except ApiError:
+                pass
+        version = RESOURCES[target.resource].group_version.rpartition("/")[2]
+        self.policies.admit(Write(verb, target.group, version, target.resource, target.namespace, name, obj, old,
+                                  namespace_obj))
 
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
@@ -121,12 +137,19 @@ class Api:
         if verb == "get":
             return JSONResponse(store.get(target.resource, ns, name))
         if verb == "create":
-            return JSONResponse(store.create(target.resource, ns, await _body(request)), status_code=201)
+            sent = await _body(request)
+            if RESOURCES[target.resource].namespaced:
+                sent.setdefault("metadata", {})["namespace"] = ns
+            self._admit(verb, target, str(sent.get("metadata", {}).get("name") or ""), sent, None)
+            return JSONResponse(store.create(target.resource, ns, sent), status_code=201)
         if verb == "patch":
-            return JSONResponse(await self._patch(request, target.resource, ns, name))
+            return JSONResponse(await self._patch(request, target, name))
         if verb == "update":
-            return JSONResponse(store.replace(target.resource, ns, name, await _body(request)))
+            sent = await _body(request)
+            self._admit(verb, target, name, sent, store.get(target.resource, ns, name))
+            return JSONResponse(store.replace(target.resource, ns, name, sent))
         if verb == "delete":
+            self._admit(verb, target, name, None, store.get(target.resource, ns, name))
             options = await _body(request, required=False)
             policy = query.get("propagationPolicy") or options.get("propagationPolicy")
             grace = query.get("gracePeriodSeconds") or options.get("gracePeriodSeconds")
@@ -134,7 +157,8 @@ class Api:
             return JSONResponse(store.delete(target.resource, ns, name, policy, seconds))
         raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported by the fake cluster")
 
-    async def _patch(self, request: Request, resource: str, namespace: str | None, name: str) -> Obj:
+    async def _patch(self, request: Request, target: Target, name: str) -> Obj:
+        resource, namespace = target.resource, target.namespace
         content_type = request.headers.get("content-type", "").split(";")[0]
         if content_type not in _MERGE_TYPES:
             raise ApiError(415, "UnsupportedMediaType", f"patch type {content_type} is not supported")
@@ -145,6 +169,7 @@ class Api:
             for fixed in ("name", "namespace", "uid", "creationTimestamp"):
                 if obj["metadata"].get(fixed) != merged["metadata"].get(fixed):
                     raise ApiError(422, "Invalid", f"metadata.{fixed}: field is immutable")
+            self._admit("patch", target, name, merged, obj)
             obj.clear()
             obj.update(merged)
         return self.store.update(resource, namespace, name, apply)

@@ -22,6 +22,7 @@ from k8s.sim import admission
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
 from k8s.sim.kubelet import Kubelet
+from k8s.sim.policies import AdmissionPolicies
 from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 
@@ -122,6 +123,12 @@ class FakeCluster:
             self._api.watches_open.clear()
         else:
             self._api.watches_open.set()
+
+    def enforce(self, documents: list[Obj], user: str) -> AdmissionPolicies:
+        """Apply these ValidatingAdmissionPolicies (and bindings) to every HTTP write, as made by ``user``."""
+        assert self._api is not None
+        self._api.policies = AdmissionPolicies(documents, user)
+        return self._api.policies
 
     def evict(self, namespace: str, name: str, reason: str = "EvictionByEvictionAPI") -> None:
         """Evict a Pod as the Eviction API or a preempting scheduler does: DisruptionTarget, graceful deletion."""

@@ -10,8 +10,10 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from k8s import manifests
+from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
+from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
 from tests.k8s.conftest import Events, make_settings
 
@@ -94,6 +96,7 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
     """Cluster-wide calls are exactly the ``kubegate`` ClusterRole; calls inside user namespaces are exactly
     ``kubegate-runner`` plus the bootstrap RoleBinding; nothing is called in any other namespace."""
     async with FakeCluster() as cluster:
+        policies = cluster.enforce(admission_documents(), GATEWAY)
         settings = make_settings(cluster, tmp_path)
         runtime = KubernetesRuntime(settings)
         events = Events(runtime)
@@ -127,12 +130,70 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await events.close()
             await restarted.close()
         assert cluster.invalid_writes == []
+        assert policies.denials == []  # every write the gateway made passes its own admission policy
         cluster_wide = {(verb, group, resource) for verb, group, resource, ns in cluster.audit if not ns}
         inside = {(verb, group, resource) for verb, group, resource, ns in cluster.audit if ns}
         assert {ns for *_, ns in cluster.audit if ns} == {namespace}
         bootstrap = {("create", "rbac.authorization.k8s.io", "rolebindings")}
         assert cluster_wide | bootstrap == {rule for rule in rules("kubegate") if rule[0] != "bind"}
         assert inside == rules("kubegate-runner") | bootstrap
+
+
+GATEWAY = "system:serviceaccount:kubegate:kubegate"
+
+
+def admission_documents() -> list[dict[str, Any]]:
+    return documents(DEPLOY / "kubernetes" / "admission.yaml")
+
+
+def hostile_job(namespace: str, run_id: str = "task_evil", **pod: Any) -> dict[str, Any]:
+    job = manifests.job(RunSpec(run_id, "mallory", "busybox", ["cat", "/etc/shadow"]), namespace, ttl_seconds=60)
+    job["spec"]["template"]["spec"].update(pod)
+    return job
+
+
+async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(tmp_path: Path) -> None:
+    async with FakeCluster() as cluster:
+        policies = cluster.enforce(admission_documents(), GATEWAY)
+        cluster.store.create("namespaces", None, {"metadata": {"name": "kube-system"}})
+        ours = manifests.namespace_name("kg-", "alice")
+        cluster.store.create("namespaces", None, {"metadata": {"name": ours, "labels": {
+            "app.kubernetes.io/managed-by": "kubegate", "pod-security.kubernetes.io/enforce": "restricted"}}})
+        kube = await KubeClient.connect(cluster.kubeconfig_path)
+        try:
+            await kube.create(hostile_job(ours))  # what kubegate itself writes is allowed
+            scratch = [{"name": "scratch", "emptyDir": {}}]
+            await kube.create(hostile_job(ours, "task_ok", hostUsers=False, volumes=scratch))
+            attempts = [
+                kube.create(hostile_job("kube-system")),
+                kube.create(hostile_job(ours, serviceAccountName="admin")),
+                kube.create(hostile_job(ours, automountServiceAccountToken=True)),
+                kube.create(hostile_job(ours, volumes=[{"name": "root", "hostPath": {"path": "/"}}])),
+                kube.create(hostile_job(ours, volumes=[{"name": "token", "secret": {"secretName": "x"}}])),
+                kube.create(hostile_job(ours, hostNetwork=True)),
+                kube.create(hostile_job(ours, hostPID=True)),
+                kube.create(hostile_job(ours, hostUsers=True)),
+                kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+                kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kg-loose",
+                                       "labels": {"app.kubernetes.io/managed-by": "kubegate"}}}),
+                kube.label_namespace("kube-system", {"app.kubernetes.io/managed-by": "kubegate",
+                                                     "pod-security.kubernetes.io/enforce": "restricted"}),
+                kube.create({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                             "metadata": {"name": "open", "namespace": "kube-system"},
+                             "spec": {"podSelector": {}, "ingress": [{}]}}),
+                kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                             "metadata": {"name": "me", "namespace": ours},
+                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                         "name": "cluster-admin"},
+                             "subjects": [{"kind": "ServiceAccount", "name": "kubegate", "namespace": "kubegate"}]}),
+            ]
+            for attempt in attempts:
+                with pytest.raises(errors.KubegateError, match="denied request"):
+                    await attempt
+        finally:
+            await kube.close()
+        assert len(policies.denials) == len(attempts)
+        assert [job["metadata"]["namespace"] for job in cluster.objects("jobs")] == [ours, ours]
 
 
 async def tamper_with_every_policy_object(cluster: FakeCluster, namespace: str) -> None:
