@@ -173,8 +173,9 @@ DISRUPTIONS: list[Manifest] = [
 """An evicted or preempted Pod fails the Job with reason ``PodFailurePolicy``, not as an anonymous exit 137."""
 
 
-def job(spec: RunSpec, namespace_: str, *, ttl_seconds: int, placement: Placement = Placement()) -> Manifest:
-    """The Job for one run, created suspended: one Pod, no retries, killed at the timeout."""
+def job(spec: RunSpec, namespace_: str, *, ttl_seconds: int, placement: Placement = Placement(),
+        suspend: bool = True) -> Manifest:
+    """The Job for one run: one Pod, no retries, killed at the timeout; suspended until its Secret exists."""
     name = job_name(spec.run_id)
     meta = _meta(name, namespace_, spec)
     pod: Manifest = {
@@ -196,7 +197,7 @@ def job(spec: RunSpec, namespace_: str, *, ttl_seconds: int, placement: Placemen
         "kind": "Job",
         "metadata": meta,
         "spec": {
-            "suspend": True,
+            "suspend": suspend,
             "backoffLimit": 0,
             "podFailurePolicy": {"rules": DISRUPTIONS},
             "activeDeadlineSeconds": max(1, int(round(spec.timeout_seconds))),

@@ -46,6 +46,8 @@ DRAIN_SECONDS = 10.0
 """How long ``_finish`` waits for the log copier to receive the last bytes."""
 RECONNECT_SECONDS = 2.0
 DELETE_RETRIES = (0.5, 2.0, 8.0)
+COLLECT_DELAY = 1.0
+"""Seconds between a result being recorded and its Job being deleted."""
 
 
 @dataclass(eq=False)
@@ -62,6 +64,7 @@ class _Run:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     copier: asyncio.Task[None] | None = None
     start_deadline: asyncio.TimerHandle | None = None
+    removed: bool = False
 
 
 class KubernetesRuntime:
@@ -147,7 +150,7 @@ class KubernetesRuntime:
         try:
             if spec.env:
                 await kube.create(manifests.secret(spec, run.namespace, job))
-            await kube.resume_job(run.namespace, run.name)
+                await kube.resume_job(run.namespace, run.name)
         except Exception as exc:
             message = exc.message if isinstance(exc, errors.KubegateError) else repr(exc)
             log.warning("start of %s failed after its Job was created: %s", spec.run_id, message)
@@ -157,9 +160,9 @@ class KubernetesRuntime:
         self._arm(run, self._settings.start_timeout)
 
     async def _create_job(self, kube: KubeClient, spec: RunSpec, namespace: str) -> Obj:
-        """The suspended Job, in a namespace whose policy is in place (made again once if it vanished)."""
+        """The Job (suspended when a Secret must exist first), in a namespace whose policy is in place."""
         manifest = manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds,
-                                 placement=self._placement)
+                                 placement=self._placement, suspend=bool(spec.env))
         for attempt in (1, 2):
             await self.guard.ensure(namespace, spec.owner, manifests.label_value(spec.owner))
             try:
@@ -288,6 +291,10 @@ class KubernetesRuntime:
                 pass
         await run.log.finish()
 
+    def _collect_later(self, run: _Run) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(COLLECT_DELAY, lambda: None if run.removed else self._spawn(self._delete(run)))
+
     async def _delete(self, run: _Run) -> None:
         """Delete the run's Job (its Pod and Secret go with it), retrying a few times if the API is away."""
         kube = await self._kube()
@@ -323,7 +330,7 @@ class KubernetesRuntime:
     async def remove(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None) or await self._find(run_id)
         if run is not None:
-            run.exited = True
+            run.exited = run.removed = True
             if run.copier is not None:
                 run.copier.cancel()
             await self._delete(run)
@@ -346,9 +353,10 @@ class KubernetesRuntime:
         while True:
             event = await self._queue.get()
             yield event
-            # The consumer asks for the next event only once it recorded this one: the Job can go.
+            # The consumer asks for the next event only once it recorded this one: the Job can go. Not at
+            # once: the engine is starting the next step right now, and the cascade would compete with it.
             if event.kind == "exited" and (run := self._runs.get(event.run_id)) is not None:
-                self._spawn(self._delete(run))
+                self._collect_later(run)
 
     async def recover(self, active: Sequence[RunSpec]) -> None:
         kube = await self._kube()
