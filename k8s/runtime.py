@@ -84,9 +84,12 @@ class KubernetesRuntime:
             tolerations=tuple(tolerations(settings.tolerations)))
         self._queue: asyncio.Queue[RunEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.watchers: dict[Kind, Watcher] = {}
 
     async def _kube(self) -> KubeClient:
+        if self._closed:
+            raise errors.Unavailable("the Kubernetes runtime is shutting down")
         async with self._connecting:
             if self._client is None:
                 self._client = await KubeClient.connect(self._settings.kubeconfig)
@@ -106,6 +109,9 @@ class KubernetesRuntime:
         return bool(self.watchers) and all(watcher.synced.is_set() for watcher in self.watchers.values())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        if self._closed:  # a timer that fires after close() must not reconnect
+            work.close()
+            return asyncio.get_running_loop().create_task(asyncio.sleep(0))
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -379,6 +385,7 @@ class KubernetesRuntime:
                 self._spawn(self._delete(_Run(run_id, meta["namespace"], meta["name"], RunLog(Path(".")))))
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
