@@ -3,9 +3,11 @@
 The Job decides *whether* and *how* a run ended: only its ``Complete`` / ``Failed`` condition
 is final (a Pod killed at the deadline looks like any failed Pod; only the Job says
 ``DeadlineExceeded``). The Pod supplies the details: exit code, termination message (the
-step's output) and the reason a Pod failed (evicted, OOM-killed). A container stuck waiting
-for a reason that never heals (an image that cannot be pulled) is treated as final too,
-rather than letting the run hang until its deadline.
+step's output) and the reason a Pod failed (OOM-killed; evicted or preempted, from its
+``DisruptionTarget`` condition, which the Job's ``podFailurePolicy`` turns into a failure). Only
+the container named ``run`` counts: a mesh may inject others. A container stuck waiting for a
+reason that never heals (an image that cannot be pulled) is treated as final too, rather than
+letting the run hang until its deadline; ``start_failure`` says why a run never got a Pod.
 """
 
 from __future__ import annotations
