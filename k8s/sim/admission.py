@@ -43,17 +43,20 @@ def quota(store: Store) -> Callable[[str, Obj], None]:
         if resource != "pods":
             return
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        live = [p for p in store.list("pods", namespace, None)
+        quotas = store.peek("resourcequotas", namespace)
+        if not quotas:
+            return
+        live = [_usage(p) for p in store.peek("pods", namespace)
                 if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
         wanted = _usage(pod)
-        for rq in store.list("resourcequotas", namespace, None):
+        for rq in quotas:
             hard = rq["spec"].get("hard") or {}
             missing = sorted(key for key in hard if key not in wanted)
             if missing:
                 raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: failed quota: {rq["metadata"]["name"]}: '
                                                  f"must specify {','.join(missing)}")
             for key, limit in hard.items():
-                used = sum(_usage(p).get(key, 0.0) for p in live)
+                used = sum(usage.get(key, 0.0) for usage in live)
                 if used + wanted[key] > quantity(limit) + 1e-9:
                     raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: exceeded quota: '
                                                      f'{rq["metadata"]["name"]}, requested: {key}={wanted[key]:g}, '

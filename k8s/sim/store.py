@@ -139,6 +139,10 @@ class Store:
                 if res == resource and (not namespace or ns == namespace)
                 and matches(selector, obj["metadata"].get("labels") or {}) and fields_match(fields, obj)]
 
+    def peek(self, resource: str, namespace: str) -> Iterable[Obj]:
+        """The stored objects themselves, uncopied: for admission checks that only read them."""
+        return [obj for (res, ns, _), obj in self.objects.items() if res == resource and ns == namespace]
+
     def create(self, resource: str, namespace: str | None, body: Obj) -> Obj:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
