@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from k8s import manifests
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server.config import Settings
@@ -68,7 +69,7 @@ async def _measure(runs: int, data: Path) -> None:
                     await runtime.start(_spec(name, index))
                     times[name].append(time.perf_counter() - began)
             ensure = []
-            namespace = checked._runs["bench_checked_0"].namespace
+            namespace = manifests.namespace_name(settings.namespace_prefix, OWNERS["checked"])
             for _ in range(1000):
                 began = time.perf_counter()
                 await checked.guard.ensure(namespace, OWNERS["checked"], "checked-example.com")

@@ -115,11 +115,12 @@ class NamespaceGuard:
         def handle(event: str, obj: Obj) -> None:
             meta = obj["metadata"]
             namespace = meta["name"] if kind == "namespaces" else meta.get("namespace", "")
-            if namespace not in self._verified or not self._changed(kind, event, obj):
+            if namespace not in self._owners or not self._changed(kind, event, obj):
                 return
-            self.forget(namespace)
+            was_verified = namespace in self._verified
+            self.forget(namespace)  # also voids a check under way, which may have read the old state
             going = kind == "namespaces" and (event == "DELETED" or bool(meta.get("deletionTimestamp")))
-            if not going:  # a namespace being deleted is made again by the next start, not behind its back
+            if was_verified and not going:  # a namespace being deleted is made again by the next start
                 self._spawn(self._repair(namespace))
         return handle
 

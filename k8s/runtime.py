@@ -302,16 +302,18 @@ class KubernetesRuntime:
         loop.call_later(COLLECT_DELAY, lambda: None if run.removed else self._spawn(self._delete(run)))
 
     async def _delete(self, run: _Run) -> None:
-        """Delete the run's Job (its Pod and Secret go with it), retrying a few times if the API is away."""
+        await self._delete_job(run.run_id, run.namespace, run.name)
+
+    async def _delete_job(self, run_id: str, namespace: str, name: str) -> None:
+        """Delete a run's Job (its Pod and Secret go with it), retrying a few times if the API is away."""
         kube = await self._kube()
         for delay in (*DELETE_RETRIES, None):
             try:
-                await kube.delete_job(run.namespace, run.name)
+                await kube.delete_job(namespace, name)
                 return
             except errors.KubegateError as exc:
                 if delay is None:
-                    log.warning("cannot delete the Job of %s (%s); the next recovery sweeps it", run.run_id,
-                                exc.message)
+                    log.warning("cannot delete the Job of %s (%s); the next recovery sweeps it", run_id, exc.message)
                     return
                 await asyncio.sleep(delay)
 
@@ -382,7 +384,7 @@ class KubernetesRuntime:
         for run_id, job in by_run.items():
             if run_id and run_id not in self._runs and status.job_end(job) is not None:
                 meta = job["metadata"]
-                self._spawn(self._delete(_Run(run_id, meta["namespace"], meta["name"], RunLog(Path(".")))))
+                self._spawn(self._delete_job(run_id, meta["namespace"], meta["name"]))
 
     async def close(self) -> None:
         self._closed = True
