@@ -29,7 +29,7 @@ from k8s.policy import (
     SELECTOR,
     size_quantities,
 )
-from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec
+from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec, SizeName
 
 __all__ = ["MANAGED_BY", "MANAGER", "NETWORK_LABEL", "OWNER_ANNOTATION", "OWNER_LABEL", "SELECTOR"]
 
@@ -122,7 +122,7 @@ def owner_reference(job: Mapping[str, Any]) -> Manifest:
     return {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"], "controller": True}
 
 
-def _resources(size: str) -> Manifest:
+def _resources(size: SizeName) -> Manifest:
     # max_pids has no per-pod knob in Kubernetes (it is a kubelet setting), so it is not mapped.
     quantity = size_quantities(size if size in SIZES else DEFAULT_SIZE)
     return {"requests": dict(quantity), "limits": dict(quantity)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_server.config import Settings
-from mcp_server.runtime.base import SIZES
+from mcp_server.runtime.base import SIZES, SizeName
 
 Manifest = dict[str, Any]
 
@@ -32,11 +32,11 @@ DENY_ALL = "kubegate-default-deny"
 ALLOW_NETWORK = "kubegate-network"
 QUOTA = "kubegate"
 PSA = "pod-security.kubernetes.io"
-EPHEMERAL_MIB = {"small": 1024, "medium": 4096, "large": 10240}
+EPHEMERAL_MIB: Mapping[SizeName, int] = {"small": 1024, "medium": 4096, "large": 10240}
 """Scratch disk per size: without a limit one run's writes could fill the node and evict other tenants."""
 
 
-def size_quantities(size: str) -> dict[str, str]:
+def size_quantities(size: SizeName) -> dict[str, str]:
     chosen = SIZES[size]
     return {"cpu": f"{chosen.cpu_millis}m", "memory": f"{chosen.memory_mib}Mi",
             "ephemeral-storage": f"{EPHEMERAL_MIB[size]}Mi"}
