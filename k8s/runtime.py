@@ -153,6 +153,8 @@ class KubernetesRuntime:
             self._runs.pop(spec.run_id, None)
             raise
         # From here on the Job exists: the run stays tracked, and a failure ends it instead of raising.
+        # The start deadline is armed first, so even a start cancelled half-way is ended and collected.
+        self._arm(run, self._settings.start_timeout)
         try:
             if spec.env:
                 await kube.create(manifests.secret(spec, run.namespace, job))
@@ -162,8 +164,6 @@ class KubernetesRuntime:
             log.warning("start of %s failed after its Job was created: %s", spec.run_id, message)
             if self._exit(run, "error", message=f"could not start: {message}"):
                 self._spawn(self._delete(run))
-            return
-        self._arm(run, self._settings.start_timeout)
 
     async def _create_job(self, kube: KubeClient, spec: RunSpec, namespace: str) -> Obj:
         """The Job (suspended when a Secret must exist first), in a namespace whose policy is in place."""
