@@ -83,7 +83,29 @@ class Settings(BaseSettings):
 
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
-    job_ttl_seconds: int = Field(default=3600, ge=0)
+    job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    """Backstop only: the gateway deletes each Job itself once its result is recorded."""
+    # Kubernetes runtime on a shared cluster (k8s/policy.py, k8s/manifests.py; README "shared cluster").
+    service_account: str = "kubegate/kubegate"
+    """``namespace/name`` of the gateway's ServiceAccount, bound to ``kubegate-runner`` in each user namespace."""
+    start_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a run may wait for its Pod to start (scheduling, quota, admission) before it is ended."""
+    pod_security_version: str = "v1.33"
+    egress_except: str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16,fc00::/7,fe80::/10"
+    """Ranges ``network: true`` runs may not reach: the cluster's pod, service and node ranges and link-local."""
+    dns_namespace: str = "kube-system"
+    dns_selector: str = "k8s-app=kube-dns"
+    quota: str = ("requests.cpu=8,limits.cpu=8,requests.memory=16Gi,limits.memory=16Gi,"
+                  "requests.ephemeral-storage=40Gi,limits.ephemeral-storage=40Gi,pods=8")
+    """The ResourceQuota of every user namespace, ``resource=quantity`` comma-separated."""
+    runtime_class: str | None = None
+    """``runtimeClassName`` of every run Pod (e.g. ``gvisor``, ``kata``); unset uses the cluster's default."""
+    node_selector: str = ""
+    """``key=value`` comma-separated: the nodes run Pods may be scheduled on."""
+    tolerations: str = ""
+    """``key=value:Effect`` or ``key:Effect`` comma-separated: taints run Pods tolerate (dedicated nodes)."""
+    user_namespaces: bool = False
+    """``hostUsers: false``: run Pods in a user namespace (needs Kubernetes 1.33+ and a supporting runtime)."""
     sandbox_domain: str | None = None
     apps_domain: str | None = None
 
