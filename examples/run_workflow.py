@@ -36,7 +36,7 @@ async def run(url: str, key: str, workflow: dict[str, Any]) -> dict[str, Any]:
             current: dict[str, Any] = (created.structured_content or {})["workflow"]
             print(f"started {current['id']}", file=sys.stderr)
             while current["status"] in ("pending", "running"):
-                waited = await client.call_tool("workflows_wait", {"workflowId": current["id"], "timeout": 600},
+                waited = await client.call_tool("workflows_wait", {"workflowId": current["id"], "timeoutSeconds": 600},
                                                 progress_callback=on_progress)
                 current = (waited.structured_content or {})["workflow"]
             return current

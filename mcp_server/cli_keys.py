@@ -24,16 +24,16 @@ def add_key_parsers(keys: Any, data_dir_option: Callable[[argparse.ArgumentParse
 
 async def _call(settings: Settings, user: str | None, tool: str, arguments: dict[str, Any]) -> tuple[str, Any]:
     import mcp_server.capabilities  # noqa: F401  (fills the registry)
+    from mcp_server.app import open_services
     from mcp_server.context import Context
     from mcp_server.registry import registry
-    from mcp_server.services import Services
 
     if user:
         settings.operator_email = user
-    services = await Services.open(settings, engine=False)
+    services = await open_services(settings, engine=False)
     try:
         principal = await services.operator()
-        return principal.email, await registry.call(tool, Context(principal=principal, services=services), arguments)
+        return principal.email, await registry.call(tool, Context.for_principal(principal, services.parts), arguments)
     finally:
         await services.close()
 

@@ -121,7 +121,7 @@ async def _task_run(args: argparse.Namespace, url: str, key: str) -> int:
         print(f"task {task['id']} ({task['name']}) started on {url}", file=sys.stderr, flush=True)
         while task["status"] in ACTIVE:
             follower.new_call()
-            task = (await _call(client, "tasks_wait", {"taskId": task["id"], "timeout": WAIT_SECONDS}))["task"]
+            task = (await _call(client, "tasks_wait", {"taskId": task["id"], "timeoutSeconds": WAIT_SECONDS}))["task"]
     follower.finish()
     if args.json:
         print(json.dumps(task, indent=2))
@@ -192,7 +192,7 @@ async def _workflow_run(args: argparse.Namespace, url: str, key: str) -> int:
         try:
             while workflow["status"] in ACTIVE:
                 workflow = (await _call(client, "workflows_wait", {"workflowId": workflow["id"],
-                                                                   "timeout": WAIT_SECONDS},
+                                                                   "timeoutSeconds": WAIT_SECONDS},
                                         progress_callback=progress.update))["workflow"]
         finally:
             progress.close()

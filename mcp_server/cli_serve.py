@@ -37,8 +37,9 @@ def store_line(settings: Settings) -> str:
 
 
 class Banner:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, runs: str) -> None:
         self.services = services
+        self.runs = runs
 
     async def text(self) -> str:
         settings = self.services.settings
@@ -46,6 +47,7 @@ class Banner:
         lines = [
             f"kubegate {__version__} listening on {url}",
             f"  runtime    {runtime_line(settings)}",
+            f"  runs       {self.runs}",
             f"  store      {store_line(settings)}",
             f"  data dir   {settings.data_dir}",
             f"  dashboard  {url}/",
@@ -56,7 +58,7 @@ class Banner:
         return "\n".join(lines)
 
     async def _operator_has_keys(self) -> bool:
-        context = Context(principal=await self.services.operator(), services=self.services)
+        context = Context.for_principal(await self.services.operator(), self.services.parts)
         listed = await registry.call("api_keys_list", context, {})
         return bool(listed.get("apiKeys"))
 

@@ -63,7 +63,7 @@ class EventStream:
         return StreamingResponse(self._stream(request, principal), media_type="text/event-stream", headers=headers)
 
     async def _stream(self, request: Request, principal: Principal) -> AsyncIterator[str]:
-        context = Context(principal=principal, services=self.services)
+        context = Context.for_principal(principal, self.services.parts)
         with self.services.dispatcher.feed.listen() as listener:
             yield "retry: 3000\n\n" + _frame("ready", {"kinds": [k.name for k in self.kinds]})
             while True:

@@ -19,7 +19,6 @@ from mcp_server import __version__
 from mcp_server.auth.middleware import Authenticator
 from mcp_server.auth.oauth import login_configured
 from mcp_server.auth.principal import Principal
-from mcp_server.auth.sessions import SessionStore
 from mcp_server.dashboard.events import EventStream
 from mcp_server.dashboard.kinds import discover, examples
 from mcp_server.errors import NotFound
@@ -52,7 +51,7 @@ def dashboard_routes(registry: Registry, services: Services, examples_dir: Path 
         "kinds": [k.to_json() for k in kinds],
         "examples": [{"name": name, "kind": kind} for name, (kind, _) in found.items()],
     }
-    authenticate = Authenticator(services, SessionStore(services.db, settings.session_max_age_seconds))
+    authenticate = Authenticator(services.keys, services.sessions)
 
     async def still_valid(request: Request, principal: Principal) -> bool:
         now = await authenticate(request.scope)
