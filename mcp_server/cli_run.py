@@ -119,9 +119,11 @@ async def _task_run(args: argparse.Namespace, url: str, key: str) -> int:
     async with connect(url, key, logging_callback=follower.on_log, log_level="info") as client:
         task = (await _call(client, "tasks_create", body))["task"]
         print(f"task {task['id']} ({task['name']}) started on {url}", file=sys.stderr, flush=True)
-        while task["status"] in ACTIVE:
+        while True:  # at least once, for the logs, even when the task ended as it was created
             follower.new_call()
             task = (await _call(client, "tasks_wait", {"taskId": task["id"], "timeoutSeconds": WAIT_SECONDS}))["task"]
+            if task["status"] not in ACTIVE:
+                break
     follower.finish()
     if args.json:
         print(json.dumps(task, indent=2))
