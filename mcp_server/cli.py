@@ -36,6 +36,7 @@ async def _serve(settings: Settings) -> None:
     from mcp_server.app import build_app
     from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
     from mcp_server.auth.routes import dev_login_refusal
+    from mcp_server.edge.logs import configure as configure_logs
     from mcp_server.services import Services
 
     refusal = dev_login_refusal(settings)
@@ -46,9 +47,12 @@ async def _serve(settings: Settings) -> None:
         config = uvicorn.Config(
             build_app(services), host=settings.host, port=settings.port, log_level="info",
             timeout_keep_alive=15, timeout_graceful_shutdown=5, server_header=False,
-            access_log=settings.access_log,
+            # The edge writes the access log (with request ids) and decides whom to believe
+            # about the client's address (KUBEGATE_TRUSTED_PROXIES), so uvicorn does neither.
+            access_log=False, proxy_headers=False, log_config=None,
             http=guarded_http_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         )
+        configure_logs(settings.log_format)
         install_log_redaction()
         _freeze_startup_heap()
         print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir})",
@@ -85,7 +89,14 @@ async def _stdio(settings: Settings) -> None:
         async def fixed(ctx: Any) -> Any:
             return principal
 
-        server = build_server(services, registry, fixed)
+        async def still_valid(ctx: Any) -> bool:
+            try:
+                await services.stdio_principal()
+            except KubegateError:
+                return False
+            return True
+
+        server = build_server(services, registry, fixed, still_valid=still_valid, door="stdio")
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:

@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     """Log every HTTP request (state-changing requests are always in the audit log)."""
     mcp_stateless: bool = False
     """Serve MCP over HTTP without sessions (each POST stands alone); default keeps sessions."""
+    max_mcp_sessions: int = Field(default=10_000, ge=1)
+    """Open MCP sessions over HTTP, all users together."""
+    max_mcp_sessions_per_user: int = Field(default=32, ge=1)
+    """Open MCP sessions one user may hold; at the cap their oldest idle one is closed."""
+    trusted_proxies: str = ""
+    """Comma-separated proxy addresses/CIDRs whose ``X-Forwarded-For`` is believed; default none."""
+    metrics_token: str | None = None
+    """When set, ``/metrics`` needs ``Authorization: Bearer <token>``."""
+    log_format: Literal["text", "json"] = "text"
 
     rate_limit_session: int = Field(default=1000, ge=1)
     rate_limit_api_key: int = Field(default=5000, ge=1)

@@ -7,7 +7,6 @@ HTTP status a success gets.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -15,10 +14,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_server.auth.audit import ACTION_KEY
-from mcp_server.auth.principal import Principal
-from mcp_server.context import Context
-from mcp_server.errors import BadRequest, KubegateError, Unauthorized
-from mcp_server.http import error_response
+from mcp_server.edge.calls import call, door_context
+from mcp_server.edge.scope import require_principal
+from mcp_server.errors import BadRequest, KubegateError
+from mcp_server.http import error_response, parse_json
 from mcp_server.registry import Registry
 from mcp_server.services import Services
 from rest_bridge.routes import ROUTES, RestRoute
@@ -33,10 +32,7 @@ async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
     else:
         raw = await request.body()
         if raw.strip():
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise BadRequest(f"Malformed JSON body: {exc}") from None
+            body = parse_json(raw)
             if not isinstance(body, dict):
                 raise BadRequest("The JSON body must be an object")
             args.update(body)
@@ -47,13 +43,11 @@ async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
 def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
     async def endpoint(request: Request) -> Response:
         request.scope[ACTION_KEY] = route.tool  # names the action in the audit log
-        principal = request.scope.get("kubegate.principal")
         try:
-            if not isinstance(principal, Principal):
-                raise Unauthorized("Authentication required")
+            principal = require_principal(request.scope)
             args = await _arguments(request, route)
-            context = Context(principal=principal, services=services)
-            body = await registry.call(route.tool, context, args, strict=route.source == "body")
+            body = await call(registry, route.tool, door_context(services, principal), args, door="rest",
+                              strict=route.source == "body")
         except KubegateError as exc:
             return error_response(exc)
         return JSONResponse(body, status_code=route.status)

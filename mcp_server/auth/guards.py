@@ -5,7 +5,7 @@ client that sends them slowly (its keep-alive timeout only runs between requests
 ``guarded_http_protocol`` subclasses it: headers must arrive within ``header_timeout``
 seconds of the connection (or of the request's first byte on a kept-alive connection) and
 within ``max_header_bytes``, else the client gets 408 or 431 and the connection is closed.
-The body is bounded in size and time by ``mcp_server.http.BodyGuardMiddleware``. The access
+The body is bounded in size and time by the edge (``mcp_server.http.BodyLimit``). The access
 log never shows query strings of ``/auth`` paths, where the OAuth code and state travel.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -28,6 +29,7 @@ def raw_error(error: KubegateError) -> bytes:
     body = dumps(error.to_dict())
     head = (f"HTTP/1.1 {error.status} ".encode() + _REASONS.get(error.status, b"Error") + b"\r\n"
             b"content-type: application/json\r\nconnection: close\r\n"
+            + f"x-request-id: {secrets.token_hex(12)}\r\n".encode()
             + f"content-length: {len(body)}\r\n\r\n".encode())
     return head + body
 

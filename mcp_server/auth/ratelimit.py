@@ -12,7 +12,8 @@ Process memory is counted by the library's synchronous moving-window strategy ov
 on the event loop: a hit is a few list operations with no I/O and no background work. A
 network storage uses the library's asyncio strategy, so waiting on Redis never blocks the loop.
 
-The headers are added at ``http.response.start``, so streamed (SSE) MCP responses carry them too.
+The edge (``edge.pipeline``) counts each authenticated request and adds the headers at
+``http.response.start``, so streamed (SSE) MCP responses carry them too.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from limits import RateLimitItem, RateLimitItemPerHour, WindowStats
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.loop_storage import LoopMemoryStorage
-from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
+from mcp_server.auth.principal import Principal
 from mcp_server.config import Settings
-from mcp_server.errors import RateLimited
-from mcp_server.http import send_error
 
 
 def async_storage_url(url: str) -> str:
@@ -60,6 +58,11 @@ class Verdict:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset),
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"x-ratelimit-limit", str(self.limit).encode()),
+                (b"x-ratelimit-remaining", str(self.remaining).encode()),
+                (b"x-ratelimit-reset", str(self.reset).encode())]
 
     def retry_after(self) -> int:
         return max(1, math.ceil(self.reset_at - time.time()))
@@ -95,31 +98,3 @@ class RateLimiter:
         # In a moving window the reset is when the oldest counted request leaves it and frees a slot.
         return Verdict(allowed=allowed, limit=item.amount, remaining=max(0, stats.remaining),
                        reset_at=stats.reset_time)
-
-
-class RateLimitMiddleware:
-    """Sits behind the auth middleware: anonymous requests pass untouched (they get a 401 there)."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get(PRINCIPAL_KEY) if scope["type"] == "http" else None
-        if not isinstance(principal, Principal):
-            await self.app(scope, receive, send)
-            return
-        verdict = await self.limiter.hit(principal)
-        headers = verdict.headers()
-        if not verdict.allowed:
-            error = RateLimited(f"Rate limit of {verdict.limit} requests per hour exceeded; retry later")
-            await send_error(scope, receive, send, error, {**headers, "Retry-After": str(verdict.retry_after())})
-            return
-        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *raw]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

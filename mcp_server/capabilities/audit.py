@@ -24,7 +24,7 @@ def _event(row: dict[str, Any]) -> AuditEvent:
     return AuditEvent(
         id=row["id"], timestamp=iso(row["created_at"]) or "", user_id=row["user_id"], email=row["email"],
         auth_method=row["auth_method"], method=row["method"], path=row["path"], action=row["action"],
-        status=row["status"], client_ip=row["client_ip"],
+        status=row["status"], client_ip=row["client_ip"], key_id=row["key_id"],
     )
 
 

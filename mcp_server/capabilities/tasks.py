@@ -66,7 +66,8 @@ async def tasks_delete(ctx: Context, args: TaskRef) -> TaskEnvelope:
     return TaskEnvelope(task=task_model(row))
 
 
-@registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True)
+@registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True,
+                     waits=True)
 async def tasks_wait(ctx: Context, args: TaskWait) -> TaskEnvelope:
     """Wait until the task has finished (or `timeout` seconds pass) and return it.
 

@@ -1,0 +1,72 @@
+"""``/metrics`` (Prometheus text format) and ``/readyz`` (ready to take work).
+
+``/readyz`` answers 200 only when the store answers a query and the runtime is ready (a runtime
+may expose ``async ready() -> str | None``, the reason it is not; on Kubernetes the API server
+must answer); otherwise 503 naming what is not ready, so a load balancer stops sending work.
+``/healthz`` stays the cheap liveness probe. ``/metrics`` needs ``Authorization: Bearer
+<KUBEGATE_METRICS_TOKEN>`` when that is set, and is open otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mcp_server.auth.middleware import bearer_token
+from mcp_server.edge.metrics import render
+from mcp_server.errors import Unauthorized
+from mcp_server.http import error_response
+from mcp_server.services import Services
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT_SECONDS = 5.0
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """Each dependency's state: ``ok`` or why it is not ready."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await services.db.fetch_one("SELECT 1")
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"unavailable: {type(exc).__name__}"
+    ready = getattr(services.runtime, "ready", None)
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            reason = await ready() if ready is not None else None
+        checks["runtime"] = reason or "ok"
+    except Exception as exc:
+        checks["runtime"] = f"unavailable: {type(exc).__name__}"
+    if not services.engine_running:
+        checks["engine"] = "not started"
+    else:
+        checks["engine"] = "ok"
+    return checks
+
+
+def probe_routes(services: Services) -> list[BaseRoute]:
+    token = services.settings.metrics_token
+
+    async def readyz(request: Request) -> Response:
+        checks = await readiness(services)
+        ok = all(v == "ok" for v in checks.values())
+        if not ok:
+            log.warning("not ready: %s", checks)
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        if token is not None:
+            sent = bearer_token(request.scope) or ""
+            if not hmac.compare_digest(sent.encode(), token.encode()):
+                return error_response(Unauthorized("/metrics needs Authorization: Bearer <KUBEGATE_METRICS_TOKEN>"))
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+    return [Route("/readyz", readyz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
