@@ -150,6 +150,10 @@ class KubeClient:
         except errors.NotFound:
             pass
 
+    async def ping(self, selector: str) -> None:
+        """One cheap authorised call (a list of at most one Job): raises unless the API server answers."""
+        await _json(self._batch.list_job_for_all_namespaces_without_preload_content(label_selector=selector, limit=1))
+
     def _lister(self, kind: Kind) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
         if kind == "jobs":
             return self._batch.list_job_for_all_namespaces_without_preload_content

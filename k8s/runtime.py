@@ -78,6 +78,14 @@ class KubernetesRuntime:
                     self._spawn(watcher.run())
             return self._client
 
+    async def ready(self) -> str | None:
+        """``None`` when the API server answers (for ``/readyz``), else why not."""
+        try:
+            await (await self._kube()).ping(manifests.SELECTOR)
+        except Exception as exc:
+            return f"the Kubernetes API server does not answer ({type(exc).__name__})"
+        return None
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 import mcp_server.capabilities  # noqa: F401  (fills the registry)
 from mcp_server import __version__
+from mcp_server.auth.ratelimit import RateLimiter
 from mcp_server.auth.wiring import auth_routes, authenticator, edge_middleware
 from mcp_server.config import Settings
 from mcp_server.edge.hosts import allowed as allowed_hosts
@@ -100,14 +101,17 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         *auth_routes(services),
     ]
 
+    limiter = RateLimiter(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await limiter.warm_up()
         async with manager.run():
             yield
 
     return Starlette(
         routes=routes,
-        middleware=[edge_middleware(services, reg)],
+        middleware=[edge_middleware(services, reg, limiter)],
         exception_handlers=_exception_handlers(),
         lifespan=lifespan,
     )

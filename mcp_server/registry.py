@@ -17,8 +17,8 @@ from typing import Any, TypeVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from mcp_server.context import Context
-from mcp_server.edge.metrics import METRICS
 from mcp_server.errors import Forbidden, KubegateError, NotFound, ValidationFailed
+from mcp_server.observability import METRICS
 
 Handler = Callable[[Context, Any], Awaitable[BaseModel]]
 H = TypeVar("H", bound=Callable[..., Awaitable[BaseModel]])
@@ -89,6 +89,7 @@ class Registry:
         capability = self.get(name)
         started = time.perf_counter()
         outcome = "error"
+        METRICS.tool_in_flight.add(1, name)
         try:
             body = await self._run(capability, ctx, arguments, strict)
             outcome = "ok"
@@ -97,6 +98,7 @@ class Registry:
             outcome = exc.code
             raise
         finally:
+            METRICS.tool_in_flight.add(-1, name)
             METRICS.tool_calls.inc(name, door, outcome)
             METRICS.tool_seconds.observe(time.perf_counter() - started, name)
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from mcp_server.auth.principal import Principal
+from mcp_server.auth.revocation import REVOCATIONS
 from mcp_server.ids import base62, new_id, stamp, utcnow
 from mcp_server.store.db import Database
 
@@ -80,6 +81,7 @@ class KeyStore:
         )
         if not changed:
             return None
+        REVOCATIONS.revoked()  # calls in flight on this key stop now (auth/revocation.py)
         return await self._db.fetch_one("SELECT * FROM api_keys WHERE id = ?", (key_id,))
 
     async def authenticate(self, secret: str) -> Principal | None:

@@ -18,9 +18,11 @@ The edge (``edge.pipeline``) counts each authenticated request and adds the head
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerHour, WindowStats
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
@@ -30,6 +32,9 @@ from limits.strategies import MovingWindowRateLimiter
 from mcp_server.auth.loop_storage import LoopMemoryStorage
 from mcp_server.auth.principal import Principal
 from mcp_server.config import Settings
+
+log = logging.getLogger(__name__)
+_WARM_UP_KEY = "kubegate/warm-up"
 
 
 def async_storage_url(url: str) -> str:
@@ -73,12 +78,30 @@ class RateLimiter:
         url = settings.rate_limit_storage
         self._local: MovingWindowRateLimiter | None = None
         self._shared: AsyncMovingWindow | None = None
+        self._storage: Any = None
         if is_memory_storage(url):
             self._local = MovingWindowRateLimiter(LoopMemoryStorage())
         else:
-            self._shared = AsyncMovingWindow(storage_from_string(async_storage_url(url)))
+            self._storage = storage_from_string(async_storage_url(url))
+            self._shared = AsyncMovingWindow(self._storage)
         self._session = RateLimitItemPerHour(settings.rate_limit_session, namespace="kubegate")
         self._api_key = RateLimitItemPerHour(settings.rate_limit_api_key, namespace="kubegate")
+
+    async def warm_up(self) -> None:
+        """Load the shared storage's scripts before the first request, so that none races to load them.
+
+        When a burst of first requests finds Redis without the moving-window script, the client
+        library's load-and-retry path has been measured to count one of them twice (admitting
+        N-1 of N). A hit on a private key with a limit nobody reaches loads both scripts first.
+        """
+        if self._storage is None:
+            return
+        try:
+            await self._storage.acquire_entry(_WARM_UP_KEY, 2**31, 1)
+            await self._storage.get_moving_window(_WARM_UP_KEY, 2**31, 1)
+        except Exception as exc:
+            log.warning("the rate-limit storage did not answer at start (%s); counting continues when it does",
+                        type(exc).__name__)
 
     async def _count(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
         if self._local is not None:

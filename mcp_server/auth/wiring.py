@@ -28,7 +28,7 @@ def authenticator(services: Services) -> Authenticator:
     return Authenticator(services.keys, sessions_of(services))
 
 
-def edge_middleware(services: Services, registry: Registry) -> Middleware:
+def edge_middleware(services: Services, registry: Registry, limiter: RateLimiter) -> Middleware:
     def read_only(tool: str) -> bool:
         try:
             return registry.get(tool).read_only
@@ -36,7 +36,7 @@ def edge_middleware(services: Services, registry: Registry) -> Middleware:
             return False
 
     return Middleware(Edge, settings=services.settings, authenticate=authenticator(services),
-                      limiter=RateLimiter(services.settings), audit=AuditLog(services.db), read_only=read_only)
+                      limiter=limiter, audit=AuditLog(services.db), read_only=read_only)
 
 
 def auth_routes(services: Services) -> list[BaseRoute]:

@@ -34,7 +34,6 @@ from mcp_server.auth.ratelimit import RateLimiter
 from mcp_server.config import Settings
 from mcp_server.edge import logs
 from mcp_server.edge.hosts import HostGuard
-from mcp_server.edge.metrics import METRICS
 from mcp_server.edge.scope import REQUEST_ID_KEY, client_ip, header, incoming_request_id, parse_networks
 from mcp_server.errors import KubegateError, RateLimited, Unauthorized
 from mcp_server.http import (
@@ -50,6 +49,7 @@ from mcp_server.http import (
     read_body,
     replay,
 )
+from mcp_server.observability import METRICS
 
 log = logging.getLogger("kubegate.access")
 PROTECTED_PREFIX = "/api"

@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_server.auth.middleware import bearer_token
-from mcp_server.edge.metrics import render
 from mcp_server.errors import Unauthorized
 from mcp_server.http import error_response
+from mcp_server.observability import render
 from mcp_server.services import Services
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from mcp_server.config import Settings
 from mcp_server.engine import dag
 from mcp_server.engine.dispatcher import Dispatcher
-from mcp_server.ids import stamp
+from mcp_server.ids import parse, stamp, utcnow
 from mcp_server.models.workflows import IMAGE
+from mcp_server.observability import METRICS
 from mcp_server.runtime.base import RunSpec, Runtime
 from mcp_server.store.db import Database
 
@@ -89,12 +90,13 @@ class Scheduler:
         slots = self.settings.workflow_concurrency - sum(s["status"] == "running" for s in steps.values())
         failed = False
         for name in order:
-            if slots <= 0:
-                break
             step = steps[name]
             if step["status"] == "pending" and all(
                 steps[d]["status"] == "completed" for d in json.loads(step["depends_on"])
             ):
+                if slots <= 0:
+                    METRICS.held_back.inc()  # ready, but the workflow is at its concurrency limit
+                    continue
                 await self._start(workflow, step, steps)
                 failed |= step["status"] == "failed"
                 slots -= 1
@@ -121,6 +123,7 @@ class Scheduler:
                                   " AND status = 'pending'", (now, workflow["id"]))
         try:
             await self.runtime.start(spec)
+            _observe_handoff(step, steps)
         except Exception as exc:
             log.warning("step %s of %s could not start: %s", step["name"], workflow["id"], exc)
             await self.end_step(step, "failed", reason="error", message=f"could not start: {exc}", was="running")
@@ -163,3 +166,10 @@ class Scheduler:
             "UPDATE workflows SET status = ?, completed_at = ?, started_at = COALESCE(started_at, ?)"
             " WHERE id = ? AND status IN ('pending', 'running')", (status, stamp(), stamp(), workflow["id"]))
         return True
+
+
+def _observe_handoff(step: Row, steps: dict[str, Row]) -> None:
+    """From the last dependency's end to this step's start (``/metrics``); root steps have none."""
+    ended = [steps[d]["completed_at"] for d in json.loads(step["depends_on"]) if steps[d].get("completed_at")]
+    if ended:
+        METRICS.handoff_seconds.observe(max(0.0, (utcnow() - parse(max(ended))).total_seconds()))

@@ -78,6 +78,17 @@ class LocalRuntime:
         if self._bwrap is None and settings.isolation == "auto":
             logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
 
+    async def ready(self) -> str | None:
+        """``None`` when runs can start (for ``/readyz``), else why not."""
+        if self._closed:
+            return "the local runtime is closed"
+        where = self._runs_dir if self._runs_dir.exists() else self._runs_dir.parent
+        if not os.access(where, os.W_OK | os.X_OK):
+            return "the runs directory is not writable"
+        if self._bwrap is not None and not os.access(self._bwrap, os.X_OK):
+            return "bubblewrap is no longer executable"
+        return None
+
     @property
     def isolated(self) -> bool:
         """Whether runs are confined with bubblewrap."""

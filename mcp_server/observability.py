@@ -30,6 +30,17 @@ class Counter:
 
 
 @dataclass(slots=True)
+class Gauge:
+    name: str
+    help: str
+    labels: Labels
+    values: dict[Labels, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, by: float, *labels: str) -> None:
+        self.values[labels] += by
+
+
+@dataclass(slots=True)
 class Histogram:
     name: str
     help: str
@@ -56,21 +67,23 @@ class Metrics:
                                          "Time to answer an HTTP request (to the end of the response)", ("door",))
         self.tool_calls = Counter("kubegate_tool_calls_total", "Tool calls, by tool, door and outcome",
                                   ("tool", "door", "outcome"))
+        self.tool_in_flight = Gauge("kubegate_tool_calls_in_flight", "Tool calls running now (waits included)",
+                                    ("tool",))
         self.tool_seconds = Histogram("kubegate_tool_call_duration_seconds", "Time a tool call took", ("tool",))
         self.runs = Counter("kubegate_runs_total", "Runs started, finished and failed, by runtime and kind",
                             ("runtime", "kind", "event"))
         self.handoff_seconds = Histogram("kubegate_workflow_step_handoff_seconds",
                                          "From the last dependency ending to the step starting", ())
         self.held_back = Counter("kubegate_workflow_steps_held_back_total",
-                                 "Ready steps not started because the workflow was at its concurrency limit", ())
+                                 "Times a ready step waited because its workflow was at its concurrency limit", ())
         self.rate_limited = Counter("kubegate_rate_limit_rejections_total", "Requests refused with 429",
                                     ("credential",))
         self.auth_failures = Counter("kubegate_auth_failures_total", "Requests refused with 401, by credential sent",
                                      ("credential",))
 
-    def all(self) -> Iterator[Counter | Histogram]:
+    def all(self) -> Iterator[Counter | Gauge | Histogram]:
         for value in vars(self).values():
-            if isinstance(value, Counter | Histogram):
+            if isinstance(value, Counter | Gauge | Histogram):
                 yield value
 
 
@@ -92,12 +105,12 @@ class _Collector:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         for metric in self.metrics.all():
-            if isinstance(metric, Counter):
-                family: Any = CounterMetricFamily(metric.name.removesuffix("_total"), metric.help,
-                                                  labels=metric.labels)
+            if isinstance(metric, Counter | Gauge):
+                kind = CounterMetricFamily if isinstance(metric, Counter) else GaugeMetricFamily
+                family: Any = kind(metric.name.removesuffix("_total"), metric.help, labels=metric.labels)
                 for labels, value in sorted(metric.values.items()):
                     family.add_metric(list(labels), value)
             else:
