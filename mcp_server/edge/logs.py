@@ -85,7 +85,10 @@ def configure(fmt: Literal["json", "text"], level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")  # the edge writes the access log (kubegate.access)
+    access.handlers[:] = []
+    access.propagate = False
