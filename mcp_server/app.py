@@ -89,14 +89,13 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         })
 
     routes: list[BaseRoute] = [
-        # The router tries routes in order; the MCP endpoint is the busiest, so it comes first.
-        Route(MCP_PATH, McpEndpoint(manager, reg, services, authenticate),
-              methods=["GET", "POST", "DELETE"]),
+        # The router tries routes in order, so the busiest come first: MCP, then REST.
+        Route(MCP_PATH, McpEndpoint(manager, reg, services, authenticate), methods=["GET", "POST", "DELETE"]),
+        *rest_routes(reg, services),
         Route("/healthz", healthz, methods=["GET"]),
         *probe_routes(services),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
-        *rest_routes(reg, services),
         *docs_routes(reg, settings),
         *auth_routes(services),
     ]

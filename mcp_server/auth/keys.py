@@ -9,6 +9,7 @@ per ``touch_interval`` per key, so a busy key does not turn every read into a wr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -32,6 +33,12 @@ def generate_key() -> str:
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _scopes(stored: str) -> tuple[str, ...]:
+    """A key's stored scope list, parsed once per distinct list (most keys share a few)."""
+    return tuple(json.loads(stored))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,7 @@ class KeyStore:
         await self._touch(row["id"], now)
         return Principal(
             user_id=row["user_id"], email=row["email"], method="api_key",
-            scopes=tuple(json.loads(row["scopes"])), key_id=row["id"],
+            scopes=_scopes(row["scopes"]), key_id=row["id"],
         )
 
     async def _touch(self, key_id: str, now: Any) -> None:

@@ -35,6 +35,7 @@ from mcp_server.config import Settings
 
 log = logging.getLogger(__name__)
 _WARM_UP_KEY = "kubegate/warm-up"
+_KEY_CACHE = 100_000
 
 
 def async_storage_url(url: str) -> str:
@@ -79,8 +80,10 @@ class RateLimiter:
         self._local: MovingWindowRateLimiter | None = None
         self._shared: AsyncMovingWindow | None = None
         self._storage: Any = None
+        self._keys: dict[tuple[str, str], str] = {}
+        self._local_storage = LoopMemoryStorage()
         if is_memory_storage(url):
-            self._local = MovingWindowRateLimiter(LoopMemoryStorage())
+            self._local = MovingWindowRateLimiter(self._local_storage)
         else:
             self._storage = storage_from_string(async_storage_url(url))
             self._shared = AsyncMovingWindow(self._storage)
@@ -105,10 +108,27 @@ class RateLimiter:
 
     async def _count(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
         if self._local is not None:
-            return (self._local.hit(item, user_id, kind), self._local.get_window_stats(item, user_id, kind))
+            return self._count_local(item, user_id, kind)
         assert self._shared is not None
         allowed = await self._shared.hit(item, user_id, kind)
         return allowed, await self._shared.get_window_stats(item, user_id, kind)
+
+    def _count_local(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
+        """The strategy's ``hit`` and ``get_window_stats`` in one step, with the storage key built once.
+
+        Building the key (``RateLimitItem.key_for``) cost as much as counting; keys are kept
+        per user (bounded by ``_KEY_CACHE``).
+        """
+        storage = self._local_storage
+        key = self._keys.get((user_id, kind))
+        if key is None:
+            if len(self._keys) >= _KEY_CACHE:
+                self._keys.clear()
+            key = self._keys[(user_id, kind)] = item.key_for(user_id, kind)
+        expiry = item.get_expiry()
+        allowed = storage.acquire_entry(key, item.amount, expiry)
+        start, count = storage.get_moving_window(key, item.amount, expiry)
+        return allowed, WindowStats(start + expiry, item.amount - count)
 
     def item_for(self, principal: Principal) -> RateLimitItem:
         return self._session if principal.method == "session" else self._api_key

@@ -144,7 +144,7 @@ class Edge:
             await ex.error(*await self.body.refusal(BodyTooLarge(), receive))
             return
         ex.audit = audited(scope["method"], path)
-        guarded = self.body.wrap(receive)
+        guarded = self.body.wrap(receive) if _may_have_body(scope) else receive
         try:
             if path == MCP_PATH and scope["method"] == "POST":
                 guarded = await self._read_mcp(ex, guarded)
@@ -227,3 +227,10 @@ class Edge:
         await self.audit.record(principal=principal, method=scope["method"], path=scope["path"],
                                 action=action or getattr(endpoint, "__name__", None), status=ex.status,
                                 client_ip=client_ip(scope, self.trusted))
+
+
+def _may_have_body(scope: Scope) -> bool:
+    """Whether a request can carry a body to bound: a GET without framing headers has none."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return True
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
