@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateway import Gateway, mint_key
+from tests.gateway import Gateway, free_port, mint_key
 from tests.security.conftest import StartGateway
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
@@ -206,3 +209,22 @@ def test_the_mcp_instructions_name_only_what_exists(gateway: Gateway) -> None:
     instructions = json.loads(data)["result"]["instructions"]
     assert "tasks" in instructions and "workflows" in instructions and "API keys" in instructions
     assert "sandbox" not in instructions and "deployment" not in instructions
+
+
+def test_readyz_on_kubernetes_needs_the_api_server(start_gateway: StartGateway, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = subprocess.Popen([sys.executable, "-m", "k8s.sim", "--port", str(free_port()), "--kubeconfig",
+                                str(kubeconfig)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert cluster.stdout is not None and "fake cluster at" in cluster.stdout.readline()
+        gw = start_gateway(runtime="kubernetes", kubeconfig=str(kubeconfig))
+        ready = httpx.get(f"{gw.url}/readyz", timeout=30)
+        assert ready.status_code == 200 and ready.json()["checks"]["runtime"] == "ok"
+    finally:
+        cluster.terminate()
+        cluster.wait(timeout=30)
+    refused = httpx.get(f"{gw.url}/readyz", timeout=30)
+    assert refused.status_code == 503 and refused.json()["status"] == "unavailable"
+    assert refused.json()["checks"]["runtime"].startswith("the Kubernetes API server does not answer")
+    assert refused.json()["checks"]["store"] == "ok"
+    assert httpx.get(f"{gw.url}/healthz").status_code == 200  # alive, just not ready
