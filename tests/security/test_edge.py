@@ -3,6 +3,7 @@ trusted proxies, the audit trail of keys and failed logins, /metrics, /readyz an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -228,3 +229,30 @@ def test_readyz_on_kubernetes_needs_the_api_server(start_gateway: StartGateway, 
     assert refused.json()["checks"]["runtime"].startswith("the Kubernetes API server does not answer")
     assert refused.json()["checks"]["store"] == "ok"
     assert httpx.get(f"{gw.url}/healthz").status_code == 200  # alive, just not ready
+
+
+async def test_a_wait_stops_with_401_when_its_login_session_ends(gateway: Gateway) -> None:
+    def in_flight() -> float:
+        return sample(scrape(gateway), "kubegate_tool_calls_in_flight", tool="tasks_wait")
+
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as browser:
+        login = await browser.post("/auth/dev-login", json={"email": "waiter@edge.test"})
+        csrf = {"X-CSRF-Token": login.json()["csrfToken"]}
+        task = await browser.post("/api/tasks", headers=csrf, json={
+            "name": "sleeper", "image": "busybox", "command": ["sleep", "120"]})
+        assert task.status_code == 201, task.text
+        before = in_flight()
+        wait = asyncio.create_task(browser.post("/api/mcp", headers=csrf, json={
+            "method": "tasks/wait", "params": {"taskId": task.json()["task"]["id"], "timeout": 100}}))
+        deadline = time.monotonic() + 60
+        while in_flight() <= before and not wait.done():
+            assert time.monotonic() < deadline, "the wait never started"
+            await asyncio.sleep(0.05)
+        assert not wait.done(), wait.result().text
+        assert (await browser.post("/auth/logout", headers=csrf)).status_code == 204
+        ended = await asyncio.wait_for(wait, 60)  # the wait itself would run for 100 s
+    shaped(ended, 401, "unauthorized")
+    owner = mint_key(gateway.data_dir, user="waiter@edge.test")
+    removed = httpx.delete(f"{gateway.url}/api/tasks/{task.json()['task']['id']}",
+                           headers={"Authorization": f"Bearer {owner}"})
+    assert removed.status_code == 200
