@@ -35,7 +35,7 @@ from mcp_server.config import Settings
 from mcp_server.edge import logs
 from mcp_server.edge.hosts import HostGuard
 from mcp_server.edge.scope import REQUEST_ID_KEY, client_ip, header, incoming_request_id, parse_networks
-from mcp_server.errors import KubegateError, RateLimited, Unauthorized
+from mcp_server.errors import BadRequest, KubegateError, RateLimited, Unauthorized
 from mcp_server.http import (
     MCP_MESSAGE_KEY,
     MCP_PATH,
@@ -129,7 +129,7 @@ class Edge:
                 await ex.error(KubegateError())
         finally:
             elapsed = time.perf_counter() - started
-            METRICS.requests.inc(ex.door, str(ex.status))
+            METRICS.requests.inc(ex.door, str(ex.status) if ex.started else "aborted")
             METRICS.request_seconds.observe(elapsed, ex.door)
             await self._after(ex, fields, elapsed)
             logs.CURRENT.reset(token)
@@ -208,7 +208,10 @@ class Edge:
         body, messages = await read_body(receive)
         message = ex.scope[MCP_MESSAGE_KEY] = json_or_none(body)
         if is_shorthand(message):
-            ex.door = "shorthand"
+            ex.door = "shorthand"  # the spec's curl examples send it with any Content-Type
+        elif (header(ex.scope, b"content-type") or b"").split(b";", 1)[0].strip().lower() != b"application/json":
+            # JSON-RPC must say it is JSON; refused here in the documented shape, not the SDK's plain text.
+            raise BadRequest("JSON-RPC to /api/mcp needs Content-Type: application/json")
         ex.tool = mcp_tool(message)
         ex.audit = ex.audit and ex.tool is not None and not self.read_only(ex.tool)
         return replay(messages, receive)
