@@ -42,7 +42,7 @@ def schema() -> dict[str, Any]:
         "method": {"enum": ["initialize", "ping", "tools/list", "tools/call", "resources/list"]},
         "params": {"type": "object"}}}
     mcp_ok = {"200": {"description": "answer", "content": {"application/json": {"schema": {"type": "object"}},
-                                                            "text/event-stream": {"schema": {"type": "string"}}}},
+                                                            "text/event-stream": {"schema": {"type": "object", "required": ["data"]}}}},
               "202": {"description": "accepted"}}
     open_route: dict[str, Any] = {"security": []}
     return {
@@ -52,7 +52,12 @@ def schema() -> dict[str, Any]:
             "/api/mcp": {"post": {
                 "operationId": "mcp", "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"oneOf": [shorthand, json_rpc]}}}},
-                "responses": _answers(*refusals, ok=mcp_ok)}},
+                "responses": _answers(*refusals, ok=mcp_ok)},
+                # Without an MCP session these answer with the SDK's JSON-RPC errors.
+                "get": {"operationId": "mcp_stream", "responses": _answers(*refusals, ok={"200": {
+                    "description": "event stream", "content": {"text/event-stream": {"schema": {"type": "object", "required": ["data"]}}}}})},
+                "delete": {"operationId": "mcp_end", "responses": _answers(*refusals, ok={
+                    "200": {"description": "ended"}, "204": {"description": "ended"}})}},
             "/auth/me": {"get": {**open_route, "operationId": "me", "responses": _answers(
                 "401", ok={"200": {"description": "who", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["user", "authMethod", "scopes"]}}}}})}},
