@@ -95,7 +95,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         *probe_routes(services),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
-        Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
+        Route(f"/.well-known/oauth-protected-resource{MCP_PATH}", resource_metadata, methods=["GET"]),
         *docs_routes(reg, settings),
         *auth_routes(services),
     ]

@@ -34,7 +34,14 @@ from mcp_server.auth.ratelimit import RateLimiter
 from mcp_server.config import Settings
 from mcp_server.edge import logs
 from mcp_server.edge.hosts import HostGuard
-from mcp_server.edge.scope import REQUEST_ID_KEY, client_ip, header, incoming_request_id, parse_networks
+from mcp_server.edge.scope import (
+    REQUEST_ID_KEY,
+    client_ip,
+    header,
+    incoming_request_id,
+    parse_networks,
+    principal_in,
+)
 from mcp_server.errors import BadRequest, KubegateError, RateLimited, Unauthorized
 from mcp_server.http import (
     MCP_MESSAGE_KEY,
@@ -219,12 +226,12 @@ class Edge:
     async def _after(self, ex: Exchange, fields: dict[str, Any], elapsed: float) -> None:
         scope = ex.scope
         action = ex.tool or scope.get(ACTION_KEY)
-        principal = ex.principal or scope.get(PRINCIPAL_KEY)
+        principal = ex.principal or principal_in(scope)  # /auth routes name who logged in or out
         if self.access_log or ex.status >= 500:
             fields.update(door=ex.door, tool=action, status=ex.status,
-                          user_id=principal.user_id if isinstance(principal, Principal) else None)
+                          user_id=principal.user_id if principal else None)
             log.info("%s %s %d %.1fms", scope["method"], scope["path"], ex.status, elapsed * 1000)
-        if not ex.audit or not isinstance(principal, Principal) or ex.status == 429:
+        if not ex.audit or principal is None or ex.status == 429:
             return  # 429s are counted by the limiter; logging each would let a flood fill the disk
         endpoint = scope.get("endpoint")
         await self.audit.record(principal=principal, method=scope["method"], path=scope["path"],
