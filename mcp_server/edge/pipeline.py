@@ -230,7 +230,7 @@ class Edge:
         if self.access_log or ex.status >= 500:
             fields.update(door=ex.door, tool=action, status=ex.status,
                           user_id=principal.user_id if principal else None)
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], ex.status, elapsed * 1000)
+            log.info("%s %s %d %.1fms", scope["method"], _logged_path(scope), ex.status, elapsed * 1000)
         if not ex.audit or principal is None or ex.status == 429:
             return  # 429s are counted by the limiter; logging each would let a flood fill the disk
         endpoint = scope.get("endpoint")
@@ -244,3 +244,12 @@ def _may_have_body(scope: Scope) -> bool:
     if scope["method"] not in ("GET", "HEAD"):
         return True
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+
+
+def _logged_path(scope: Scope) -> str:
+    """The path and query for the access log; ``/auth`` queries (the OAuth code and state) masked."""
+    path: str = scope["path"]
+    query: bytes = scope.get("query_string", b"")
+    if not query:
+        return path
+    return f"{path}?[redacted]" if path.startswith("/auth/") else f"{path}?{query.decode('latin-1')}"
