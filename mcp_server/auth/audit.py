@@ -16,16 +16,13 @@ write the log is logged and never fails the request.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from limits import RateLimitItemPerHour
 from limits.strategies import MovingWindowRateLimiter
 
 from mcp_server.auth.loop_storage import LoopMemoryStorage
 from mcp_server.auth.principal import Principal
-from mcp_server.ids import new_id, stamp
-from mcp_server.store.db import Database
-from mcp_server.store.pages import fetch_page
+from mcp_server.store.audit import AuditEntry, AuditRecord, AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +41,21 @@ def audited(method: str, path: str) -> bool:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    """Writes who did what; the rows live in ``store.audit``."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
         self._failures = MovingWindowRateLimiter(LoopMemoryStorage())
         self._failure_budget = RateLimitItemPerHour(FAILED_AUTH_PER_HOUR, namespace="kubegate-audit")
 
     async def record(self, *, principal: Principal | None, method: str, path: str, action: str | None, status: int,
                      client_ip: str | None, auth_method: str | None = None) -> None:
-        user = (principal.user_id, principal.email, principal.method, principal.key_id) if principal else (
-            None, None, auth_method, None)
         try:
-            await self._db.execute(
-                "INSERT INTO audit_log(id, created_at, user_id, email, auth_method, key_id, method, path, action,"
-                " status, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new_id("audit"), stamp(), *user, method, path, action, status, client_ip),
-            )
+            await self._store.add(AuditEntry(
+                user_id=principal.user_id if principal else None, email=principal.email if principal else None,
+                auth_method=principal.method if principal else auth_method, method=method, path=path,
+                action=action, status=status, client_ip=client_ip, key_id=principal.key_id if principal else None,
+            ))
         except Exception:
             log.exception("could not write the audit log")
 
@@ -70,7 +67,7 @@ class AuditLog:
         await self.record(principal=None, method=method, path=path, action=AUTH_FAILED, status=401,
                           client_ip=client_ip, auth_method=auth_method)
 
-    async def page(self, *, limit: int, cursor: str | None, user_id: str | None) -> tuple[list[dict[str, Any]],
-                                                                                          str | None]:
+    async def page(self, *, limit: int, cursor: str | None,
+                   user_id: str | None) -> tuple[list[AuditRecord], str | None]:
         """Newest first; the cursor names the last row of the previous page."""
-        return await fetch_page(self._db, "audit_log", limit=limit, cursor=cursor, user_id=user_id)
+        return await self._store.page(limit=limit, cursor=cursor, user_id=user_id)

@@ -21,12 +21,7 @@ if TYPE_CHECKING:
 def door_context(services: Services, principal: Principal, *, progress: Progress | None = None,
                  log: Log | None = None) -> Context:
     """The handler's view of one call: who calls, what it may use, where progress goes."""
-    context = Context(principal=principal, services=services)
-    if progress is not None:
-        context.progress = progress
-    if log is not None:
-        context.log = log
-    return context
+    return Context.for_principal(principal, services.parts, progress=progress, log=log)
 
 
 async def call(registry: Registry, name: str, context: Context, arguments: dict[str, Any], *, door: str,

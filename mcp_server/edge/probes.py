@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 
 from starlette.requests import Request
@@ -32,14 +33,13 @@ async def readiness(services: Services) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await services.db.fetch_one("SELECT 1")
+            await services.stores.ping()
         checks["store"] = "ok"
     except Exception as exc:
         checks["store"] = f"unavailable: {type(exc).__name__}"
-    ready = getattr(services.runtime, "ready", None)
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            reason = await ready() if ready is not None else None
+            reason = await _runtime_reason(services.runtime)
         checks["runtime"] = reason or "ok"
     except Exception as exc:
         checks["runtime"] = f"unavailable: {type(exc).__name__}"
@@ -48,6 +48,21 @@ async def readiness(services: Services) -> dict[str, str]:
     else:
         checks["engine"] = "ok"
     return checks
+
+
+async def _runtime_reason(runtime: object) -> str | None:
+    """Why the runtime is not ready, or ``None``. ``ready()`` may answer a reason or a bool, sync or
+    async; a runtime that can be unreachable also has ``api_reachable()`` (Kubernetes)."""
+    ready = getattr(runtime, "ready", None)
+    answer = ready() if ready is not None else None
+    if inspect.isawaitable(answer):
+        answer = await answer
+    if answer is False:
+        return "not ready: its watches have not synced"
+    if isinstance(answer, str):
+        return answer
+    reachable = getattr(runtime, "api_reachable", None)
+    return await reachable() if reachable is not None else None
 
 
 def probe_routes(services: Services) -> list[BaseRoute]:

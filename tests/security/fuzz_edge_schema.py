@@ -16,6 +16,7 @@ from rest_bridge.openapi import ERROR_SCHEMA
 JSON_RPC_ERROR = {"type": "object", "required": ["jsonrpc", "error"],
                   "properties": {"jsonrpc": {"const": "2.0"},
                                  "error": {"type": "object", "required": ["code", "message"]}}}
+SSE = {"schema": {"type": "object", "required": ["data"]}}  # each event
 ERRORS = {"anyOf": [{"$ref": "#/components/schemas/Error"}, JSON_RPC_ERROR]}
 
 
@@ -42,7 +43,7 @@ def schema() -> dict[str, Any]:
         "method": {"enum": ["initialize", "ping", "tools/list", "tools/call", "resources/list"]},
         "params": {"type": "object"}}}
     mcp_ok = {"200": {"description": "answer", "content": {"application/json": {"schema": {"type": "object"}},
-                                                            "text/event-stream": {"schema": {"type": "object", "required": ["data"]}}}},
+                                                            "text/event-stream": SSE}},
               "202": {"description": "accepted"}}
     open_route: dict[str, Any] = {"security": []}
     return {
@@ -55,7 +56,7 @@ def schema() -> dict[str, Any]:
                 "responses": _answers(*refusals, ok=mcp_ok)},
                 # Without an MCP session these answer with the SDK's JSON-RPC errors.
                 "get": {"operationId": "mcp_stream", "responses": _answers(*refusals, ok={"200": {
-                    "description": "event stream", "content": {"text/event-stream": {"schema": {"type": "object", "required": ["data"]}}}}})},
+                    "description": "event stream", "content": {"text/event-stream": SSE}}})},
                 "delete": {"operationId": "mcp_end", "responses": _answers(*refusals, ok={
                     "200": {"description": "ended"}, "204": {"description": "ended"}})}},
             "/auth/me": {"get": {**open_route, "operationId": "me", "responses": _answers(
