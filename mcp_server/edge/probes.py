@@ -39,7 +39,8 @@ async def readiness(services: Services) -> dict[str, str]:
         checks["store"] = f"unavailable: {type(exc).__name__}"
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            reason = await _runtime_reason(services.runtime)
+            # The engine wraps the runtime (fair-share queue); readiness is the runtime's own.
+            reason = await _runtime_reason(getattr(services.runtime, "inner", services.runtime))
         checks["runtime"] = reason or "ok"
     except Exception as exc:
         checks["runtime"] = f"unavailable: {type(exc).__name__}"

@@ -243,7 +243,7 @@ async def test_a_wait_stops_with_401_when_its_login_session_ends(gateway: Gatewa
         assert task.status_code == 201, task.text
         before = in_flight()
         wait = asyncio.create_task(browser.post("/api/mcp", headers=csrf, json={
-            "method": "tasks/wait", "params": {"taskId": task.json()["task"]["id"], "timeout": 100}}))
+            "method": "tasks/wait", "params": {"taskId": task.json()["task"]["id"], "timeoutSeconds": 100}}))
         deadline = time.monotonic() + 60
         while in_flight() <= before and not wait.done():
             assert time.monotonic() < deadline, "the wait never started"

@@ -53,7 +53,7 @@ async def test_a_wait_stops_with_401_when_its_key_is_revoked(keyed_door: tuple[D
         own_id = next(k["id"] for k in (await http.get("/api/api-keys")).json()["apiKeys"]
                       if k["prefix"] == key[:12])
         before = await waits_in_flight(serving)
-        wait = asyncio.create_task(door.call("tasks_wait", {"taskId": task_id, "timeout": 100}))
+        wait = asyncio.create_task(door.call("tasks_wait", {"taskId": task_id, "timeoutSeconds": 100}))
         if isinstance(door, McpDoor) and door.name == "mcp-stdio":  # its own process; it forwards log lines
             async def started() -> bool:
                 return any("started" in line for line in door.logs) or wait.done()
