@@ -108,6 +108,14 @@ class KubernetesRuntime:
         """Connected, and every watch has listed once: run states and namespace checks can be trusted."""
         return bool(self.watchers) and all(watcher.synced.is_set() for watcher in self.watchers.values())
 
+    async def api_reachable(self) -> str | None:
+        """``None`` when the API server answers (for ``/readyz``), else why not."""
+        try:
+            await (await self._kube()).ping(manifests.SELECTOR)
+        except Exception as exc:
+            return f"the Kubernetes API server does not answer ({type(exc).__name__})"
+        return None
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         if self._closed:  # a timer that fires after close() must not reconnect
             work.close()

@@ -73,6 +73,15 @@ class LocalRuntime:
         if self._confinement.refusal is not None:
             logger.error("%s", self._confinement.refusal)
 
+    async def ready(self) -> str | None:
+        """``None`` when runs can start (for ``/readyz``), else why not."""
+        if self._closed:
+            return "the local runtime is closed"
+        where = self._runs_dir if self._runs_dir.exists() else self._runs_dir.parent
+        if not os.access(where, os.W_OK | os.X_OK):
+            return "the runs directory is not writable"
+        return self._confinement.refusal  # e.g. no usable bubblewrap under ``auto``
+
     @property
     def isolated(self) -> bool:
         """Whether runs are confined with bubblewrap."""
