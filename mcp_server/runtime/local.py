@@ -11,15 +11,12 @@ same for shims inherited from a previous gateway, which ``recover`` re-attaches 
 their pid *and* start time (a reused pid has another start time).
 
 Exit codes are 128 + N for a run killed by signal N (see ``shim``); a timeout or cancel ends with
-SIGTERM to the run's process group and SIGKILL after ``grace_seconds``. Following logs wakes on
-writes through inotify (``logwatch``) and ends once the run's ``exited`` was emitted and the file
-is drained.
+SIGTERM to the run's process group and SIGKILL after ``grace_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -34,13 +31,11 @@ from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime import isolation, shim
 from mcp_server.runtime.base import RunEvent, RunSpec
-from mcp_server.runtime.logwatch import LogWatcher
-from mcp_server.runtime.rundir import ChunkDecoder, RunDir, seek_tail
+from mcp_server.runtime.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
 SHIM = Path(shim.__file__).resolve()
-_CHUNK = 64 * 1024
 # Signals the gateway may have ignored or blocked, which the shim must see with default dispositions.
 _SHIM_SIGDEF = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
 
@@ -52,7 +47,6 @@ class _Run:
     pidfd: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
-    followers: set[asyncio.Event] = field(default_factory=set)
 
 
 class LocalRuntime:
@@ -73,7 +67,6 @@ class LocalRuntime:
         self._max_file_bytes = max_file_bytes
         self._runs: dict[str, _Run] = {}
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-        self._logs = LogWatcher()
         self._closed = False
         if self._bwrap is None and settings.isolation == "auto":
             logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
@@ -156,8 +149,6 @@ class LocalRuntime:
             event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
         self._emit(event)
         run.done.set()
-        for follower in run.followers:
-            follower.set()
 
     def _emit(self, event: RunEvent) -> None:
         if not self._closed:
@@ -220,40 +211,6 @@ class LocalRuntime:
             else:
                 self._attach(run, pidfd)
 
-    async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
-        """See ``Runtime.logs``; following a run this runtime does not track (not recovered) gives
-        what is there, since nothing would say when it ends."""
-        try:
-            path = RunDir(self._runs_dir, run_id).log
-            file = path.open("rb")
-        except (ValueError, FileNotFoundError):
-            return
-        run = self._runs.get(run_id)
-        if not follow or run is None or run.done.is_set():
-            run = None
-        decoder = ChunkDecoder(after_seek=tail is not None)
-        with file, self._logs.watch(path if run is not None else None) as (wrote, poll):
-            if tail is not None:
-                seek_tail(file.fileno(), tail)
-            if run is not None:
-                run.followers.add(wrote)
-            try:
-                while True:
-                    wrote.clear()
-                    # Checked before reading: once the run is over, one more read gets all it wrote.
-                    over = run is None or run.done.is_set() or self._closed
-                    chunk = file.read(_CHUNK)
-                    if chunk:
-                        yield decoder.decode(chunk)
-                    elif over:
-                        break
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(wrote.wait(), poll)
-            finally:
-                if run is not None:
-                    run.followers.discard(wrote)
-
     def read_logs(self, run_id: str, *, tail: int) -> str:
         try:
             return RunDir(self._runs_dir, run_id).read_log(tail)
@@ -275,10 +232,6 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
-        for run in self._runs.values():
-            for follower in run.followers:
-                follower.set()
-        self._logs.close()
         self._events.put_nowait(None)
 
 

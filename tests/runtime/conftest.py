@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -27,13 +28,13 @@ def scratch() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
-    """Builds runtimes on ``tmp_path``; at the end removes every run (which stops it) and closes them."""
+@asynccontextmanager
+async def local_runtimes(data_dir: Path) -> AsyncIterator[MakeRuntime]:
+    """Builds runtimes on ``data_dir``; at the end removes every run (which stops it) and closes them."""
     made: list[LocalRuntime] = []
 
     def make(isolation: Isolation = "bwrap", *, grace_seconds: float = 0.5) -> LocalRuntime:
-        runtime = LocalRuntime(Settings(data_dir=tmp_path, isolation=isolation), grace_seconds=grace_seconds)
+        runtime = LocalRuntime(Settings(data_dir=data_dir, isolation=isolation), grace_seconds=grace_seconds)
         made.append(runtime)
         return runtime
 
@@ -41,11 +42,17 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
     for runtime in made:
         await runtime.close()
     # A fresh runtime adopts whatever still runs, so remove() can stop it as well as delete it.
-    cleaner = LocalRuntime(Settings(data_dir=tmp_path, isolation="none"))
-    runs = Settings(data_dir=tmp_path).runs_dir
+    cleaner = LocalRuntime(Settings(data_dir=data_dir, isolation="none"))
+    runs = Settings(data_dir=data_dir).runs_dir
     for run_dir in sorted(runs.iterdir()) if runs.exists() else ():
         await cleaner.remove(run_dir.name)
     await cleaner.close()
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
+    async with local_runtimes(tmp_path) as make:
+        yield make
 
 
 @pytest.fixture(params=["bwrap", "none"])
