@@ -7,15 +7,18 @@ server that validates every object strictly, with a simulated kubelet).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.doors import DOORS, Door, open_door
+from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
 from tests.gateway import Gateway, free_port, mint_key
+from tests.runtime.support import Handshake
 
 RUNTIMES = ("local", "kubernetes")
 
@@ -90,3 +93,29 @@ async def door(request: pytest.FixtureRequest, gateway: Gateway, stateless_gatew
     async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
                          data_dir=data_dir, env=runtime_env) as opened:
         yield opened
+
+
+@pytest.fixture(params=MCP_DOORS)
+async def mcp_door(request: pytest.FixtureRequest, gateway: Gateway, stateless_gateway: Gateway, api_key: str,
+                   data_dir: Path, runtime_env: dict[str, str]) -> AsyncIterator[McpDoor]:
+    """The MCP doors alone, for what exists only on MCP (progress, log messages, resources)."""
+    async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
+                         data_dir=data_dir, env=runtime_env) as opened:
+        assert isinstance(opened, McpDoor)
+        yield opened
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory outside /tmp: a sandbox sees it (read-only), where it could not see tmp_path."""
+    path = Path(tempfile.mkdtemp(prefix="kubegate-test-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def handshake(scratch: Path) -> Iterator[Handshake]:
+    """FIFOs a run says ``ready`` through and waits on for ``go``: the test, not a timer, paces it."""
+    gate = Handshake(scratch)
+    yield gate
+    gate.close()

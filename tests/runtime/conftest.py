@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal, Protocol
@@ -11,21 +9,12 @@ import pytest
 
 from mcp_server.config import Settings
 from mcp_server.runtime.local import LocalRuntime
-from tests.runtime.support import Handshake
 
 Isolation = Literal["bwrap", "none"]
 
 
 class MakeRuntime(Protocol):
     def __call__(self, isolation: Isolation = ..., *, grace_seconds: float = ...) -> LocalRuntime: ...
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A directory outside /tmp: a sandbox sees it (read-only), where it could not see tmp_path."""
-    path = Path(tempfile.mkdtemp(prefix="kubegate-test-", dir="/var/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -64,10 +53,3 @@ def isolation(request: pytest.FixtureRequest) -> Isolation:
 @pytest.fixture
 def runtime(make_runtime: MakeRuntime, isolation: Isolation) -> LocalRuntime:
     return make_runtime(isolation)
-
-
-@pytest.fixture
-def handshake(scratch: Path) -> Iterator[Handshake]:
-    gate = Handshake(scratch)
-    yield gate
-    gate.close()
