@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -8,13 +9,23 @@ from typing import Literal, Protocol
 import pytest
 
 from mcp_server.config import Settings
+from mcp_server.runtime import shim
 from mcp_server.runtime.local import LocalRuntime
+from tests.runtime.coverage import measured_boot
 
 Isolation = Literal["bwrap", "none"]
 
 
 class MakeRuntime(Protocol):
     def __call__(self, isolation: Isolation = ..., *, grace_seconds: float = ...) -> LocalRuntime: ...
+
+
+@pytest.fixture(autouse=True)
+def measured_shims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under coverage, the shims these tests start are measured as well (see ``tests.runtime.coverage``)."""
+    config_file = os.environ.get("COVERAGE_PROCESS_START")
+    if config_file:
+        monkeypatch.setattr(shim, "BOOT", measured_boot(config_file))
 
 
 @asynccontextmanager
