@@ -15,12 +15,14 @@ from mcp_server.engine.workflows import WorkflowService
 from mcp_server.models.workflows import WorkflowCreate
 from mcp_server.store.db import Database
 from mcp_server.store.users import ensure_user
-from tests.runtime.double import ScriptedHost, ScriptedRuntime
+from tests.runtime import double
 
 
-def finish(runtime: ScriptedRuntime, step: str, code: int = 0, output: str | None = None) -> None:
-    """End the run of ``step`` as if its process exited with ``code`` after writing ``output``."""
-    runtime.finish(next(s.run_id for s in runtime.host.started if s.labels["step"] == step), code, output)
+class ScriptedRuntime(double.ScriptedRuntime):
+    """The one test double, its runs named by their workflow step."""
+
+    def finish(self, step: str, code: int = 0, output: str | None = None) -> None:
+        self.host.finish(next(s.run_id for s in self.host.started if s.labels["step"] == step), code, output)
 
 
 Engine = Callable[..., Any]
@@ -32,14 +34,14 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     db = await Database.open(tmp_path / "kubegate.db")
     user = await ensure_user(db, "engine@example.test")
     dispatchers: list[Dispatcher] = []
-    hosts: list[ScriptedHost] = []
+    hosts: list[double.ScriptedHost] = []
 
     async def make(runtime: ScriptedRuntime, **settings: Any) -> tuple[WorkflowService, str]:
-        dispatcher = Dispatcher(runtime)
-        service = WorkflowService(db, runtime, dispatcher, Settings(data_dir=tmp_path, **settings))
+        hosts.append(runtime.host)
+        dispatcher = Dispatcher(runtime)  # type: ignore[arg-type]
+        service = WorkflowService(db, runtime, dispatcher, Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
         dispatcher.start()
         dispatchers.append(dispatcher)
-        hosts.append(runtime.host)
         await runtime.recover(await service.active_specs())
         await service.resume()
         return service, user.id
@@ -58,16 +60,10 @@ def workflow(*steps: tuple[str, list[str]], **fields: dict[str, Any]) -> Workflo
     ]})
 
 
-async def started(runtime: ScriptedRuntime, count: int) -> None:
+async def until(predicate: Callable[[], bool]) -> None:
     with anyio.fail_after(5):
-        await runtime.host.until_started(count)
-
-
-async def until_status(service: WorkflowService, user: str, workflow_id: str, status: str) -> None:
-    """Poll the store (bounded, with a short sleep: nothing here to wait on) until the workflow has ``status``."""
-    with anyio.fail_after(5):
-        while (await service.get(user, workflow_id))["status"] != status:
-            await anyio.sleep(0.01)
+        while not predicate():
+            await anyio.lowlevel.checkpoint()
 
 
 async def statuses(service: WorkflowService, workflow_id: str) -> dict[str, str]:
@@ -79,14 +75,16 @@ async def test_ready_steps_start_together_up_to_the_concurrency_limit(engine: En
     service, user = await engine(runtime, workflow_concurrency=2)
     row, _ = await service.create(user, workflow(("a", []), ("b", []), ("c", []), ("join", ["a", "b", "c"])))
     assert [s.labels["step"] for s in runtime.started] == ["a", "b"]
-    finish(runtime, "a")
-    await started(runtime, 3)
+    runtime.finish("a")
+    await until(lambda: len(runtime.started) == 3)
     assert runtime.started[2].labels == {"workflow": row["id"], "step": "c"}
-    finish(runtime, "b")
-    finish(runtime, "c")
-    await started(runtime, 4)
-    finish(runtime, "join")
-    await until_status(service, user, row["id"], "completed")
+    runtime.finish("b")
+    runtime.finish("c")
+    await until(lambda: len(runtime.started) == 4)
+    runtime.finish("join")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "completed":
+            await anyio.lowlevel.checkpoint()
 
 
 async def test_outputs_are_substituted_when_the_step_starts_and_secrets_then_dropped(engine: Engine) -> None:
@@ -97,14 +95,14 @@ async def test_outputs_are_substituted_when_the_step_starts_and_secrets_then_dro
         "env": {"TOKEN": "secret-{{steps.a.output}}"},
     }))
     assert await service.db.fetch_all("SELECT run_id FROM run_secrets") != []
-    finish(runtime, "a", output="v1")
-    await started(runtime, 2)
+    runtime.finish("a", output="v1")
+    await until(lambda: len(runtime.started) == 2)
     spec = runtime.started[1]
     assert (spec.image, list(spec.command), dict(spec.env)) == ("registry.local/app:v1", ["echo", "v=v1"],
                                                                {"TOKEN": "secret-v1"})
     with anyio.fail_after(5):  # dropped once the runtime has the spec
         while await service.db.fetch_all("SELECT run_id FROM run_secrets"):
-            await anyio.sleep(0.01)
+            await anyio.lowlevel.checkpoint()
 
 
 async def test_an_output_that_makes_an_invalid_image_fails_the_step(engine: Engine) -> None:
@@ -112,8 +110,10 @@ async def test_an_output_that_makes_an_invalid_image_fails_the_step(engine: Engi
     service, user = await engine(runtime)
     row, _ = await service.create(user, workflow(("a", []), ("b", ["a"]), ("c", ["b"]),
                                                  b={"image": "app:{{steps.a.output}}"}))
-    finish(runtime, "a", output="NOT A TAG!")
-    await until_status(service, user, row["id"], "failed")
+    runtime.finish("a", output="NOT A TAG!")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "failed":
+            await anyio.lowlevel.checkpoint()
     steps = {s["name"]: s for s in await service.steps(row["id"])}
     assert steps["b"]["status"] == "failed" and "not a valid reference" in steps["b"]["message"]
     assert steps["c"]["status"] == "skipped" and len(runtime.started) == 1
@@ -126,7 +126,9 @@ async def test_a_claimed_step_whose_run_never_began_is_lost_not_rerun(engine: En
     # A new gateway whose runtime never heard of a's run: the crash came between claim and start.
     after = ScriptedRuntime()  # another host: the crash came before the run was started anywhere
     service, _ = await engine(after)
-    await until_status(service, user, row["id"], "failed")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "failed":
+            await anyio.lowlevel.checkpoint()
     assert await statuses(service, row["id"]) == {"a": "failed", "b": "skipped"}
     assert after.started == []
 
@@ -135,12 +137,14 @@ async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_on
     first = ScriptedRuntime()
     service, user = await engine(first)
     row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
-    after = first.host.runtime()  # the same host: a's run outlived the first gateway
+    after = ScriptedRuntime(first.host)  # the same host: a's run outlived the first gateway
     service, _ = await engine(after)
     assert await statuses(service, row["id"]) == {"a": "running", "b": "pending"}
-    finish(after, "a")
-    await started(after, 2)
-    finish(after, "b")
-    await until_status(service, user, row["id"], "completed")
+    after.finish("a")
+    await until(lambda: len(after.host.started) == 2)
+    after.finish("b")
+    with anyio.fail_after(5):
+        while (await service.get(user, row["id"]))["status"] != "completed":
+            await anyio.lowlevel.checkpoint()
     assert [s.labels["step"] for s in first.host.started] == ["a", "b"]
     assert [s.labels["step"] for s in first.started] == ["a"] and [s.labels["step"] for s in after.started] == ["b"]

@@ -63,7 +63,6 @@ class ScriptedHost:
         self.runs: dict[str, _Run] = {}
         self.scripts: dict[str, Script] = {}
         self.started: list[RunSpec] = []
-        self.changed = asyncio.Event()
 
     def runtime(self) -> ScriptedRuntime:
         return ScriptedRuntime(self)
@@ -71,12 +70,6 @@ class ScriptedHost:
     def script(self, run_id: str, script: Script) -> None:
         """What ``run_id`` will do once started; a run without a script waits for ``finish``."""
         self.scripts[run_id] = script
-
-    async def until_started(self, count: int) -> None:
-        """Return once ``count`` runs were started on this host (bound it with ``fail_after``)."""
-        while len(self.started) < count:
-            self.changed.clear()
-            await self.changed.wait()
 
     def finish(self, run_id: str, exit_code: int = 0, output: str | None = None) -> None:
         """End a held run as if its process exited with ``exit_code`` after writing ``output``."""
@@ -100,9 +93,6 @@ class ScriptedRuntime:
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._closed = False
 
-    def finish(self, run_id: str, exit_code: int = 0, output: str | None = None) -> None:
-        self.host.finish(run_id, exit_code, output)
-
     async def start(self, spec: RunSpec) -> None:
         if self._closed:
             raise Unavailable("the scripted runtime is closed")
@@ -114,7 +104,6 @@ class ScriptedRuntime:
         self.host.started.append(spec)
         self._emit(RunEvent(spec.run_id, "started", _now()))
         run.task = asyncio.get_running_loop().create_task(self._live(run, self.host.scripts.pop(spec.run_id, None)))
-        self.host.changed.set()
 
     async def _live(self, run: _Run, script: Script | None) -> None:
         try:
