@@ -22,7 +22,7 @@ def process_alive(marker: str) -> bool:
     return False
 
 
-async def until_alive(marker: str, alive: bool = True, *, timeout: float = 10.0) -> None:
+async def until_alive(marker: str, alive: bool = True, *, timeout: float = 20.0) -> None:
     """Return once a process with ``marker`` in its command line is (or, with ``alive=False``, is no longer) running."""
     with anyio.fail_after(timeout):
         while process_alive(marker) != alive:

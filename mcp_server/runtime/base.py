@@ -102,7 +102,10 @@ class Runtime(Protocol):
         """Stop the run if it is going. Idempotent; an unknown run is not an error."""
 
     async def remove(self, run_id: str) -> None:
-        """Forget the run and delete everything it left behind (logs, files, cluster objects)."""
+        """Stop the run if needed, forget it and delete what it left (logs, files, cluster objects).
+
+        The caller records the outcome itself: whether a removed run still says ``exited`` is not defined.
+        """
 
     def read_logs(self, run_id: str, *, tail: int) -> str:
         """The last ``tail`` bytes of the run's combined stdout/stderr as text, without waiting.
