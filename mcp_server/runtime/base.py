@@ -16,7 +16,8 @@ running may only say ``exited``).
 After a gateway restart the engine calls ``recover(active)`` with every run it still believes
 is active; the runtime re-attaches to those still going (it may say ``started`` again, which the
 engine takes as a no-op) and emits ``exited`` for those that ended (or vanished) while the
-gateway was down, so nothing stays ``running`` forever. Every run gets exactly one ``exited``.
+gateway was down, so nothing stays ``running`` forever. A run gets exactly one ``exited`` (unless
+it is removed first).
 
 Logs are read one way, ``read_logs``: a bounded tail, at once, from the gateway's own copy (a
 run's log outlives its process or Pod). Waiters (``tasks_wait``) re-read it when the run's
