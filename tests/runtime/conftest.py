@@ -11,7 +11,7 @@ import pytest
 from mcp_server.config import Settings
 from mcp_server.runtime import shim
 from mcp_server.runtime.local import LocalRuntime
-from tests.runtime.coverage import measured_boot
+from tests.runtime.shim_coverage import measured_boot
 
 Isolation = Literal["bwrap", "none"]
 
@@ -22,7 +22,7 @@ class MakeRuntime(Protocol):
 
 @pytest.fixture(autouse=True)
 def measured_shims(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under coverage, the shims these tests start are measured as well (see ``tests.runtime.coverage``)."""
+    """Under coverage, the shims these tests start are measured as well (see ``tests.runtime.shim_coverage``)."""
     config_file = os.environ.get("COVERAGE_PROCESS_START")
     if config_file:
         monkeypatch.setattr(shim, "BOOT", measured_boot(config_file))
