@@ -16,9 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from mcp_server.runtime.sandbox import DEFAULT_READONLY
 from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
 from tests.gateway import Gateway, free_port, mint_key
 from tests.runtime.support import Handshake
+
+SCRATCH_ROOT = Path("/var/lib/kubegate-tests/scratch")
+"""Holds every ``scratch`` dir (``tests/runtime/conftest.py`` uses the same root)."""
+GATEWAY_READONLY_PATHS = ",".join([*DEFAULT_READONLY, str(SCRATCH_ROOT)])
+"""What the gateways' runs see read-only: the defaults and the handshake FIFOs."""
 
 RUNTIMES = ("local", "kubernetes")
 
@@ -48,7 +54,7 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session", params=RUNTIMES)
 def runtime_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "local":
-        return {"KUBEGATE_RUNTIME": "local"}
+        return {"KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS": GATEWAY_READONLY_PATHS}
     kubeconfig: Path = request.getfixturevalue("fake_cluster")
     return {"KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig)}
 
@@ -107,8 +113,10 @@ async def mcp_door(request: pytest.FixtureRequest, gateway: Gateway, stateless_g
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
-    """A directory outside /tmp: a sandbox sees it (read-only), where it could not see tmp_path."""
-    path = Path(tempfile.mkdtemp(prefix="kubegate-test-", dir="/var/tmp"))
+    """A directory the gateways' runs see read-only (``KUBEGATE_RUN_READONLY_PATHS``): FIFOs for handshakes."""
+    SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="scratch-", dir=SCRATCH_ROOT))
+    path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

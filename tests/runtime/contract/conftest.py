@@ -106,9 +106,10 @@ async def _kubernetes(tmp_path: Path, scratch: Path) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture(params=["local", "kubernetes", "scripted"])
-async def harness(request: pytest.FixtureRequest, tmp_path: Path, scratch: Path) -> AsyncIterator[Harness]:
+async def harness(request: pytest.FixtureRequest, tmp_path: Path, data_dir: Path,
+                  scratch: Path) -> AsyncIterator[Harness]:
     if request.param == "local":
-        async with local_runtimes(tmp_path) as make_runtime:
+        async with local_runtimes(data_dir) as make_runtime:
             harness = Harness(lambda: make_runtime("bwrap"), scratch)
             yield harness
             await harness.close()
