@@ -124,7 +124,7 @@ async def _task_run(args: argparse.Namespace, url: str, key: str) -> int:
             task = (await _call(client, "tasks_wait", {"taskId": task["id"], "timeoutSeconds": WAIT_SECONDS}))["task"]
             if task["status"] not in ACTIVE:
                 break
-    follower.finish()
+    follower.finish(task.get("logs") or "")
     if args.json:
         print(json.dumps(task, indent=2))
     code = exit_status(task)
@@ -158,10 +158,15 @@ class LogFollower:
             self.printed += len(fresh)
             self.ended_with_newline = fresh.endswith("\n")
 
-    def finish(self) -> None:
+    def finish(self, logs: str) -> None:
+        """Print what of the final log never came as a notification (one may land after the answer)."""
+        if len(logs) > self.printed:
+            rest = logs[self.printed:]
+            self.out.write(rest)
+            self.ended_with_newline = rest.endswith("\n")
         if not self.ended_with_newline:
             self.out.write("\n")
-            self.out.flush()
+        self.out.flush()
 
 
 async def _task_get(args: argparse.Namespace, url: str, key: str) -> int:
