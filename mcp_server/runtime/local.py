@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from mcp_server.runtime import isolation, shim
 from mcp_server.runtime.base import RunEvent, RunSpec
 from mcp_server.runtime.logwatch import LogWatcher
 from mcp_server.runtime.rundir import ChunkDecoder, RunDir, seek_tail
+from mcp_server.runtime.workload import WORKLOAD_LABEL, LocalWorkloads
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class LocalRuntime:
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._logs = LogWatcher()
         self._closed = False
+        self.workloads = LocalWorkloads(self, self._bwrap, settings)
         if self._bwrap is None and settings.isolation == "auto":
             logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
 
@@ -84,17 +87,36 @@ class LocalRuntime:
         return self._bwrap is not None
 
     async def start(self, spec: RunSpec) -> None:
+        plan = isolation.plan(spec, RunDir(self._runs_dir, spec.run_id).work, self._bwrap,
+                              max_file_bytes=self._max_file_bytes)
+        await self.launch(spec, plan)
+
+    async def launch(self, spec: RunSpec, plan: isolation.Plan, *,
+                     prepare: Callable[[RunDir], Sequence[int]] | None = None) -> None:
+        """Start ``plan`` under a new shim as run ``spec``.
+
+        ``prepare`` runs once the run's directory exists; the fds it returns become fds 3, 4, ...
+        of the run (and are closed here once handed down).
+        """
         if self._closed:
             raise Unavailable("the local runtime is closed")
         run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id} already exists")
-        plan = isolation.plan(spec, run.dir.work, self._bwrap, max_file_bytes=self._max_file_bytes)
         try:
             run.dir.create(plan, timeout=spec.timeout_seconds, grace=self._grace)
         except FileExistsError as exc:
             raise Conflict(f"run {spec.run_id} already exists") from exc
-        pid = self._spawn(run.dir)
+        pass_fds: Sequence[int] = ()
+        try:
+            pass_fds = prepare(run.dir) if prepare is not None else ()
+            pid = self._spawn(run.dir, pass_fds)
+        except BaseException:
+            shutil.rmtree(run.dir.path, ignore_errors=True)
+            raise
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
@@ -105,10 +127,27 @@ class LocalRuntime:
             raise Unavailable(f"cannot follow a new run: {exc.strerror}") from exc
         self._runs[spec.run_id] = run
         self._attach(run, pidfd)
-        self._emit(RunEvent(spec.run_id, "started", _now()))
+        self.emit(RunEvent(spec.run_id, "started", _now()))
 
-    def _spawn(self, run_dir: RunDir) -> int:
+    def signal_shim(self, run_id: str, signum: int) -> bool:
+        """Send ``signum`` to the run's supervisor; False when it is not running."""
+        run = self._runs.get(run_id) or self._adopt(run_id)
+        if run is None or run.pidfd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(run.pidfd, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def run_dir(self, run_id: str) -> RunDir:
+        return RunDir(self._runs_dir, run_id)
+
+    def _spawn(self, run_dir: RunDir, pass_fds: Sequence[int] = ()) -> int:
         log = run_dir.open_log()
+        # Out of the way first, so that no dup2 onto 3, 4, ... overwrites a passed fd still to come.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in pass_fds]
+        passed = [(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(high)]
         try:
             return os.posix_spawn(
                 sys.executable,
@@ -118,13 +157,15 @@ class LocalRuntime:
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, log, 1),
                     (os.POSIX_SPAWN_DUP2, log, 2),
+                    *passed,
                 ],
                 setsid=True,  # out of the gateway's session: its Ctrl-C or SIGHUP is not the run's
                 setsigmask=(),
                 setsigdef=_SHIM_SIGDEF,
             )
         finally:
-            os.close(log)
+            for fd in (log, *high):
+                os.close(fd)
 
     def _attach(self, run: _Run, pidfd: int) -> None:
         run.pidfd = pidfd
@@ -154,12 +195,12 @@ class LocalRuntime:
         else:
             message = "the run's supervisor ended without recording how the run ended"
             event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
-        self._emit(event)
+        self.emit(event)
         run.done.set()
         for follower in run.followers:
             follower.set()
 
-    def _emit(self, event: RunEvent) -> None:
+    def emit(self, event: RunEvent) -> None:
         if not self._closed:
             self._events.put_nowait(event)
 
@@ -211,7 +252,7 @@ class LocalRuntime:
             try:
                 run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
             except ValueError:
-                self._emit(RunEvent(spec.run_id, "exited", _now(), reason="lost", message="invalid run id"))
+                self.emit(RunEvent(spec.run_id, "exited", _now(), reason="lost", message="invalid run id"))
                 continue
             self._runs[spec.run_id] = run
             pidfd = _open_shim(run.dir)
@@ -219,6 +260,8 @@ class LocalRuntime:
                 self._finish(run)
             else:
                 self._attach(run, pidfd)
+                if spec.labels.get(WORKLOAD_LABEL):
+                    self.workloads.watch_ready(spec.run_id)
 
     async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
         """See ``Runtime.logs``; following a run this runtime does not track (not recovered) gives
@@ -275,6 +318,7 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
+        await self.workloads.close()
         for run in self._runs.values():
             for follower in run.followers:
                 follower.set()
