@@ -17,10 +17,11 @@ from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import Unauthorized, Unavailable
-from mcp_server.runtime.base import Runtime
+from mcp_server.runtime.base import Runtime, Workloads
 from mcp_server.store.db import Database
 from mcp_server.store.users import ensure_user
 
@@ -55,6 +56,12 @@ def make_runtime(settings: Settings) -> Runtime:
     return LocalRuntime(settings)
 
 
+def workloads_of(runtime: Runtime) -> Workloads | None:
+    """The runtime's long-lived workloads, if it runs them (``Workloads``' docstring)."""
+    found = getattr(runtime, "workloads", None)
+    return found if isinstance(found, Workloads) else None
+
+
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -64,6 +71,7 @@ class Services:
     dispatcher: Dispatcher
     tasks: TaskService
     workflows: WorkflowService
+    sandboxes: SandboxService
     engine_running: bool = False
     _lease: TextIO | None = None
 
@@ -77,6 +85,7 @@ class Services:
             settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds), runtime=runtime,
             dispatcher=dispatcher, tasks=TaskService(db, runtime, dispatcher, settings),
             workflows=WorkflowService(db, runtime, dispatcher, settings),
+            sandboxes=SandboxService(db, workloads_of(runtime), dispatcher, settings),
         )
         if engine:
             await services.start_engine()
@@ -86,7 +95,8 @@ class Services:
         self.dispatcher.start()
         self._lease = _take_recovery_lease(self.settings.data_dir)
         if self._lease is not None:
-            await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
+            await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs(),
+                                        *await self.sandboxes.active_specs()])
             await self.workflows.resume()
         self.engine_running = True
 
