@@ -27,6 +27,8 @@ from mcp_server.config import Settings
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
 from mcp_server.http import MCP_PATH, BodyGuardMiddleware, error_response
 from mcp_server.mcp_http import McpEndpoint
+from mcp_server.proxy.hosts import HostDispatch
+from mcp_server.proxy.sandboxes import SandboxSite
 from mcp_server.registry import Registry, registry
 from mcp_server.server import build_server, request_principal
 from mcp_server.services import Services
@@ -101,14 +103,19 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         *auth_routes(services),
     ]
 
+    sandbox_site = SandboxSite(services)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with manager.run():
             yield
+        await sandbox_site.forwarder.close()
 
     return Starlette(
         routes=routes,
         middleware=[
+            # Sandbox origins first: none of the gateway's layers below apply to them.
+            Middleware(HostDispatch, sites={services.sandboxes.domain: sandbox_site}),
             Middleware(BodyGuardMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds),
             *security_middleware(services, reg),
         ],

@@ -34,7 +34,8 @@ from mcp_server.store.sandboxes import SandboxRecord
 
 def sandbox_model(services: Services, r: SandboxRecord, *, brief: bool = False) -> Sandbox:
     sandbox = Sandbox(
-        id=r.id, name=r.name, status=cast(SandboxStatus, r.status), image=r.image, url=services.sandboxes.url(r), size=r.size,
+        id=r.id, name=r.name, status=cast(SandboxStatus, r.status), image=r.image, url=services.sandboxes.url(r),
+        size=r.size,
         created_at=iso(r.created_at) or "", expires_at=iso(r.expires_at) or "", reason=r.reason,
     )
     if not brief:
