@@ -90,7 +90,7 @@ async def sandboxes_exec(ctx: Context, args: SandboxExec) -> ExecOutput:
     """
 
     async def sink(stream: str, chunk: bytes) -> None:
-        await ctx.log("info" if stream == "stdout" else "warning", chunk.decode(errors="replace"))
+        await ctx.log("info" if stream == "stdout" else "notice", chunk.decode(errors="replace"))
 
     request = ExecRequest(
         command=args.command, stdin=(args.stdin or "").encode(), cwd=args.cwd, env=args.env,
