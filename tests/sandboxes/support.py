@@ -93,7 +93,12 @@ def handle(c):
     data = b""
     while b"\r\n\r\n" not in data:
         data += c.recv(4096)
-    key = [l.split(b":", 1)[1].strip() for l in data.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    keys = [l.split(b":", 1)[1].strip() for l in data.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")]
+    if not keys:
+        c.sendall(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        c.close()
+        return
+    key = keys[0]
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
