@@ -58,8 +58,8 @@ async def sandboxes_list(ctx: Context, args: SandboxListQuery) -> SandboxList:
 async def sandboxes_create(ctx: Context, args: SandboxCreate) -> SandboxEnvelope:
     """Start an isolated environment that stays up until its timeout (default 1h).
 
-    Answers `provisioning` with its URL and password (shown only now); it is `running` within a
-    second. Then use sandboxes_exec and the file tools.
+    Answers `provisioning` with its URL and password (shown only now); `running` within a second.
+    The URL reaches port 8080 inside with the password (HTTP Basic) or your API key.
     """
     record, password = await ctx.services.sandboxes.create(ctx.principal.user_id, args)
     sandbox = sandbox_model(ctx.services, record)
@@ -83,10 +83,9 @@ async def sandboxes_delete(ctx: Context, args: SandboxRef) -> SandboxEnvelope:
 
 @registry.capability(scope="sandboxes:write", title="Run a command in a sandbox")
 async def sandboxes_exec(ctx: Context, args: SandboxExec) -> ExecOutput:
-    """Run a command in a running sandbox and wait for it (timeout default 60s, max 10m).
+    """Run a command in a sandbox and wait for it; output also streams as log messages.
 
-    Over MCP its output also arrives as log messages while it runs. Start servers in the
-    background (`nohup cmd >log 2>&1 &`); they keep running after the call returns.
+    Start servers in the background (`nohup cmd >log 2>&1 &`); they keep running.
     """
 
     async def sink(stream: str, chunk: bytes) -> None:

@@ -14,34 +14,32 @@ SandboxStatus = Literal["provisioning", "running", "terminated", "failed"]
 Encoding = Literal["utf-8", "base64"]
 SandboxId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-_ID = Field(description="The sandbox's id, e.g. sandbox_123")
+_ID = Field(description="e.g. sandbox_123")
 
 
 class SandboxCreate(Wire):
-    name: DnsLabel = Field(max_length=54, description="DNS-1123 label, at most 54 characters; part of the URL",
-                           examples=["dev-env"])
-    image: Image = Field(description="Image; recorded by the local runtime, run on Kubernetes",
-                         examples=["ubuntu:22.04"])
+    name: DnsLabel = Field(max_length=54, description="DNS-1123 label, max 54 chars", examples=["dev-env"])
+    image: Image = Field(description="Recorded locally; pulled on Kubernetes", examples=["ubuntu:22.04"])
     size: SizeName = "small"
     timeout: Duration | None = Field(default=None, description="Lifetime, e.g. 2h (default 1h)")
-    network: bool = Field(default=False, description="Allow outbound network access")
-    env: Env = Field(default_factory=dict, description="Environment variables; values are secret")
+    network: bool = Field(default=False, description="Allow outbound network")
+    env: Env = Field(default_factory=dict, description="Values are secret")
 
 
 class Credentials(Wire):
-    password: str = Field(description="For the URL (HTTP Basic or its login form); shown only once")
+    password: str = Field(description="For the URL; shown only once")
 
 
 class Sandbox(Wire):
-    id: str = Field(examples=["sandbox_123"])
+    id: str
     name: str
     status: SandboxStatus
     image: str
-    url: str = Field(description="Proxies to port KUBEGATE_SANDBOX_PORT inside; needs the password or your key")
+    url: str
     size: str
     network: bool | None = None
     env_keys: list[str] | None = None
-    reason: str | None = Field(default=None, description="Why it ended: timeout, deleted, error, lost, unready")
+    reason: str | None = Field(default=None, description="timeout, deleted, error, lost or unready")
     message: str | None = None
     created_at: str
     started_at: str | None = None
@@ -69,18 +67,18 @@ class SandboxList(Wire):
 
 class SandboxExec(Wire):
     sandbox_id: SandboxId = _ID
-    command: Command = Field(examples=[["sh", "-c", "ls -la"]])
+    command: Command = Field(examples=[["sh", "-c", "ls"]])
     stdin: str | None = Field(default=None, max_length=1 << 20)
     cwd: FilePath | None = Field(default=None, description="Relative to the sandbox's home")
     env: Env = Field(default_factory=dict)
-    timeout: Duration | None = Field(default=None, description="Default 60s, at most 10m; then killed (exit 137)")
+    timeout: Duration | None = Field(default=None, description="Default 60s, max 10m")
 
 
 class ExecOutput(Wire):
-    exit_code: int = Field(description="128+N when killed by signal N")
+    exit_code: int = Field(description="128+N if killed by signal N")
     stdout: str
     stderr: str
-    truncated: bool = Field(description="True when a stream passed 1 MiB and was cut")
+    truncated: bool = Field(description="A stream passed 1 MiB and was cut")
     timed_out: bool
 
 
@@ -92,7 +90,7 @@ class FileRead(Wire):
 
 class FileWrite(Wire):
     sandbox_id: SandboxId = _ID
-    path: FilePath = Field(description="Relative to the sandbox's home; parent dirs are made")
+    path: FilePath = Field(description="Relative to the sandbox's home")
     content: str = Field(max_length=2 << 20)
     encoding: Encoding = "utf-8"
 
@@ -106,4 +104,4 @@ class FileContent(Wire):
 
 class SandboxExtend(Wire):
     sandbox_id: SandboxId = _ID
-    timeout: Duration = Field(description="New lifetime counted from now, e.g. 2h")
+    timeout: Duration = Field(description="New lifetime from now, e.g. 2h")
