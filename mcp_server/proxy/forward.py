@@ -1,6 +1,7 @@
 """Forward one HTTP request or WebSocket session to a workload's endpoint (Unix socket or TCP).
 
-HTTP goes through one pooled ``httpx`` client per endpoint (keep-alive to the workload),
+HTTP goes through one ``httpcore`` connection pool per endpoint (keep-alive to the workload;
+``httpcore`` rather than ``httpx``, whose per-request model and logging halved the throughput),
 streaming both bodies; WebSocket sessions are relayed message by message with ``websockets``.
 Hop-by-hop headers are dropped both ways; the original ``Host`` is kept (the app inside builds
 its links from it) and ``X-Forwarded-*`` say who asked.
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpcore
 from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -42,16 +43,14 @@ class _Target:
             if len(self.socket_path.encode()) >= 100:
                 self.dir_fd = os.open(path.parent, os.O_PATH | os.O_CLOEXEC)
                 self.socket_path = f"/proc/self/fd/{self.dir_fd}/{path.name}"
-            transport = httpx.AsyncHTTPTransport(uds=self.socket_path, retries=0)
+            self.pool = httpcore.AsyncConnectionPool(uds=self.socket_path, max_connections=64)
             self.base = "http://workload"
         else:
-            transport = httpx.AsyncHTTPTransport(retries=0)
+            self.pool = httpcore.AsyncConnectionPool(max_connections=64)
             self.base = f"http://{endpoint.host}:{endpoint.port}"
-        self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None, connect=10.0),
-                                        follow_redirects=False)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.pool.aclose()
         if self.dir_fd is not None:
             os.close(self.dir_fd)
 
@@ -87,22 +86,26 @@ class Forwarder:
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         has_body = any(n in (b"content-length", b"transfer-encoding") for n, _ in headers)
-        request = target.client.build_request(
-            scope["method"], url, headers=_forwarded(scope, headers), content=_body(receive) if has_body else None,
-        )
+        forwarded = _forwarded(scope, headers)
+        if has_body and not any(n == b"content-length" for n, _ in forwarded):
+            forwarded.append((b"transfer-encoding", b"chunked"))
+        started = False
         try:
-            response = await target.client.send(request, stream=True)
-        except httpx.TransportError:
-            await _plain(send, 502, b"Nothing answers on the workload's port yet.\n")
-            return
-        try:
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": _kept(response.headers.raw)})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
+            async with target.pool.stream(scope["method"], url, headers=forwarded,
+                                          content=_body(receive) if has_body else None,
+                                          extensions={"timeout": {"connect": 10.0}}) as response:
+                started = True
+                await send({"type": "http.response.start", "status": response.status,
+                            "headers": _kept(response.headers)})
+                async for chunk in response.aiter_stream():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except httpcore.NetworkError:
+            if not started:  # else the response is cut short, which the client sees
+                await _plain(send, 502, b"Nothing answers on the workload's port (yet).\n")
+        except httpcore.RemoteProtocolError:
+            if not started:
+                await _plain(send, 502, b"The workload closed the connection without an answer.\n")
 
     async def websocket(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send,
                         headers: Headers) -> None:

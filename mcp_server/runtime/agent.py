@@ -6,27 +6,34 @@ listening sockets in the run dir, which the sandbox cannot see or write, and han
 inherited file descriptors, so a tenant can neither replace a socket nor point the gateway at
 another one, and the sandbox keeps ``--unshare-net``:
 
-- CONTROL: one JSON line per connection, ``{"op": "ping" | "exec" | "read" | "write" | "stats"}``.
-  ``exec`` answers frames (1 byte kind ``o``/``e``/``x``, 4 bytes length, payload); a closed
-  connection kills the command. ``read``/``write`` answer one JSON line (``read`` then the bytes).
+- CONTROL: each connection carries one request, a marshal'd dict after its 4-byte length
+  (``op``: ``ping``, ``exec``, ``read``, ``write``, ``stats``). Replies are JSON (the gateway
+  never unmarshals what comes out of a sandbox): one line, or for ``exec`` frames of 1 byte
+  kind (``o``/``e``/``x``), 4 bytes length and the payload. A closed connection kills the command.
 - BRIDGE: every connection is spliced to ``127.0.0.1:PORT`` inside the sandbox.
 
 File paths are confined to the agent's cwd (the workload's home) after resolving symlinks, and the
 I/O happens here, with the sandbox's own rights: a link planted in the sandbox can at most reach
-what the sandbox itself can. Stdlib only, imported lazily: start-up time is the workload's latency.
+what the sandbox itself can.
+
+Start-up time is the workload's latency: the hot path uses only builtin modules (``_socket``,
+``_thread``, ``marshal``; ``socket``, ``threading`` and ``json`` cost ~50 ms to import here), and
+what exec needs is imported once the agent has answered its first ping.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
+import _thread
+import marshal
 import os
-import socket
 import sys
-import threading
 from typing import Any
 
 _CHUNK = 65536
 _ROOT = os.path.realpath(os.getcwd())
+_STREAM = _socket.SOCK_STREAM
+_warm = [False]
 
 
 class Refused(Exception):
@@ -36,18 +43,29 @@ class Refused(Exception):
 
 
 def main(control_fd: int, bridge_fd: int, port: int) -> None:
-    bridge = socket.socket(fileno=bridge_fd)
-    threading.Thread(target=_accept, args=(bridge, lambda c: _splice(c, port)), daemon=True).start()
-    _accept(socket.socket(fileno=control_fd), _serve)
+    # Small stacks, and one malloc arena (MALLOC_ARENA_MAX, set for this process only): by default
+    # each thread may reserve 64 MiB of address space, which the sandbox's RLIMIT_AS soon refuses.
+    os.environ.pop("MALLOC_ARENA_MAX", None)
+    _thread.stack_size(256 * 1024)
+    bridge = _socket.socket(_socket.AF_UNIX, _STREAM, 0, bridge_fd)
+    _thread.start_new_thread(_accept, (bridge, lambda conn: _splice(conn, port)))
+    _accept(_socket.socket(_socket.AF_UNIX, _STREAM, 0, control_fd), _serve)
 
 
-def _accept(listener: socket.socket, handle: Any) -> None:
+def _accept(listener: Any, handle: Any) -> None:
     while True:
-        conn, _ = listener.accept()
-        threading.Thread(target=_guarded, args=(handle, conn), daemon=True).start()
+        try:
+            fd, _ = listener._accept()
+        except OSError:
+            continue  # out of fds, or a connection that went away: the next one may do
+        conn = _socket.socket(_socket.AF_UNIX, _STREAM, 0, fd)
+        try:
+            _thread.start_new_thread(_guarded, (handle, conn))
+        except RuntimeError:  # no thread to be had (the sandbox's limits): refuse this one only
+            conn.close()
 
 
-def _guarded(handle: Any, conn: socket.socket) -> None:
+def _guarded(handle: Any, conn: Any) -> None:
     try:
         handle(conn)
     except OSError:
@@ -56,32 +74,62 @@ def _guarded(handle: Any, conn: socket.socket) -> None:
         conn.close()
 
 
-def _serve(conn: socket.socket) -> None:
-    reader = conn.makefile("rb")
-    request: dict[str, Any] = json.loads(reader.readline(1 << 20) or b"{}")
+class _Reader:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.buffer = b""
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            chunk = self.conn.recv(max(_CHUNK, size - len(self.buffer)))
+            if not chunk:
+                raise OSError("the gateway hung up")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+
+def _serve(conn: Any) -> None:
+    reader = _Reader(conn)
+    request: dict[str, Any] = marshal.loads(reader.exactly(int.from_bytes(reader.exactly(4), "big")))
     op = request.get("op")
     try:
         if op == "exec":
             _exec(conn, request)
         elif op == "read":
             data = _read(request["path"], int(request["max"]))
-            _reply(conn, {"ok": True, "size": len(data)})
-            conn.sendall(data)
+            conn.sendall(_reply(ok=True, size=len(data)) + data)
         elif op == "write":
-            _write(request["path"], reader.read(int(request["size"])))
-            _reply(conn, {"ok": True})
+            _write(request["path"], reader.exactly(int(request["size"])))
+            conn.sendall(_reply(ok=True))
         elif op == "stats":
-            _reply(conn, {"ok": True, **_stats()})
+            conn.sendall(_reply(ok=True, **_stats()))
         else:
-            _reply(conn, {"ok": True, "pid": os.getpid()})
+            conn.sendall(_reply(ok=True, pid=os.getpid()))
     except Refused as exc:
-        _reply(conn, {"ok": False, "code": exc.code, "message": str(exc)})
+        conn.sendall(_reply(ok=False, code=exc.code, message=str(exc)))
     except OSError as exc:
-        _reply(conn, {"ok": False, "code": 400, "message": exc.strerror or str(exc)})
+        conn.sendall(_reply(ok=False, code=400, message=exc.strerror or str(exc)))
+    if not _warm[0]:
+        _warm[0] = True
+        _thread.start_new_thread(_warm_up, ())
 
 
-def _reply(conn: socket.socket, body: dict[str, Any]) -> None:
-    conn.sendall(json.dumps(body).encode() + b"\n")
+def _warm_up() -> None:
+    """Import what exec needs while nobody waits; its first call would otherwise pay for it."""
+    import json  # noqa: F401
+    import selectors  # noqa: F401
+    import subprocess  # noqa: F401
+
+
+def _reply(**fields: object) -> bytes:
+    """One JSON line; ints and bools by hand, strings (errors only) through ``json``."""
+    if any(isinstance(v, str) for v in fields.values()):
+        import json
+
+        return json.dumps(fields).encode() + b"\n"
+    items = (f'"{k}": {str(v).lower() if isinstance(v, bool) else int(v)}' for k, v in fields.items())  # type: ignore[call-overload]
+    return ("{" + ", ".join(items) + "}\n").encode()
 
 
 def confine(path: str, *, root: str = _ROOT) -> str:
@@ -102,13 +150,19 @@ def _read(path: str, limit: int) -> bytes:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise Refused(404, f"no file {path!r} in the sandbox") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         info = os.fstat(fd)
         if not _is_regular(info.st_mode):
             raise Refused(400, f"{path!r} is not a regular file")
         if info.st_size > limit:
             raise Refused(413, f"{path!r} has {info.st_size} bytes, more than the {limit} allowed")
-        return file.read(limit + 1)[:limit]
+        chunks, total = [], 0
+        while total <= limit and (chunk := os.read(fd, _CHUNK)):
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)[:limit]
+    finally:
+        os.close(fd)
 
 
 def _write(path: str, data: bytes) -> None:
@@ -116,10 +170,14 @@ def _write(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(real), exist_ok=True)
     confine(path)  # the directories just made may not have moved it out
     fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    with os.fdopen(fd, "wb") as file:
+    try:
         if not _is_regular(os.fstat(fd).st_mode):
             raise Refused(400, f"{path!r} is not a regular file")
-        file.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _is_regular(mode: int) -> bool:
@@ -139,7 +197,7 @@ def _stats() -> dict[str, int]:
     return {"processes": processes, "memoryBytes": rss}
 
 
-def _exec(conn: socket.socket, request: dict[str, Any]) -> None:
+def _exec(conn: Any, request: dict[str, Any]) -> None:
     import selectors
     import signal
     import subprocess
@@ -153,9 +211,9 @@ def _exec(conn: socket.socket, request: dict[str, Any]) -> None:
         )
     except OSError as exc:
         _frame(conn, b"e", f"cannot run {request['command'][0]!r}: {exc.strerror}\n".encode())
-        _frame(conn, b"x", json.dumps({"exitCode": 127, "truncated": False, "timedOut": False}).encode())
+        _frame(conn, b"x", _reply(exitCode=127, truncated=False, timedOut=False))
         return
-    threading.Thread(target=_feed, args=(proc, request.get("stdin", "").encode("latin-1")), daemon=True).start()
+    _thread.start_new_thread(_feed, (proc, request.get("stdin", b"")))
     cap, sent = int(request.get("cap", 1 << 20)), {b"o": 0, b"e": 0}
     truncated = timed_out = False
     deadline = time.monotonic() + float(request.get("timeout", 60))
@@ -163,7 +221,7 @@ def _exec(conn: socket.socket, request: dict[str, Any]) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         selector.register(proc.stdout, selectors.EVENT_READ, b"o")
         selector.register(proc.stderr, selectors.EVENT_READ, b"e")
-        selector.register(conn, selectors.EVENT_READ, None)
+        selector.register(conn.fileno(), selectors.EVENT_READ, None)
         # Ends when both streams close, or soon after the command exits: a server it started in
         # the background may hold them open, and must keep running.
         exited_at: float | None = None
@@ -192,8 +250,7 @@ def _exec(conn: socket.socket, request: dict[str, Any]) -> None:
                 if kept:
                     _frame(conn, key.data, kept)
     code = proc.wait()
-    result = {"exitCode": code if code >= 0 else 128 - code, "truncated": truncated, "timedOut": timed_out}
-    _frame(conn, b"x", json.dumps(result).encode())
+    _frame(conn, b"x", _reply(exitCode=code if code >= 0 else 128 - code, truncated=truncated, timedOut=timed_out))
 
 
 def _feed(proc: Any, data: bytes) -> None:
@@ -212,32 +269,37 @@ def _killpg(pid: int, signum: int) -> None:
         pass
 
 
-def _frame(conn: socket.socket, kind: bytes, payload: bytes) -> None:
+def _frame(conn: Any, kind: bytes, payload: bytes) -> None:
     conn.sendall(kind + len(payload).to_bytes(4, "big") + payload)
 
 
-def _splice(conn: socket.socket, port: int) -> None:
-    upstream = socket.create_connection(("127.0.0.1", port))
+def _splice(conn: Any, port: int) -> None:
+    upstream = _socket.socket(_socket.AF_INET, _STREAM)
     try:
-        pump = threading.Thread(target=_pump, args=(upstream, conn), daemon=True)
-        pump.start()
-        _pump(conn, upstream)
-        pump.join()
+        upstream.connect(("127.0.0.1", port))
+        done = _thread.allocate_lock()
+        done.acquire()
+        _thread.start_new_thread(_pump, (upstream, conn, done))
+        _pump(conn, upstream, None)
+        done.acquire()
     finally:
         upstream.close()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: Any, target: Any, done: Any) -> None:
     try:
         while chunk := source.recv(_CHUNK):
             target.sendall(chunk)
-        target.shutdown(socket.SHUT_WR)
+        target.shutdown(_socket.SHUT_WR)
     except OSError:
         for side in (source, target):
             try:
-                side.shutdown(socket.SHUT_RDWR)
+                side.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
+    finally:
+        if done is not None:
+            done.release()
 
 
 if __name__ == "__main__":

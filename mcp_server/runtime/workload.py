@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import marshal
 import os
 import signal
 import socket
@@ -67,7 +68,7 @@ class LocalWorkloads:
         self._probes: set[asyncio.Task[None]] = set()
 
     async def start(self, spec: RunSpec, *, port: int) -> None:
-        command = [_PYTHON, "-I", "-S", "-c", AGENT_SOURCE, "3", "4", str(port)]
+        command = ["env", "MALLOC_ARENA_MAX=1", _PYTHON, "-I", "-S", "-c", AGENT_SOURCE, "3", "4", str(port)]
         work = RunDir(self._runs_dir, spec.run_id).work
         # rlimits span the longest life an extend may give, not the first timeout.
         planned = replace(spec, command=command, timeout_seconds=self._cpu_horizon)
@@ -96,7 +97,7 @@ class LocalWorkloads:
     async def exec(self, run_id: str, request: ExecRequest, sink: OutputSink | None = None) -> ExecResult:
         body = {
             "op": "exec", "command": list(request.command), "cwd": request.cwd, "env": dict(request.env),
-            "stdin": request.stdin.decode("latin-1"), "timeout": request.timeout_seconds, "cap": EXEC_STREAM_LIMIT,
+            "stdin": bytes(request.stdin), "timeout": request.timeout_seconds, "cap": EXEC_STREAM_LIMIT,
         }
         out: dict[str, bytearray] = {"o": bytearray(), "e": bytearray()}
         reader, writer = await self._open(run_id, body)
@@ -169,7 +170,8 @@ class LocalWorkloads:
             reader, writer = await open_unix(path)
         except OSError as exc:
             raise Unavailable("the sandbox is not running (its agent cannot be reached)") from exc
-        writer.write(json.dumps(body).encode() + b"\n")
+        payload = marshal.dumps(body)
+        writer.write(len(payload).to_bytes(4, "big") + payload)
         return reader, writer
 
     async def close(self) -> None:
