@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import cast
 
 from mcp_server.context import Context
@@ -120,7 +119,7 @@ async def sandboxes_write_file(ctx: Context, args: FileWrite) -> FileContent:
     if args.encoding == "base64":
         try:
             data = base64.b64decode(args.content, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters outside ASCII
             raise ValidationFailed("is not valid base64", field="content") from None
     else:
         data = args.content.encode()

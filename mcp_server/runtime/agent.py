@@ -110,6 +110,8 @@ def _serve(conn: Any) -> None:
         conn.sendall(_reply(ok=False, code=exc.code, message=str(exc)))
     except OSError as exc:
         conn.sendall(_reply(ok=False, code=400, message=exc.strerror or str(exc)))
+    except (UnicodeError, ValueError) as exc:  # a path the file system cannot take
+        conn.sendall(_reply(ok=False, code=400, message=f"invalid path: {exc}"))
     if not _warm[0]:
         _warm[0] = True
         _thread.start_new_thread(_warm_up, ())
@@ -209,8 +211,8 @@ def _exec(conn: Any, request: dict[str, Any]) -> None:
             request["command"], cwd=cwd, env={**os.environ, **request.get("env", {})},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
-    except OSError as exc:
-        _frame(conn, b"e", f"cannot run {request['command'][0]!r}: {exc.strerror}\n".encode())
+    except (OSError, ValueError) as exc:
+        _frame(conn, b"e", f"cannot run {request['command'][0]!r}: {getattr(exc, 'strerror', None) or exc}\n".encode())
         _frame(conn, b"x", _reply(exitCode=127, truncated=False, timedOut=False))
         return
     _thread.start_new_thread(_feed, (proc, request.get("stdin", b"")))

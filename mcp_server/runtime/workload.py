@@ -105,6 +105,8 @@ class LocalWorkloads:
             async with asyncio.timeout(request.timeout_seconds + 30):  # the agent times the command itself
                 while True:
                     head = await reader.readexactly(5)
+                    if head[:1] == b"{":  # refused before it ran (a bad cwd): one JSON line
+                        _checked(json.loads(head + await reader.readline()))
                     payload = await reader.readexactly(int.from_bytes(head[1:], "big"))
                     kind = head[:1].decode()
                     if kind == "x":
@@ -113,7 +115,7 @@ class LocalWorkloads:
                     out[kind] += payload
                     if sink is not None:
                         await sink("stdout" if kind == "o" else "stderr", payload)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ValueError) as exc:
             raise Unavailable(f"the sandbox's agent stopped answering ({type(exc).__name__}); is it running?") from exc
         finally:
             writer.close()

@@ -74,6 +74,12 @@ async def test_path_escapes_are_refused(rest: Door, sbx_data_dir: Path) -> None:
             assert read.error_status == 400, (path, read.body)
             wrote = await rest.call("sandboxes_write_file", {"sandboxId": sid, "path": path, "content": "x"})
             assert wrote.error_status == 400, (path, wrote.body)
+        for cwd in ("..", "/etc", "etc-link"):
+            ran = await rest.call("sandboxes_exec", {"sandboxId": sid, "command": ["pwd"], "cwd": cwd})
+            assert ran.error_status == 400, (cwd, ran.body)
+        await exec_ok(rest, sid, "mkdir -p sub/dir")
+        inside = await rest.call("sandboxes_exec", {"sandboxId": sid, "command": ["pwd"], "cwd": "sub/dir"})
+        assert inside.body["stdout"].rstrip().endswith("/sub/dir")
         assert (sbx_data_dir / "kubegate.db").stat().st_size > 0
         assert not (sbx_data_dir / "x").exists()
     finally:
