@@ -23,6 +23,7 @@ from mcp_server.models.sandboxes import (
     SandboxListQuery,
     SandboxRef,
     SandboxStatus,
+    Usage,
 )
 from mcp_server.models.validation import parse_duration
 from mcp_server.registry import registry
@@ -68,9 +69,13 @@ async def sandboxes_create(ctx: Context, args: SandboxCreate) -> SandboxEnvelope
 
 @registry.capability(scope="sandboxes:read", title="Get a sandbox", read_only=True, idempotent=True)
 async def sandboxes_get(ctx: Context, args: SandboxRef) -> SandboxEnvelope:
-    """A sandbox's status, URL and expiry (never its password)."""
+    """A sandbox's status, URL, expiry and current usage (never its password)."""
     record = await ctx.services.sandboxes.get(ctx.principal.user_id, args.sandbox_id)
-    return SandboxEnvelope(sandbox=sandbox_model(ctx.services, record))
+    sandbox = sandbox_model(ctx.services, record)
+    stats = await ctx.services.sandboxes.stats(record)
+    if stats is not None:
+        sandbox.usage = Usage(processes=stats.processes, memory_bytes=stats.memory_bytes)
+    return SandboxEnvelope(sandbox=sandbox)
 
 
 @registry.capability(scope="sandboxes:write", title="Delete a sandbox", destructive=True, idempotent=True)

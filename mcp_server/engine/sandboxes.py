@@ -20,7 +20,7 @@ from mcp_server.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from mcp_server.ids import new_id, stamp, utcnow
 from mcp_server.models.sandboxes import SandboxCreate
 from mcp_server.models.validation import format_duration, parse_duration
-from mcp_server.runtime.base import ExecRequest, ExecResult, OutputSink, RunEvent, RunSpec, Workloads
+from mcp_server.runtime.base import ExecRequest, ExecResult, OutputSink, RunEvent, RunSpec, Workloads, WorkloadStats
 from mcp_server.store.db import Database
 from mcp_server.store.sandboxes import SandboxRecord, SandboxRepository
 
@@ -145,6 +145,15 @@ class SandboxService:
         await self._require_workloads().extend(record.id, expires)
         await self.repo.set_expiry(record.id, stamp(expires))
         return await self.get(user_id, sandbox_id)
+
+    async def stats(self, record: SandboxRecord) -> WorkloadStats | None:
+        """What a running sandbox uses now; None when it is not running or does not answer."""
+        if record.status != "running" or self.workloads is None:
+            return None
+        try:
+            return await self.workloads.stats(record.id)
+        except (Unavailable, OSError, ValueError):
+            return None
 
     async def by_host(self, host_label: str) -> SandboxRecord | None:
         return await self.repo.live_by_host(host_label)

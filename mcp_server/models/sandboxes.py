@@ -26,6 +26,11 @@ class SandboxCreate(Wire):
     env: Env = Field(default_factory=dict, description="Values are secret")
 
 
+class Usage(Wire):
+    processes: int
+    memory_bytes: int
+
+
 class Credentials(Wire):
     password: str = Field(description="For the URL; shown only once")
 
@@ -45,6 +50,7 @@ class Sandbox(Wire):
     started_at: str | None = None
     expires_at: str
     ended_at: str | None = None
+    usage: Usage | None = Field(default=None, description="Now, while it runs")
     credentials: Credentials | None = None
 
 

@@ -20,6 +20,7 @@ async def test_create_run_exec_files_extend_delete(sbx_door: Door) -> None:
 
     running = await wait_status(sbx_door, sid, "running")
     assert "credentials" not in running and password not in str(running)
+    assert running["usage"]["processes"] >= 1 and running["usage"]["memoryBytes"] > 0
 
     echoed = await exec_ok(sbx_door, sid, 'echo "$GREETING world"; echo oops >&2')
     assert echoed["stdout"] == "hello world\n" and echoed["stderr"] == "oops\n" and not echoed["truncated"]
