@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.errors import Conflict, NotFound, Unavailable, ValidationFailed
-from mcp_server.ids import new_id, stamp, utcnow
+from mcp_server.ids import new_id, parse, stamp, utcnow
 from mcp_server.models.sandboxes import SandboxCreate
 from mcp_server.models.validation import format_duration, parse_duration
 from mcp_server.runtime.base import ExecRequest, ExecResult, OutputSink, RunEvent, RunSpec, Workloads, WorkloadStats
@@ -95,7 +97,21 @@ class SandboxService:
         record = await self.repo.get(user_id, sandbox_id)
         if record is None:
             raise NotFound("Sandbox not found")
+        if record.live and parse(record.expires_at) < utcnow() - timedelta(seconds=2):
+            record = await self._reconcile(record)
         return record
+
+    async def _reconcile(self, record: SandboxRecord) -> SandboxRecord:
+        """Ask the runtime about a sandbox that should have ended (or whose agent is gone).
+
+        Another process (a ``kubegate stdio`` since closed) may have started it, so this one was
+        not told when it ended; ``recover`` re-attaches to it or reports how it ended.
+        """
+        if self.workloads is None:
+            return record
+        await self.dispatcher.runtime.recover([self._spec(record)])
+        await self.dispatcher.wait_change(record.id, 2.0)
+        return await self.repo.get(record.user_id, record.id) or record
 
     async def page(self, user_id: str, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[SandboxRecord], str | None]:
@@ -126,17 +142,29 @@ class SandboxService:
         if request.timeout_seconds > MAX_EXEC_SECONDS:
             raise ValidationFailed("must be at most 10m", field="timeout")
         record = await self.running(user_id, sandbox_id)
-        return await self._require_workloads().exec(record.id, request, sink)
+        async with self._agent(record) as workloads:
+            return await workloads.exec(record.id, request, sink)
 
     async def read_file(self, user_id: str, sandbox_id: str, path: str) -> bytes:
         record = await self.running(user_id, sandbox_id)
-        return await self._require_workloads().read_file(record.id, path, limit=self.settings.sandbox_max_file_bytes)
+        async with self._agent(record) as workloads:
+            return await workloads.read_file(record.id, path, limit=self.settings.sandbox_max_file_bytes)
 
     async def write_file(self, user_id: str, sandbox_id: str, path: str, data: bytes) -> None:
         if len(data) > self.settings.sandbox_max_file_bytes:
             raise ValidationFailed(f"is larger than {self.settings.sandbox_max_file_bytes} bytes", field="content")
         record = await self.running(user_id, sandbox_id)
-        await self._require_workloads().write_file(record.id, path, data)
+        async with self._agent(record) as workloads:
+            await workloads.write_file(record.id, path, data)
+
+    @asynccontextmanager
+    async def _agent(self, record: SandboxRecord) -> AsyncIterator[Workloads]:
+        """The workloads, for one call to ``record``'s agent; an agent that is gone ends the sandbox."""
+        try:
+            yield self._require_workloads()
+        except Unavailable:
+            await self._reconcile(record)
+            raise
 
     async def extend(self, user_id: str, sandbox_id: str, timeout: str) -> SandboxRecord:
         seconds = self._timeout(timeout)

@@ -61,13 +61,16 @@ class Forwarder:
     def __init__(self, max_targets: int = 64) -> None:
         self._targets: OrderedDict[Endpoint, _Target] = OrderedDict()
         self._max = max_targets
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _target(self, endpoint: Endpoint) -> _Target:
         target = self._targets.pop(endpoint, None) or _Target(endpoint)
         self._targets[endpoint] = target
         while len(self._targets) > self._max:
             _, old = self._targets.popitem(last=False)
-            asyncio.get_running_loop().create_task(old.close())
+            closing = asyncio.get_running_loop().create_task(old.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         return target
 
     async def forget(self, endpoint: Endpoint) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import httpx
 
+from tests.doors import open_door
 from tests.gateway import Gateway, mint_key
 from tests.sandboxes.support import SANDBOX_ENV, kill_supervisors
 
@@ -63,3 +64,18 @@ async def test_sandboxes_survive_a_gateway_sigkill() -> None:
         gateway.stop()
         kill_supervisors(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_a_sandbox_started_by_a_closed_stdio_session_still_ends_on_time(
+        sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> None:
+    async with open_door("mcp-stdio", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
+                         data_dir=sbx_data_dir, env=dict(SANDBOX_ENV)) as stdio:
+        created = await stdio.call("sandboxes_create", {"name": "from-stdio", "image": "ubuntu", "timeout": "3s"})
+        sid = created.body["sandbox"]["id"]
+        assert (await stdio.call("sandboxes_exec", {"sandboxId": sid, "command": ["true"]})).ok
+    with anyio.fail_after(30):  # its supervisor ends it; the gateway was never told about it
+        while not (sbx_data_dir / "runs" / sid / "exit.json").exists():
+            await anyio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=sbx_gateway.url, headers={"Authorization": f"Bearer {sbx_key}"}) as http:
+        ended = await _status(http, sid, "terminated", "failed")
+        assert ended["status"] == "terminated" and ended["reason"] == "timeout"
