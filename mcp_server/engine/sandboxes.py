@@ -83,8 +83,8 @@ class SandboxService:
                "KUBEGATE_SANDBOX_PORT": str(self.settings.sandbox_port)}
         try:
             await workloads.start(self._spec(record, env), port=self.settings.sandbox_port)
-        except Exception as exc:
-            await self.repo.mark_ended(record.id, "failed", "error", f"could not start: {exc}", stamp())
+        except BaseException:
+            await self.repo.delete(record.id)  # it never existed: the caller gets the error, not a record
             raise
         return record, password
 

@@ -14,6 +14,7 @@ is ended on time by the shim even while no gateway is up. What it adds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import marshal
@@ -54,6 +55,7 @@ BRIDGE_SOCKET = "port.sock"
 AGENT_SOURCE = Path(agent.__file__).read_text()
 _PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 _READY_SECONDS = 30.0
+_NOBODY = 65534
 _AGENT_ERRORS = {400: BadRequest, 404: NotFound, 413: PayloadTooLarge}
 
 
@@ -73,6 +75,12 @@ class LocalWorkloads:
         # rlimits span the longest life an extend may give, not the first timeout.
         planned = replace(spec, command=command, timeout_seconds=self._cpu_horizon)
         plan = isolation.plan(planned, work, self._bwrap)
+        if self._bwrap is None or "--share-net" in plan.argv:
+            # The port bridge dials 127.0.0.1 in the workload's network namespace: in the host's,
+            # that is the host's own services (the gateway itself, by default), not the workload.
+            raise Unavailable("a sandbox needs a network namespace of its own: "
+                              + ("install bubblewrap (KUBEGATE_ISOLATION)" if self._bwrap is None
+                                 else "network access for sandboxes needs the slirp4netns isolation"))
         await self._runtime.launch(replace(spec, labels={**spec.labels, WORKLOAD_LABEL: "1"}), plan,
                                    prepare=_listen)
         self.watch_ready(spec.run_id)
@@ -156,7 +164,7 @@ class LocalWorkloads:
             raise Conflict("the sandbox is no longer running")
 
     def endpoint(self, run_id: str) -> Endpoint:
-        return Endpoint(unix_socket=str(self._runtime.run_dir(run_id).path / BRIDGE_SOCKET))
+        return Endpoint(unix_socket=str(_sockets_dir(self._runtime.run_dir(run_id)) / BRIDGE_SOCKET))
 
     async def _call(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
         reader, writer = await self._open(run_id, body)
@@ -167,7 +175,7 @@ class LocalWorkloads:
             writer.close()
 
     async def _open(self, run_id: str, body: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        path = self._runtime.run_dir(run_id).path / CONTROL_SOCKET
+        path = _sockets_dir(self._runtime.run_dir(run_id)) / CONTROL_SOCKET
         try:
             reader, writer = await open_unix(path)
         except OSError as exc:
@@ -188,16 +196,28 @@ def _checked(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def _listen(run_dir: RunDir) -> Sequence[int]:
-    """Bind and listen on the run's two sockets; their fds go to the agent."""
+    """Bind and listen on the run's two sockets; their fds go to the agent.
+
+    They live in a 0700 directory owned by ``nobody``: the gateway (root) still reaches them, but
+    not a sandbox's root, whose capabilities do not cover a uid its user namespace does not map,
+    should a sandbox ever see the runs dir.
+    """
+    sockets = _sockets_dir(run_dir)
+    sockets.mkdir(mode=0o700)
+    with contextlib.suppress(PermissionError):  # not root: the isolation's view must hide it alone
+        os.chown(sockets, _NOBODY, _NOBODY)
     fds = []
     for name in (CONTROL_SOCKET, BRIDGE_SOCKET):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with _short_path(run_dir.path / name) as short:
+        with _short_path(sockets / name) as short:
             sock.bind(short)
-        os.chmod(run_dir.path / name, 0o600)
         sock.listen(128)
         fds.append(sock.detach())
     return fds
+
+
+def _sockets_dir(run_dir: RunDir) -> Path:
+    return run_dir.path / "sockets"
 
 
 async def open_unix(path: Path, limit: int = 1 << 16) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

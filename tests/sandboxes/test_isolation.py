@@ -7,9 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from mcp_server.runtime import isolation
+from mcp_server.runtime.base import RunSpec
 from tests.doors import Door, open_door
 from tests.gateway import Gateway
 from tests.sandboxes.support import SANDBOX_ENV, create, exec_ok
+
+
+def _binds_whole_host() -> bool:
+    """Whether the isolation builder still shows the sandbox the whole host read-only (before issue 10)."""
+    bwrap = isolation.find_bwrap("auto")
+    argv = isolation.plan(RunSpec(run_id="probe", owner="x", image="x", command=["true"]), Path("/nonexistent"),
+                          bwrap).argv
+    return any(argv[i:i + 3] == ["--ro-bind", "/", "/"] for i in range(len(argv)))
 
 
 @pytest.fixture
@@ -19,6 +29,8 @@ async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> AsyncI
         yield door
 
 
+@pytest.mark.xfail(_binds_whole_host(), strict=True,
+                   reason="the isolation builder binds / read-only until the allow-list builder of issue 10")
 async def test_a_sandbox_sees_neither_the_data_dir_nor_another_sandbox(rest: Door, sbx_data_dir: Path,
                                                                         sbx_gateway: Gateway) -> None:
     a = (await create(rest, "iso-a", timeout="10m"))["id"]
@@ -43,7 +55,13 @@ async def test_a_sandbox_sees_neither_the_data_dir_nor_another_sandbox(rest: Doo
 
 
 async def test_network_true_gives_an_interface_but_no_host_loopback(rest: Door, sbx_gateway: Gateway) -> None:
-    sid = (await create(rest, "net", network=True, timeout="10m"))["id"]
+    outcome = await rest.call("sandboxes_create", {"name": "net", "image": "ubuntu", "network": True})
+    if outcome.error_status == 503:
+        # The isolation builder shares the host's network for network: true; the sandbox refuses that.
+        assert "network namespace of its own" in outcome.body["message"]
+        assert (await rest.call("sandboxes_list", {})).body["sandboxes"] == []
+        pytest.xfail("network: true needs the slirp4netns isolation of issue 10")
+    sid = outcome.body["sandbox"]["id"]
     try:
         port = sbx_gateway.url.rsplit(":", 1)[1]
         reach = f"import socket; s = socket.socket(); s.settimeout(2); print(s.connect_ex(('127.0.0.1', {port})))"
@@ -53,3 +71,25 @@ async def test_network_true_gives_an_interface_but_no_host_loopback(rest: Door, 
         assert len(lines[1:]) >= 2
     finally:
         await rest.call("sandboxes_delete", {"sandboxId": sid})
+
+
+async def test_a_sandbox_cannot_reach_another_sandboxs_agent(rest: Door, sbx_data_dir: Path) -> None:
+    a = (await create(rest, "reach-a", timeout="10m"))["id"]
+    b = (await create(rest, "reach-b", timeout="10m"))["id"]
+    try:
+        await exec_ok(rest, b, "true")  # b's agent is up
+        sockets = sbx_data_dir / "runs" / b / "sockets"
+        probe = ("import socket, sys\n"
+                 "for name in ('agent.sock', 'port.sock'):\n"
+                 "    s = socket.socket(socket.AF_UNIX)\n"
+                 "    try:\n"
+                 f"        s.connect('{sockets}/' + name)\n"
+                 "        print('CONNECTED', name)\n"
+                 "    except OSError as exc:\n"
+                 "        print('refused', name, exc.errno)\n")
+        await rest.call("sandboxes_write_file", {"sandboxId": a, "path": "probe.py", "content": probe})
+        out = await exec_ok(rest, a, "python3 probe.py")
+        assert "CONNECTED" not in out["stdout"] and out["stdout"].count("refused") == 2, out
+    finally:
+        for sid in (a, b):
+            await rest.call("sandboxes_delete", {"sandboxId": sid})
