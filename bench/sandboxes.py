@@ -78,9 +78,10 @@ async def exec_latency(http: httpx.AsyncClient, sid: str, samples: int) -> list[
     return times
 
 
-def bare_bwrap(work: Path, samples: int) -> list[float]:
+def bare_bwrap(work: Path, samples: int, command: tuple[str, ...] = ("true",)) -> list[float]:
+    """``command`` under the runtime's own bubblewrap plan, as a bare subprocess."""
     bwrap = isolation.find_bwrap("auto")
-    plan = isolation.plan(RunSpec(run_id="bench", owner="bench", image="x", command=["true"]), work, bwrap)
+    plan = isolation.plan(RunSpec(run_id="bench", owner="bench", image="x", command=command), work, bwrap)
     times = []
     for _ in range(samples):
         began = time.perf_counter()
@@ -164,12 +165,15 @@ async def main(samples: int, seconds: int) -> None:
             work = data_dir / "bare-work"
             work.mkdir()
             bare_times = bare_bwrap(work, samples)
+            # The floor under create -> running: a sandbox is a Python supervisor plus a Python agent.
+            python_times = bare_bwrap(work, samples, ("/usr/bin/python3", "-I", "-S", "-c", "pass"))
             through, direct = await proxy_ratio(http, gateway, seconds)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
     print(line("create -> running", create_times), "  (target p50 < 100 ms)")
+    print(line("bare `bwrap ... python3 -c pass`", python_times))
     print(line("exec `true` through REST", exec_times), "  (target p50 < 20 ms)")
     print(line("bare `bwrap ... true` (baseline)", bare_times))
     print(f"{'exec / bare bwrap, p50':<38} {median(exec_times) / median(bare_times):7.2f}x")
