@@ -39,6 +39,8 @@ class SandboxSite:
         self.forwarder = forwarder or Forwarder()
         self._secret = login_state_secret(services.settings).encode()
         self._secure = services.settings.public_url.startswith("https:")
+        # Under https the __Host- prefix stops a sibling sandbox from planting this cookie via Domain=.
+        self.cookie_name = f"__Host-{COOKIE}" if self._secure else COOKIE
 
     def cookie_value(self, record: SandboxRecord) -> str:
         return hmac.new(self._secret, f"{record.id}:{record.password_hash}".encode(), hashlib.sha256).hexdigest()
@@ -71,13 +73,13 @@ class SandboxSite:
     async def _admit(self, record: SandboxRecord | None, scope: Scope) -> tuple[int, Headers]:
         """(200, headers to forward) when the request may pass, else (401 | 404, [])."""
         headers: Headers = list(scope["headers"])
-        cookie = _cookie(headers)
+        cookie = _cookie(headers, self.cookie_name)
         if record is not None and cookie and hmac.compare_digest(cookie, self.cookie_value(record)):
-            return 200, _without_cookie(headers)
+            return 200, _without_cookie(headers, self.cookie_name)
         authorization = next((v.decode("latin-1") for n, v in headers if n == b"authorization"), "")
         scheme, _, credential = authorization.partition(" ")
         credential = credential.strip()
-        rest = _without_cookie([(n, v) for n, v in headers if n != b"authorization"])
+        rest = _without_cookie([(n, v) for n, v in headers if n != b"authorization"], self.cookie_name)
         if scheme.lower() == "basic":
             password = _basic_password(credential)
             ok = record is not None and password is not None and self.sandboxes.password_matches(record, password)
@@ -105,7 +107,7 @@ class SandboxSite:
                                                                  error="<p>Wrong password.</p>"))
             return
         flags = "; Secure" if self._secure else ""
-        cookie = f"{COOKIE}={self.cookie_value(record)}; Path=/; HttpOnly; SameSite=Lax{flags}"
+        cookie = f"{self.cookie_name}={self.cookie_value(record)}; Path=/; HttpOnly; SameSite=Lax{flags}"
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", target.encode()), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0")]})
@@ -120,7 +122,7 @@ def _basic_password(credential: str) -> str | None:
     return decoded.partition(":")[2]
 
 
-def _cookie(headers: Headers) -> str | None:
+def _cookie(headers: Headers, cookie_name: str) -> str | None:
     for name, value in headers:
         if name == b"cookie":
             jar: SimpleCookie = SimpleCookie()
@@ -128,17 +130,17 @@ def _cookie(headers: Headers) -> str | None:
                 jar.load(value.decode("latin-1"))
             except Exception:  # a malformed Cookie header is no credential
                 continue
-            if COOKIE in jar:
-                return jar[COOKIE].value
+            if cookie_name in jar:
+                return jar[cookie_name].value
     return None
 
 
-def _without_cookie(headers: Headers) -> Headers:
+def _without_cookie(headers: Headers, cookie: str) -> Headers:
     """``headers`` minus the sandbox cookie, so the app inside never sees it."""
     kept: Headers = []
     for name, value in headers:
         if name == b"cookie":
-            parts = [p for p in value.decode("latin-1").split(";") if p.strip().split("=", 1)[0] != COOKIE]
+            parts = [p for p in value.decode("latin-1").split(";") if p.strip().split("=", 1)[0] != cookie]
             if parts:
                 kept.append((name, ";".join(parts).strip().encode("latin-1")))
         else:
