@@ -96,7 +96,7 @@ class _Handlers:
         async def send_log(level: str, message: str) -> None:
             await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
 
-        return Context(principal=principal, services=self.services, progress=progress, log=send_log)
+        return Context.for_principal(principal, self.services.parts, progress=progress, log=send_log)
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None

@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
+from typing import cast
 from urllib.parse import urlsplit
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from mcp_server.ids import new_id, parse, stamp, utcnow
+from mcp_server.models import durations
 from mcp_server.models.sandboxes import SandboxCreate
-from mcp_server.models.validation import format_duration, parse_duration
+from mcp_server.models.sizes import SizeName
 from mcp_server.runtime.base import ExecRequest, ExecResult, OutputSink, RunEvent, RunSpec, Workloads, WorkloadStats
-from mcp_server.store.db import Database
 from mcp_server.store.sandboxes import SandboxRecord, SandboxRepository
 
 DEFAULT_DOMAIN = "sandboxes.localhost"
@@ -41,8 +42,9 @@ def digest(secret: str) -> str:
 
 
 class SandboxService:
-    def __init__(self, db: Database, workloads: Workloads | None, dispatcher: Dispatcher, settings: Settings) -> None:
-        self.repo = SandboxRepository(db)
+    def __init__(self, repo: SandboxRepository, workloads: Workloads | None, dispatcher: Dispatcher,
+                 settings: Settings) -> None:
+        self.repo = repo
         self.workloads = workloads
         self.dispatcher = dispatcher
         self.settings = settings
@@ -54,10 +56,11 @@ class SandboxService:
         port = f":{public.port}" if public.port else ""
         return f"{public.scheme}://{record.host_label}.{self.domain}{port}"
 
-    def _timeout(self, text: str | None) -> float:
-        seconds = parse_duration(text) if text else float(self.settings.default_sandbox_timeout_seconds)
+    def _timeout(self, seconds: int | None) -> int:
+        if seconds is None:
+            return self.settings.default_sandbox_timeout_seconds
         if seconds > self.settings.max_sandbox_timeout_seconds:
-            limit = format_duration(self.settings.max_sandbox_timeout_seconds)
+            limit = durations.format(self.settings.max_sandbox_timeout_seconds)
             raise ValidationFailed(f"must be at most {limit} (KUBEGATE_MAX_SANDBOX_TIMEOUT_SECONDS)", field="timeout")
         return seconds
 
@@ -90,7 +93,7 @@ class SandboxService:
 
     def _spec(self, record: SandboxRecord, env: dict[str, str] | None = None) -> RunSpec:
         return RunSpec(run_id=record.id, owner=record.user_id, image=record.image, command=["kubegate-agent"],
-                       env=env or {}, timeout_seconds=record.timeout_seconds, size=record.size,
+                       env=env or {}, timeout_seconds=record.timeout_seconds, size=cast(SizeName, record.size),
                        network=record.network, labels={"sandbox": record.id, "workload": "1"})
 
     async def get(self, user_id: str, sandbox_id: str) -> SandboxRecord:
@@ -166,7 +169,7 @@ class SandboxService:
             await self._reconcile(record)
             raise
 
-    async def extend(self, user_id: str, sandbox_id: str, timeout: str) -> SandboxRecord:
+    async def extend(self, user_id: str, sandbox_id: str, timeout: int) -> SandboxRecord:
         seconds = self._timeout(timeout)
         record = await self.running(user_id, sandbox_id)
         expires = utcnow() + timedelta(seconds=seconds)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from mcp_server.models.base import Wire
-from mcp_server.models.tasks import SizeName
+from mcp_server.models.sizes import SizeName
 from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, PageQuery
 
 SandboxStatus = Literal["provisioning", "running", "terminated", "failed"]

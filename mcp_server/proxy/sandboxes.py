@@ -35,7 +35,7 @@ class SandboxSite:
 
     def __init__(self, services: Services, forwarder: Forwarder | None = None) -> None:
         self.services = services
-        self.sandboxes = services.sandboxes
+        self.sandboxes = services.parts.sandboxes
         self.forwarder = forwarder or Forwarder()
         self._secret = login_state_secret(services.settings).encode()
         self._secure = services.settings.public_url.startswith("https:")

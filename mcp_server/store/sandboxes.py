@@ -10,6 +10,7 @@ from typing import Any
 from mcp_server.errors import Conflict, Forbidden
 from mcp_server.store.db import Database
 from mcp_server.store.pages import fetch_page
+from mcp_server.store.rows import Row
 
 LIVE = ("provisioning", "running")
 _LIVE_SQL = "status IN ('provisioning', 'running')"
@@ -40,7 +41,7 @@ class SandboxRecord:
         return self.status in LIVE
 
 
-def _record(row: dict[str, Any]) -> SandboxRecord:
+def _record(row: Row) -> SandboxRecord:
     return SandboxRecord(**{**row, "network": bool(row["network"]), "env_keys": tuple(json.loads(row["env_keys"]))})
 
 
@@ -88,9 +89,8 @@ class SandboxRepository:
 
     async def page(self, user_id: str, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[SandboxRecord], str | None]:
-        rows, next_cursor = await fetch_page(self.db, "sandboxes", limit=limit, cursor=cursor, user_id=user_id,
-                                             status=status)
-        return [_record(r) for r in rows], next_cursor
+        return await fetch_page(self.db, "sandboxes", _record, limit=limit, cursor=cursor, user_id=user_id,
+                                status=status)
 
     async def live(self) -> list[SandboxRecord]:
         return [_record(r) for r in await self.db.fetch_all(f"SELECT * FROM sandboxes WHERE {_LIVE_SQL}")]
