@@ -28,13 +28,20 @@ GATEWAY_LABELS = {"app.kubernetes.io/name": "kubegate"}
 
 def objects(spec: RunSpec, namespace: str, *, port: int, ttl_seconds: int,
             gateway_namespace: str = GATEWAY_NAMESPACE) -> list[Manifest]:
-    """Secret, Job, Service and NetworkPolicy of one sandbox, in the order to create them."""
+    """Job (suspended until its Secret exists), Service and NetworkPolicy of one sandbox, in order.
+
+    The Secret is owned by the Job, so it is made from the created Job: ``secret``.
+    """
     kept = replace(spec, command=KEEP_ALIVE)
     job = manifests.job(kept, namespace, ttl_seconds=ttl_seconds)
     container = job["spec"]["template"]["spec"]["containers"][0]
     container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-    return [manifests.secret(kept, namespace), job, service(kept, namespace, port),
-            ingress_policy(kept, namespace, port, gateway_namespace)]
+    return [job, service(kept, namespace, port), ingress_policy(kept, namespace, port, gateway_namespace)]
+
+
+def secret(spec: RunSpec, namespace: str, created_job: Manifest) -> Manifest:
+    """The sandbox's env and password, owned by its Job (as for runs)."""
+    return manifests.secret(replace(spec, command=KEEP_ALIVE), namespace, created_job)
 
 
 def _selector(spec: RunSpec) -> dict[str, str]:
@@ -81,5 +88,5 @@ def deadline_patch(job_started: datetime, deadline: datetime) -> Manifest:
 
 
 def _meta(spec: RunSpec, namespace: str) -> Manifest:
-    meta: Manifest = manifests.secret(spec, namespace)["metadata"]
-    return meta
+    return {"name": manifests.job_name(spec.run_id), "namespace": namespace, "labels": manifests.run_labels(spec),
+            "annotations": {manifests.RUN_ID_ANNOTATION: spec.run_id, manifests.OWNER_ANNOTATION: spec.owner}}

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_server.config import Settings
 from mcp_server.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
-from mcp_server.runtime import agent, isolation, shim
+from mcp_server.runtime import agent, shim
 from mcp_server.runtime.base import (
     EXEC_STREAM_LIMIT,
     Endpoint,
@@ -62,26 +62,22 @@ _AGENT_ERRORS = {400: BadRequest, 404: NotFound, 413: PayloadTooLarge}
 class LocalWorkloads:
     """``Workloads`` on this machine; shares the ``LocalRuntime``'s shims, recovery and events."""
 
-    def __init__(self, runtime: LocalRuntime, bwrap: str | None, settings: Settings) -> None:
+    def __init__(self, runtime: LocalRuntime, settings: Settings) -> None:
         self._runtime = runtime
-        self._bwrap = bwrap
         self._runs_dir = settings.runs_dir.resolve()
         self._cpu_horizon = float(settings.max_sandbox_timeout_seconds)
         self._probes: set[asyncio.Task[None]] = set()
 
     async def start(self, spec: RunSpec, *, port: int) -> None:
-        command = ["env", "MALLOC_ARENA_MAX=1", _PYTHON, "-I", "-S", "-c", AGENT_SOURCE, "3", "4", str(port)]
-        work = RunDir(self._runs_dir, spec.run_id).work
-        # rlimits span the longest life an extend may give, not the first timeout.
-        planned = replace(spec, command=command, timeout_seconds=self._cpu_horizon)
-        plan = isolation.plan(planned, work, self._bwrap)
-        if self._bwrap is None or "--share-net" in plan.argv:
+        if not self._runtime.isolated:
             # The port bridge dials 127.0.0.1 in the workload's network namespace: in the host's,
             # that is the host's own services (the gateway itself, by default), not the workload.
-            raise Unavailable("a sandbox needs a network namespace of its own: "
-                              + ("install bubblewrap (KUBEGATE_ISOLATION)" if self._bwrap is None
-                                 else "network access for sandboxes needs the slirp4netns isolation"))
-        await self._runtime.launch(replace(spec, labels={**spec.labels, WORKLOAD_LABEL: "1"}), plan,
+            raise Unavailable("a sandbox needs a network namespace of its own: install bubblewrap "
+                              "(KUBEGATE_ISOLATION)")
+        command = ["env", "MALLOC_ARENA_MAX=1", _PYTHON, "-I", "-S", "-c", AGENT_SOURCE, "3", "4", str(port)]
+        # rlimits span the longest life an extend may give, not the first timeout.
+        planned = replace(spec, command=command, timeout_seconds=self._cpu_horizon)
+        await self._runtime.launch(replace(spec, labels={**spec.labels, WORKLOAD_LABEL: "1"}), planned=planned,
                                    prepare=_listen)
         self.watch_ready(spec.run_id)
 
