@@ -44,7 +44,7 @@ from mcp_server.proxy.sandboxes import SandboxSite
 from mcp_server.registry import Registry, registry
 from mcp_server.runtime.base import Runtime
 from mcp_server.server import build_server, request_principal
-from mcp_server.services import Services, workloads_of
+from mcp_server.services import Services
 from mcp_server.store.stores import open_stores
 from rest_bridge.app import rest_routes
 from rest_bridge.docs import docs_routes
@@ -66,14 +66,16 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stores = await open_stores(settings.db_path)
-    runtime = FairShare(make_runtime(settings), stores.run_queue, settings)
+    inner = make_runtime(settings)
+    runtime = FairShare(inner, stores.run_queue, settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
         keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
         tasks=TaskService(stores.tasks, runtime, dispatcher, settings),
         workflows=WorkflowService(stores.workflows, runtime, dispatcher, settings),
         policy=Policy(operator_email=settings.operator_email, admin_emails=settings.admins),
-        sandboxes=SandboxService(stores.sandboxes, workloads_of(runtime), dispatcher, settings),
+        # Sandboxes have their own quota; they bypass the run queue (their events still pass it).
+        sandboxes=SandboxService(stores.sandboxes, inner, dispatcher, settings),
     )
     services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
                         sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts)

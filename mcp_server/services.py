@@ -21,7 +21,7 @@ from mcp_server.context import Parts
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.errors import Unauthorized
-from mcp_server.runtime.base import Runtime, Workloads
+from mcp_server.runtime.base import Runtime
 from mcp_server.store.stores import Stores
 
 
@@ -43,12 +43,6 @@ def _take_recovery_lease(data_dir: Path) -> TextIO | None:
     return handle
 
 
-def workloads_of(runtime: Runtime) -> Workloads | None:
-    """The runtime's long-lived workloads, if it runs them (``Workloads``' docstring)."""
-    found = getattr(runtime, "workloads", None)
-    return found if isinstance(found, Workloads) else None
-
-
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -68,9 +62,9 @@ class Services:
         self.dispatcher.start()
         self._lease = _take_recovery_lease(self.settings.data_dir)
         if self._lease is not None:
-            tasks, workflows, sandboxes = self.parts.tasks, self.parts.workflows, self.parts.sandboxes
-            await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs(),
-                                        *await sandboxes.active_specs()])
+            tasks, workflows = self.parts.tasks, self.parts.workflows
+            await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
+            await self.parts.sandboxes.recover()
             await workflows.resume()
         self.engine_running = True
 

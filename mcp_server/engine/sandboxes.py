@@ -24,7 +24,17 @@ from mcp_server.ids import new_id, parse, stamp, utcnow
 from mcp_server.models import durations
 from mcp_server.models.sandboxes import SandboxCreate
 from mcp_server.models.sizes import SizeName
-from mcp_server.runtime.base import ExecRequest, ExecResult, OutputSink, RunEvent, RunSpec, Workloads, WorkloadStats
+from mcp_server.runtime.base import (
+    ExecRequest,
+    ExecResult,
+    OutputSink,
+    RunEvent,
+    RunSpec,
+    Runtime,
+    Workloads,
+    WorkloadStats,
+    workloads_of,
+)
 from mcp_server.store.sandboxes import SandboxRecord, SandboxRepository
 
 DEFAULT_DOMAIN = "sandboxes.localhost"
@@ -42,10 +52,10 @@ def digest(secret: str) -> str:
 
 
 class SandboxService:
-    def __init__(self, repo: SandboxRepository, workloads: Workloads | None, dispatcher: Dispatcher,
-                 settings: Settings) -> None:
+    def __init__(self, repo: SandboxRepository, runtime: Runtime, dispatcher: Dispatcher, settings: Settings) -> None:
         self.repo = repo
-        self.workloads = workloads
+        self.runtime = runtime
+        self.workloads = workloads_of(runtime)
         self.dispatcher = dispatcher
         self.settings = settings
         self.domain = settings.sandbox_domain or DEFAULT_DOMAIN
@@ -112,7 +122,7 @@ class SandboxService:
         """
         if self.workloads is None:
             return record
-        await self.dispatcher.runtime.recover([self._spec(record)])
+        await self.runtime.recover([self._spec(record)])
         await self.dispatcher.wait_change(record.id, 2.0)
         return await self.repo.get(record.user_id, record.id) or record
 
@@ -123,7 +133,7 @@ class SandboxService:
     async def delete(self, user_id: str, sandbox_id: str) -> SandboxRecord:
         record = await self.get(user_id, sandbox_id)
         if self.workloads is not None:
-            await self.dispatcher.runtime.remove(sandbox_id)
+            await self.runtime.remove(sandbox_id)
         await self.repo.delete(sandbox_id)
         self.dispatcher.changed(sandbox_id)
         if record.live:
@@ -208,9 +218,10 @@ class SandboxService:
             await self.repo.mark_ended(event.run_id, status, reason, event.message, at)
         self.dispatcher.changed(event.run_id)
 
-    async def active_specs(self) -> list[RunSpec]:
-        """Live sandboxes, for ``Runtime.recover`` after a restart."""
-        return [self._spec(r) for r in await self.repo.live()] if self.workloads is not None else []
+    async def recover(self) -> None:
+        """After a restart: re-attach to the live sandboxes, or learn how they ended."""
+        if self.workloads is not None:
+            await self.runtime.recover([self._spec(r) for r in await self.repo.live()])
 
 
 def _ended(record: SandboxRecord, status: str, reason: str) -> SandboxRecord:

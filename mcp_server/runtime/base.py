@@ -199,3 +199,9 @@ def cap_output(text: str) -> str:
     if len(data) <= OUTPUT_LIMIT:
         return text
     return data[:OUTPUT_LIMIT].decode(errors="ignore")
+
+
+def workloads_of(runtime: Runtime) -> Workloads | None:
+    """The runtime's long-lived workloads, if it runs them (``Workloads``' docstring)."""
+    found = getattr(runtime, "workloads", None)
+    return found if isinstance(found, Workloads) else None

@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.runtime import isolation
-from mcp_server.runtime.base import RunSpec
 from tests.doors import Door, open_door
 from tests.gateway import Gateway
 from tests.sandboxes.support import SANDBOX_ENV, create, exec_ok
-
-
-def _binds_whole_host() -> bool:
-    """Whether the isolation builder still shows the sandbox the whole host read-only (before issue 10)."""
-    bwrap = isolation.find_bwrap("auto")
-    argv = isolation.plan(RunSpec(run_id="probe", owner="x", image="x", command=["true"]), Path("/nonexistent"),
-                          bwrap).argv
-    return any(argv[i:i + 3] == ["--ro-bind", "/", "/"] for i in range(len(argv)))
 
 
 @pytest.fixture
@@ -29,8 +19,6 @@ async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> AsyncI
         yield door
 
 
-@pytest.mark.xfail(_binds_whole_host(), strict=True,
-                   reason="the isolation builder binds / read-only until the allow-list builder of issue 10")
 async def test_a_sandbox_sees_neither_the_data_dir_nor_another_sandbox(rest: Door, sbx_data_dir: Path,
                                                                         sbx_gateway: Gateway) -> None:
     a = (await create(rest, "iso-a", timeout="10m"))["id"]
@@ -56,11 +44,7 @@ async def test_a_sandbox_sees_neither_the_data_dir_nor_another_sandbox(rest: Doo
 
 async def test_network_true_gives_an_interface_but_no_host_loopback(rest: Door, sbx_gateway: Gateway) -> None:
     outcome = await rest.call("sandboxes_create", {"name": "net", "image": "ubuntu", "network": True})
-    if outcome.error_status == 503:
-        # The isolation builder shares the host's network for network: true; the sandbox refuses that.
-        assert "network namespace of its own" in outcome.body["message"]
-        assert (await rest.call("sandboxes_list", {})).body["sandboxes"] == []
-        pytest.xfail("network: true needs the slirp4netns isolation of issue 10")
+    assert outcome.ok, outcome.body
     sid = outcome.body["sandbox"]["id"]
     try:
         port = sbx_gateway.url.rsplit(":", 1)[1]
