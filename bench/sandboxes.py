@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
 
+from mcp_server.config import Settings  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402
-from mcp_server.runtime import isolation  # noqa: E402
+from mcp_server.runtime import containment, isolation  # noqa: E402
 from mcp_server.runtime.base import RunSpec  # noqa: E402
 
 SERVER = "python3 -m http.server {port} --bind 127.0.0.1"
@@ -80,8 +81,8 @@ async def exec_latency(http: httpx.AsyncClient, sid: str, samples: int) -> list[
 
 def bare_bwrap(work: Path, samples: int, command: tuple[str, ...] = ("true",)) -> list[float]:
     """``command`` under the runtime's own bubblewrap plan, as a bare subprocess."""
-    bwrap = isolation.find_bwrap("auto")
-    plan = isolation.plan(RunSpec(run_id="bench", owner="bench", image="x", command=command), work, bwrap)
+    confinement, _ = containment.confine(Settings(data_dir=work.parent))
+    plan = isolation.plan(RunSpec(run_id="bench", owner="bench", image="x", command=command), work, confinement)
     times = []
     for _ in range(samples):
         began = time.perf_counter()
@@ -103,7 +104,9 @@ def wrk_get(url: str, headers: dict[str, str], seconds: int) -> float:
 
 
 async def proxy_ratio(http: httpx.AsyncClient, gateway: str, seconds: int) -> tuple[float, float]:
-    created = (await http.post("/api/sandboxes", json={"name": "web", "image": "ubuntu", "timeout": "10m"})).json()
+    # large: the sandbox's cgroup CPU quota (half a core for small) would throttle its server, not the proxy.
+    body = {"name": "web", "image": "ubuntu", "timeout": "10m", "size": "large"}
+    created = (await http.post("/api/sandboxes", json=body)).json()
     sandbox = created["sandbox"]
     sid, url, password = sandbox["id"], sandbox["url"], sandbox["credentials"]["password"]
     await http.post(f"/api/sandboxes/{sid}/files", json={"path": "index.html", "content": "hello\n"})
