@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.policy import Policy
 from mcp_server.auth.principal import Principal
+from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.store.audit import AuditStore
@@ -38,6 +39,7 @@ class Parts:
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy
+    sandboxes: SandboxService
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class Context:
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy
+    sandboxes: SandboxService
     progress: Progress = _no_progress
     log: Log = _no_log
 
@@ -56,5 +59,6 @@ class Context:
                       log: Log | None = None) -> Context:
         """The one way a door builds a handler's context."""
         return cls(principal=principal, keys=parts.keys, audit=parts.audit, tasks=parts.tasks,
-                   workflows=parts.workflows, policy=parts.policy, progress=progress or _no_progress,
+                   workflows=parts.workflows, policy=parts.policy, sandboxes=parts.sandboxes,
+                   progress=progress or _no_progress,
                    log=log or _no_log)

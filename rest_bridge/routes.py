@@ -39,5 +39,13 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "/api/workflows", "workflows_create", source="body", status=201),
     RestRoute("GET", "/api/workflows/{workflowId}", "workflows_get"),
     RestRoute("DELETE", "/api/workflows/{workflowId}", "workflows_delete"),
+    RestRoute("GET", "/api/sandboxes", "sandboxes_list"),
+    RestRoute("POST", "/api/sandboxes", "sandboxes_create", source="body", status=201),
+    RestRoute("GET", "/api/sandboxes/{sandboxId}", "sandboxes_get"),
+    RestRoute("DELETE", "/api/sandboxes/{sandboxId}", "sandboxes_delete"),
+    RestRoute("POST", "/api/sandboxes/{sandboxId}/exec", "sandboxes_exec", source="body"),
+    RestRoute("GET", "/api/sandboxes/{sandboxId}/files", "sandboxes_read_file"),
+    RestRoute("POST", "/api/sandboxes/{sandboxId}/files", "sandboxes_write_file", source="body"),
+    RestRoute("POST", "/api/sandboxes/{sandboxId}/extend", "sandboxes_extend", source="body"),
     RestRoute("GET", "/api/audit", "audit_list"),
 )
