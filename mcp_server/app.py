@@ -67,6 +67,7 @@ def _exception_handlers() -> dict[Any, Any]:
 
 def build_app(services: Services, reg: Registry = registry) -> Starlette:
     settings = services.settings
+    reg = reg.select(settings.toolsets)
 
     async def principal_of(ctx: Any) -> Any:
         return request_principal(ctx)

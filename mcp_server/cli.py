@@ -85,7 +85,7 @@ async def _stdio(settings: Settings) -> None:
         async def fixed(ctx: Any) -> Any:
             return principal
 
-        server = build_server(services, registry, fixed)
+        server = build_server(services, registry.select(settings.toolsets), fixed)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:

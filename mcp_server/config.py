@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sandbox_domain: str | None = None
     apps_domain: str | None = None
 
+    templates_file: Path | None = None
+    """A YAML file of deployment templates, applied at start (see ``engine/templates.py``)."""
+    toolsets: str = ""
+    """Comma-separated toolsets to serve (``tasks,workflows``); empty or ``all``: every one."""
+
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
         if not self.public_url:

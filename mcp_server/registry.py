@@ -35,6 +35,13 @@ class Capability:
     destructive: bool = False
     idempotent: bool = False
     mcp_only: bool = False
+    admin: bool = False
+    """Only administrators may call it (the handler checks); tools/list hides it from everyone else."""
+
+    @property
+    def toolset(self) -> str:
+        """The resource prefix of the name (``api_keys`` of ``api_keys_create``): what KUBEGATE_TOOLSETS picks."""
+        return self.name.rpartition("_")[0]
 
 
 class Registry:
@@ -42,7 +49,7 @@ class Registry:
         self._capabilities: dict[str, Capability] = {}
 
     def capability(self, *, scope: str, title: str, read_only: bool = False, destructive: bool = False,
-                   idempotent: bool = False, mcp_only: bool = False) -> Callable[[H], H]:
+                   idempotent: bool = False, mcp_only: bool = False, admin: bool = False) -> Callable[[H], H]:
         """Declare the decorated handler as a capability named after the function."""
 
         def register(handler: H) -> H:
@@ -54,7 +61,7 @@ class Registry:
                 name=handler.__name__, handler=handler, input_model=hints[params[1]],
                 output_model=hints["return"], scope=scope, title=title,
                 description=inspect.cleandoc(handler.__doc__ or title), read_only=read_only,
-                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only,
+                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only, admin=admin,
             ))
             return handler
 
@@ -73,6 +80,27 @@ class Registry:
 
     def list(self) -> list[Capability]:
         return list(self._capabilities.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._capabilities
+
+    def toolsets(self) -> tuple[str, ...]:
+        return tuple(sorted({c.toolset for c in self._capabilities.values()}))
+
+    def select(self, toolsets: str) -> Registry:
+        """A registry of only the named toolsets (comma-separated; empty or ``all``: this one)."""
+        wanted = {t.strip().replace("-", "_") for t in toolsets.split(",") if t.strip()}
+        if not wanted or wanted == {"all"}:
+            return self
+        unknown = sorted(wanted - set(self.toolsets()))
+        if unknown:
+            raise ValidationFailed(f"unknown toolset(s) {', '.join(unknown)}; valid: all, {', '.join(self.toolsets())}",
+                                   field="KUBEGATE_TOOLSETS")
+        selected = Registry()
+        for capability in self.list():
+            if capability.toolset in wanted:
+                selected.add(capability)
+        return selected
 
     async def call(self, name: str, ctx: Context, arguments: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
         """Check scope, validate ``arguments``, run the handler; returns the wire JSON of its result.

@@ -22,8 +22,10 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server import __version__
 from mcp_server.auth.principal import Principal
+from mcp_server.capabilities.audit import is_admin
 from mcp_server.context import Context
 from mcp_server.errors import KubegateError, NotFound, Unauthorized
+from mcp_server.models.schema import input_schema
 from mcp_server.registry import Capability, Registry
 from mcp_server.resources import ResourceSet
 from mcp_server.services import Services
@@ -43,7 +45,7 @@ def tool_definition(capability: Capability) -> types.Tool:
         name=capability.name,
         title=capability.title,
         description=capability.description,
-        input_schema=capability.input_model.model_json_schema(by_alias=True),
+        input_schema=input_schema(capability.input_model),
         output_schema=capability.output_model.model_json_schema(by_alias=True, mode="serialization"),
         annotations=types.ToolAnnotations(
             title=capability.title,
@@ -78,7 +80,7 @@ class _Handlers:
         self.services = services
         self.registry = registry
         self.principal_of = principal_of
-        self.resources = ResourceSet(services)
+        self.resources = ResourceSet(services, registry.toolsets())
         # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
         self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
 
@@ -102,7 +104,9 @@ class _Handlers:
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = await self.principal_of(ctx)
-        allowed = [tool for capability, tool in self.tools.values() if principal.allows(capability.scope)]
+        admin = is_admin(principal, self.services.settings)
+        allowed = [tool for capability, tool in self.tools.values()
+                   if principal.allows(capability.scope) and (admin or not capability.admin)]
         return types.ListToolsResult(tools=allowed)
 
     async def call_tool(

@@ -18,10 +18,12 @@ from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.tasks import TaskService
+from mcp_server.engine.templates import apply_templates, read_templates_file
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import Unauthorized, Unavailable
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.db import Database
+from mcp_server.store.templates import TemplateStore
 from mcp_server.store.users import ensure_user
 
 
@@ -69,8 +71,10 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, *, engine: bool = True) -> Services:
+        templates = read_templates_file(settings.templates_file) if settings.templates_file else []
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = await Database.open(settings.db_path)
+        await apply_templates(TemplateStore(db), templates)
         runtime = make_runtime(settings)
         dispatcher = Dispatcher(runtime)
         services = cls(

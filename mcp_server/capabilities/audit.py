@@ -28,7 +28,8 @@ def _event(row: dict[str, Any]) -> AuditEvent:
     )
 
 
-@registry.capability(scope="audit:read", title="List audit events", read_only=True, idempotent=True)
+@registry.capability(scope="audit:read", title="List audit events", read_only=True, idempotent=True,
+                     admin=True)
 async def audit_list(ctx: Context, args: AuditQuery) -> AuditList:
     """List state-changing requests (who, what, when, from where, status), newest first. Admins only."""
     if not is_admin(ctx.principal, ctx.services.settings):
