@@ -1,10 +1,16 @@
 """Input schemas as agents read them: every tool's schema is in the model's context on every turn.
 
-Pydantic's schemas repeat each field's name as a ``title`` and spell an optional field as
-``anyOf: [X, {"type": "null"}]`` with ``default: null``. Neither tells an agent anything it
-could act on (leaving a field out already means "not given"), yet together they cost about a
-tenth of the tool surface (``bench/tool_tokens.py``). Validation is unchanged: ``null`` is still
-accepted where the model accepts it; only the advertised schema is shorter.
+Left out of what tools/list advertises, because none of it helps an agent write a call, yet
+together it was a quarter of the tool surface (``bench/tool_tokens.py``):
+
+- the ``title`` pydantic repeats for each field (its name, capitalised);
+- the ``{"type": "null"}`` branch and ``default: null`` of optional fields (leaving a field out
+  already means "not given");
+- size caps (``maxLength``, ``maxItems``, ``maxProperties``), which sane input never meets;
+- patterns longer than 64 characters (the image-reference grammar), which no agent reads.
+
+Validation is unchanged: the models still enforce every rule and a 400 names the field that
+broke one; the OpenAPI document (``/openapi.json``) keeps the full schemas.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import CoreSchema, core_schema
 
 _NULL = {"type": "null"}
+_CAPS = frozenset({"maxLength", "maxItems", "maxProperties"})
+_LONG_PATTERN = 64
 
 
 class LeanJsonSchema(GenerateJsonSchema):
@@ -37,7 +45,21 @@ class LeanJsonSchema(GenerateJsonSchema):
         json_schema.pop("title", None)
         for definition in json_schema.get("$defs", {}).values():
             definition.pop("title", None)
-        return json_schema
+        pruned: JsonSchemaValue = _prune(json_schema)
+        return pruned
+
+
+def _prune(node: Any) -> Any:
+    # Keywords have scalar values; a property that happens to be called "maxLength" has a schema (a dict).
+    if isinstance(node, list):
+        return [_prune(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: _prune(value) for key, value in node.items()
+        if not (key in _CAPS and not isinstance(value, dict))
+        and not (key == "pattern" and isinstance(value, str) and len(value) > _LONG_PATTERN)
+    }
 
 
 def input_schema(model: type[BaseModel]) -> dict[str, Any]:
