@@ -46,7 +46,7 @@ def _quantity(value: str) -> str:
 
 
 def _number_to_text(value: Any) -> Any:
-    # YAML reads `cpuLimit: 1` as a number; Kubernetes accepts it as the quantity "1".
+    # YAML reads `cpuLimit: 1` or `value: 8080` as numbers; both mean the text.
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
@@ -61,7 +61,7 @@ EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=253)]
 
 class EnvVarIn(Wire):
     name: EnvName
-    value: Annotated[str, StringConstraints(max_length=32768)] | None = Field(
+    value: Annotated[str, BeforeValidator(_number_to_text), StringConstraints(max_length=32768)] | None = Field(
         default=None, description="Omitted in an update: keep the current value")
     secret: bool = Field(default=False, description="Never shown back")
 

@@ -26,6 +26,9 @@ templates:
   - name: worker
     image: python:3.12-slim
     command: [python3, -m, http.server]
+    envVars:
+      - name: WORKERS
+        value: 4
 """
 
 
@@ -79,6 +82,8 @@ def test_the_file_upserts_the_templates_it_names_and_leaves_the_rest(tmp_path: P
         first = _templates(gateway, key)
         assert {n: (t["version"], t["source"], t["port"]) for n, t in first.items()} == {
             "web": (1, "file", 80), "worker": (1, "file", 8080)}
+        assert (first["web"]["cpuLimit"], first["worker"]["envVars"]) == (
+            "1", [{"name": "WORKERS", "value": "4", "secret": False}])  # YAML numbers read as the text
         made = httpx.post(f"{gateway.url}/api/templates", headers=auth, json={"name": "by-api", "image": "nginx"})
         edited = httpx.patch(f"{gateway.url}/api/templates/web", headers=auth, json={"port": 8000})
         assert made.status_code == 201 and edited.json()["template"]["version"] == 2
