@@ -3,7 +3,9 @@
 Agents put every tool definition (name, description, input schema) in the model's context on
 every turn, so the tool surface is a cost paid per turn, per agent. This lists the tools over a
 real MCP stdio connection to ``kubegate stdio``, as the local operator (an administrator, who is
-offered every tool: others see fewer), and counts each definition serialised as JSON.
+offered every tool: others see fewer), and counts each definition serialised as JSON. Beside it,
+as the baseline, the same tools with pydantic's full schemas (what tools/list sent before
+``mcp_server/models/schema.py``).
 
 Counting uses the o200k_base BPE through ``bpe-openai``, which ships its vocabularies inside
 the wheel and so works offline (``tiktoken`` downloads its vocabulary on first use, which this
@@ -72,19 +74,37 @@ def surface(tools: list[dict[str, Any]]) -> dict[str, int]:
     return {tool["name"]: count_tokens(definition_text(tool)) for tool in tools}
 
 
+def full_surface(names: list[str]) -> dict[str, int]:
+    """The baseline: the same definitions with pydantic's own input schemas (titles, null branches, caps)."""
+    sys.path.insert(0, str(ROOT))
+    import mcp_server.capabilities  # noqa: F401  (fills the registry)
+    from mcp_server.registry import registry
+
+    out = {}
+    for name in names:
+        capability = registry.get(name)
+        schema = capability.input_model.model_json_schema(by_alias=True)
+        out[name] = count_tokens(definition_text({"name": name, "description": capability.description,
+                                                  "inputSchema": schema}))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--toolsets", default="", help="KUBEGATE_TOOLSETS for the listed server (default: all)")
     args = parser.parse_args()
     tools = asyncio.run(list_tools({"KUBEGATE_TOOLSETS": args.toolsets} if args.toolsets else None))
     tokens = surface(tools)
+    full = full_surface(list(tokens))
     chars = {tool["name"]: len(definition_text(tool)) for tool in tools}
     print(f"tokenizer: {TOKENIZER}")
-    print(f"{'tool':<22}{'tokens':>8}{'chars/4':>9}")
+    print(f"{'tool':<22}{'tokens':>8}{'chars/4':>9}{'full schema':>13}")
     for name, n in tokens.items():
-        print(f"{name:<22}{n:>8}{math.ceil(chars[name] / 4):>9}")
-    total = sum(tokens.values())
-    print(f"{'total (' + str(len(tools)) + ' tools)':<22}{total:>8}{math.ceil(sum(chars.values()) / 4):>9}")
+        print(f"{name:<22}{n:>8}{math.ceil(chars[name] / 4):>9}{full[name]:>13}")
+    total, baseline = sum(tokens.values()), sum(full.values())
+    label = f"total ({len(tools)} tools)"
+    print(f"{label:<22}{total:>8}{math.ceil(sum(chars.values()) / 4):>9}{baseline:>13}")
+    print(f"lean / full schemas: {total / baseline:.2f}x")
     print(f"budget {BUDGET}: {total / BUDGET:.2f}x used, {BUDGET - total} tokens left")
 
 
