@@ -76,8 +76,9 @@ EnvVars = Annotated[list[EnvVarIn], Field(max_length=128)]
 
 
 class TemplateFields(Wire):
-    """What an admin may set on a template, besides its name; ``None`` means "not given"."""
+    """A template's name and what an admin may set on it; ``None`` means "not given"."""
 
+    name: DnsLabel
     display_name: Annotated[str, StringConstraints(max_length=100)] | None = Field(
         default=None, description="Default: the name")
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
@@ -95,12 +96,11 @@ class TemplateFields(Wire):
 
 
 class TemplateCreate(TemplateFields):
-    name: DnsLabel
     image: LeanImage  # required here, optional in an update
 
 
 class TemplateUpdate(TemplateFields):
-    name: DnsLabel
+    """Only the fields given change."""
 
 
 class TemplateRef(Wire):
