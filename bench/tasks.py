@@ -42,7 +42,7 @@ def stamps(db: Path, task_id: str) -> tuple[str | None, str | None]:
 
 async def wait_all(http: httpx.AsyncClient, ids: list[str]) -> list[dict[str, object]]:
     async def wait(task_id: str) -> dict[str, object]:
-        body = {"method": "tasks/wait", "params": {"taskId": task_id, "timeout": 120}}
+        body = {"method": "tasks/wait", "params": {"taskId": task_id, "timeoutSeconds": 120}}
         task: dict[str, object] = (await http.post("/api/mcp", json=body)).json()["result"]["task"]
         return task
 

@@ -55,7 +55,7 @@ def run(http: httpx.Client, name: str, steps: list[dict[str, object]]) -> tuple[
     created.raise_for_status()
     workflow_id = created.json()["workflow"]["id"]
     waited = http.post("/api/mcp", json={"method": "workflows/wait", "params": {"workflowId": workflow_id,
-                                                                                "timeout": 600}})
+                                                                                "timeoutSeconds": 600}})
     workflow = waited.json()["result"]["workflow"]
     if workflow["status"] != "completed":
         raise SystemExit(f"{name} ended {workflow['status']}: {workflow}")

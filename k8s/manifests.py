@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec
+from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec, SizeName
 
 Manifest = dict[str, Any]
 
@@ -142,7 +142,7 @@ def owner_reference(job: Mapping[str, Any]) -> Manifest:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def _resources(size: str) -> Manifest:
+def _resources(size: SizeName) -> Manifest:
     chosen = SIZES.get(size, SIZES[DEFAULT_SIZE])
     # max_pids has no per-pod knob in Kubernetes (it is a kubelet setting), so it is not mapped.
     quantity = {"cpu": f"{chosen.cpu_millis}m", "memory": f"{chosen.memory_mib}Mi"}

@@ -1,12 +1,14 @@
-"""Composition root: services + registry -> one Starlette app (MCP, REST, docs, health).
+"""The composition root: stores + runtime + engine + auth -> ``Services``; + registry -> one Starlette app.
 
-``open_gateway`` opens the store (and later the runtime); ``build_app`` wires the HTTP doors
-around it. The app's lifespan runs the MCP session manager; the caller owns the services.
+``open_services`` is the one place that builds the long-lived parts and hands each what it
+needs (auth gets its ``KeyStore`` and ``SessionStore``, handlers a ``Parts``); ``build_app``
+wires the HTTP doors around them. The app's lifespan runs the MCP session manager; the
+caller owns the services.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from ipaddress import ip_address
 from typing import Any
@@ -22,16 +24,61 @@ from starlette.routing import BaseRoute, Route
 
 import mcp_server.capabilities  # noqa: F401  (fills the registry)
 from mcp_server import __version__
+from mcp_server.auth.audit import AuditLog
+from mcp_server.auth.keys import KeyStore
+from mcp_server.auth.policy import Policy
+from mcp_server.auth.sessions import SessionStore
 from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
-from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, for_status
+from mcp_server.context import Parts
+from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.tasks import TaskService
+from mcp_server.engine.templates import apply_templates, read_templates_file
+from mcp_server.engine.workflows import WorkflowService
+from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, Unavailable, for_status
 from mcp_server.http import MCP_PATH, BodyGuardMiddleware, error_response
 from mcp_server.mcp_http import McpEndpoint
 from mcp_server.registry import Registry, registry
+from mcp_server.runtime.base import Runtime
 from mcp_server.server import build_server, request_principal
 from mcp_server.services import Services
+from mcp_server.store.stores import open_stores
 from rest_bridge.app import rest_routes
 from rest_bridge.docs import docs_routes
+
+
+def make_runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "kubernetes":
+        try:
+            from k8s.runtime import KubernetesRuntime
+        except ImportError as exc:
+            raise Unavailable(f"KUBEGATE_RUNTIME=kubernetes needs pip install 'kubegate[kubernetes]' ({exc})") from exc
+        return KubernetesRuntime(settings)
+    from mcp_server.runtime.local import LocalRuntime
+
+    return LocalRuntime(settings)
+
+
+async def open_services(settings: Settings, *, engine: bool = True) -> Services:
+    """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
+    templates = read_templates_file(settings.templates_file) if settings.templates_file else []
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stores = await open_stores(settings.db_path)
+    await apply_templates(stores.templates, templates)
+    runtime = make_runtime(settings)
+    dispatcher = Dispatcher(runtime)
+    parts = Parts(
+        keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
+        tasks=TaskService(stores.tasks, runtime, dispatcher, settings),
+        workflows=WorkflowService(stores.workflows, runtime, dispatcher, settings),
+        policy=Policy(operator_email=settings.operator_email, admin_emails=settings.admins),
+        templates=stores.templates,
+    )
+    services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
+                        sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts)
+    if engine:
+        await services.start_engine()
+    return services
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -65,6 +112,16 @@ def _exception_handlers() -> dict[Any, Any]:
     return {HTTPException: http_error, Exception: internal_error}
 
 
+def _read_only(reg: Registry) -> Callable[[str], bool]:
+    def read_only(tool: str) -> bool:
+        try:
+            return reg.get(tool).read_only
+        except NotFound:
+            return False
+
+    return read_only
+
+
 def build_app(services: Services, reg: Registry = registry) -> Starlette:
     settings = services.settings
     reg = reg.select(settings.toolsets)
@@ -79,7 +136,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
     )
 
     async def healthz(request: Request) -> Response:
-        await services.db.fetch_one("SELECT 1")
+        await services.stores.ping()
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def resource_metadata(request: Request) -> Response:
@@ -99,7 +156,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
         *rest_routes(reg, services),
         *docs_routes(reg, settings),
-        *auth_routes(services),
+        *auth_routes(settings, services.stores.users, services.keys, services.sessions),
     ]
 
     @asynccontextmanager
@@ -111,7 +168,8 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(BodyGuardMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds),
-            *security_middleware(services, reg),
+            *security_middleware(settings, services.keys, services.sessions, AuditLog(services.stores.audit),
+                                 _read_only(reg)),
         ],
         exception_handlers=_exception_handlers(),
         lifespan=lifespan,

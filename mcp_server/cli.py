@@ -33,15 +33,14 @@ async def _serve(settings: Settings) -> None:
     sys.setswitchinterval(0.0005)
     import uvicorn
 
-    from mcp_server.app import build_app
+    from mcp_server.app import build_app, open_services
     from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
     from mcp_server.auth.routes import dev_login_refusal
-    from mcp_server.services import Services
 
     refusal = dev_login_refusal(settings)
     if refusal is not None:
         raise SystemExit(f"kubegate: {refusal}")
-    services = await Services.open(settings)
+    services = await open_services(settings)
     try:
         config = uvicorn.Config(
             build_app(services), host=settings.host, port=settings.port, log_level="info",
@@ -74,18 +73,18 @@ async def _stdio(settings: Settings) -> None:
     from mcp.server.stdio import stdio_server
 
     import mcp_server.capabilities  # noqa: F401  (fills the registry)
+    from mcp_server.app import open_services
     from mcp_server.registry import registry
     from mcp_server.server import build_server
-    from mcp_server.services import Services
 
-    services = await Services.open(settings)
+    services = await open_services(settings)
     try:
-        principal = await services.stdio_principal()
+        await services.stdio_principal()  # refuse a bad KUBEGATE_API_KEY at start, plainly
 
-        async def fixed(ctx: Any) -> Any:
-            return principal
+        async def current(ctx: Any) -> Any:
+            return await services.stdio_principal()  # and again on every request, as HTTP does
 
-        server = build_server(services, registry.select(settings.toolsets), fixed)
+        server = build_server(services, registry.select(settings.toolsets), current)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
@@ -94,42 +93,35 @@ async def _stdio(settings: Settings) -> None:
 
 async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, user: str | None,
                        days: int | None) -> None:
-    from pydantic import ValidationError
-
-    from mcp_server.capabilities.api_keys import api_keys_create
+    import mcp_server.capabilities  # noqa: F401  (fills the registry)
+    from mcp_server.app import open_services
     from mcp_server.context import Context
-    from mcp_server.models.api_keys import ApiKeyCreate
-    from mcp_server.registry import validation_failed
-    from mcp_server.services import Services
+    from mcp_server.registry import registry
 
-    services = await Services.open(settings, engine=False)
+    if user:
+        settings.operator_email = user
+    services = await open_services(settings, engine=False)
     try:
-        if user:
-            settings.operator_email = user
-        principal = await services.operator()
+        principal = await services.operator()  # no key: the operator's keys are roots of their lineage
         fields: dict[str, Any] = {"name": name, "expiresInDays": days}
         if scopes:
             fields["scopes"] = scopes
-        try:
-            args = ApiKeyCreate.model_validate(fields)
-        except ValidationError as exc:
-            raise SystemExit(f"kubegate: {validation_failed(exc).message}") from None
-        created = await api_keys_create(Context(principal=principal, services=services), args)
-        key = created.api_key
-        print(f"Created API key {key.id} '{key.name}' for {principal.email}"
-              f" (scopes: {' '.join(key.scopes)}; expires: {key.expires_at or 'never'}).")
+        created = await registry.call("api_keys_create", Context.for_principal(principal, services.parts), fields)
+        key = created["apiKey"]
+        print(f"Created API key {key['id']} '{key['name']}' for {principal.email}"
+              f" (scopes: {' '.join(key['scopes'])}; expires: {key.get('expiresAt') or 'never'}).")
         print("Store it now: it is not shown again.")
-        print(key.key)
+        print(key["key"])
     finally:
         await services.close()
 
 
 async def _migrate(settings: Settings) -> None:
-    from mcp_server.store.db import Database
+    from mcp_server.store.stores import open_stores
 
-    db = await Database.open(settings.db_path)
-    print(f"schema version {await db.schema_version()} at {settings.db_path}")
-    await db.close()
+    stores = await open_stores(settings.db_path)
+    print(f"schema version {await stores.schema_version()} at {settings.db_path}")
+    await stores.close()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -101,8 +101,8 @@ async def run(args: argparse.Namespace) -> int:
             object_id = created.structured_content[singular]["id"]
             progress = ProgressLine(f"{singular} {object_id}")
             try:
-                done = await client.call_tool(f"{kind}_wait", {f"{singular}Id": object_id, "timeout": WAIT_SECONDS},
-                                              progress_callback=progress.update)
+                wait = {f"{singular}Id": object_id, "timeoutSeconds": WAIT_SECONDS}
+                done = await client.call_tool(f"{kind}_wait", wait, progress_callback=progress.update)
             finally:
                 progress.close()
     result = (done.structured_content or {}).get(singular, {})

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_workflow_steps: int = Field(default=100, ge=1)
     workflow_concurrency: int = Field(default=8, ge=1)
     log_tail_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_step_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """A workflow step's image, command and env after substituting outputs; over it the step fails."""
     key_touch_interval_seconds: float = Field(default=60.0, ge=0)
 
     oidc_issuer: str | None = None

@@ -1,15 +1,22 @@
-"""What a handler receives: who is calling, the services it may use, and a progress channel."""
+"""What a handler receives: who is calling, the parts it may use, and a progress channel.
+
+The composition root (``app.open_services``) builds one ``Parts``; every door turns a
+principal into a ``Context`` with ``Context.for_principal(principal, parts, ...)`` and nothing
+else, so what a handler can reach is decided here, once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from mcp_server.auth.keys import KeyStore
+from mcp_server.auth.policy import Policy
 from mcp_server.auth.principal import Principal
-
-if TYPE_CHECKING:
-    from mcp_server.services import Services
+from mcp_server.engine.tasks import TaskService
+from mcp_server.engine.workflows import WorkflowService
+from mcp_server.store.audit import AuditStore
+from mcp_server.store.templates import TemplateStore
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 Log = Callable[[str, str], Awaitable[None]]
@@ -23,9 +30,35 @@ async def _no_log(level: str, message: str) -> None:
     return None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What handlers may reach, built once per process by the composition root."""
+
+    keys: KeyStore
+    audit: AuditStore
+    tasks: TaskService
+    workflows: WorkflowService
+    policy: Policy
+    templates: TemplateStore
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     principal: Principal
-    services: Services
-    progress: Progress = field(default=_no_progress)
-    log: Log = field(default=_no_log)
+    keys: KeyStore
+    audit: AuditStore
+    tasks: TaskService
+    workflows: WorkflowService
+    policy: Policy
+    templates: TemplateStore
+    progress: Progress = _no_progress
+    log: Log = _no_log
+
+    @classmethod
+    def for_principal(cls, principal: Principal, parts: Parts, *, progress: Progress | None = None,
+                      log: Log | None = None) -> Context:
+        """The one way a door builds a handler's context."""
+        return cls(principal=principal, keys=parts.keys, audit=parts.audit, tasks=parts.tasks,
+                   workflows=parts.workflows, policy=parts.policy, templates=parts.templates,
+                   progress=progress or _no_progress,
+                   log=log or _no_log)

@@ -60,7 +60,7 @@ class McpEndpoint:
                 self.registry.get(tool)
             except NotFound:
                 raise NotFound(f"Unknown method '{message['method']}'") from None
-            result = await self.registry.call(tool, Context(principal=principal, services=self.services), params)
+            result = await self.registry.call(tool, Context.for_principal(principal, self.services.parts), params)
         except KubegateError as exc:
             await send_error(scope, receive, send, exc)
             return

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import mcp_types as types
 
 from mcp_server.auth.principal import Principal
+from mcp_server.context import Context
 from mcp_server.errors import Forbidden, NotFound
 from mcp_server.services import Services
 
-Reader = Callable[[Services, Principal, dict[str, str]], Awaitable[str]]
+Reader = Callable[[Context, dict[str, str]], Awaitable[str]]
+"""Reads one resource as the context's principal, from the template's variables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ def resource(name: str, uri_template: str, *, scope: str, description: str,
 
 class ResourceSet:
     def __init__(self, services: Services, toolsets: tuple[str, ...] | None = None) -> None:
-        self._services = services
+        self._parts = services.parts
         self._kinds = [k for k in KINDS if toolsets is None or k.toolset in toolsets]
 
     def templates(self) -> list[types.ResourceTemplate]:
@@ -74,5 +76,5 @@ class ResourceSet:
                 continue
             if not principal.allows(kind.scope):
                 raise Forbidden(f"This credential lacks the '{kind.scope}' scope")
-            return await kind.reader(self._services, principal, variables), kind.mime_type
+            return await kind.reader(Context.for_principal(principal, self._parts), variables), kind.mime_type
         raise NotFound(f"Unknown resource {uri}")

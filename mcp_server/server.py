@@ -22,7 +22,6 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server import __version__
 from mcp_server.auth.principal import Principal
-from mcp_server.capabilities.audit import is_admin
 from mcp_server.context import Context
 from mcp_server.errors import KubegateError, NotFound, Unauthorized
 from mcp_server.models.schema import input_schema
@@ -98,13 +97,13 @@ class _Handlers:
         async def send_log(level: str, message: str) -> None:
             await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
 
-        return Context(principal=principal, services=self.services, progress=progress, log=send_log)
+        return Context.for_principal(principal, self.services.parts, progress=progress, log=send_log)
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = await self.principal_of(ctx)
-        admin = is_admin(principal, self.services.settings)
+        admin = self.services.parts.policy.is_admin(principal)
         allowed = [tool for capability, tool in self.tools.values()
                    if principal.allows(capability.scope) and (admin or not capability.admin)]
         return types.ListToolsResult(tools=allowed)

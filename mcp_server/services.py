@@ -1,30 +1,27 @@
-"""The long-lived parts every handler may use, opened once per process.
+"""The long-lived parts of one process, as the composition root (``app.open_services``) built them.
 
-``open(..., engine=True)`` also starts the runtime and the event dispatcher, then lets the
-runtime account for every run the store still believes active (``recover``), so a restarted
-gateway picks up where the previous one stopped. Commands that only touch the store (``keys
-create``) open without the engine.
+``start_engine`` starts the runtime's event dispatcher and, in the process holding the data
+dir's recovery lease, lets the runtime account for every run the store still believes active
+(``recover``), so a restarted gateway picks up where the previous one stopped. Commands that
+only touch the store (``keys create``) never start it.
 """
 
 from __future__ import annotations
 
 import fcntl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
+from mcp_server.auth.sessions import SessionStore
 from mcp_server.config import Settings
+from mcp_server.context import Parts
 from mcp_server.engine.dispatcher import Dispatcher
-from mcp_server.engine.tasks import TaskService
-from mcp_server.engine.templates import apply_templates, read_templates_file
-from mcp_server.engine.workflows import WorkflowService
-from mcp_server.errors import Unauthorized, Unavailable
+from mcp_server.errors import Unauthorized
 from mcp_server.runtime.base import Runtime
-from mcp_server.store.db import Database
-from mcp_server.store.templates import TemplateStore
-from mcp_server.store.users import ensure_user
+from mcp_server.store.stores import Stores
 
 
 def _take_recovery_lease(data_dir: Path) -> TextIO | None:
@@ -45,53 +42,28 @@ def _take_recovery_lease(data_dir: Path) -> TextIO | None:
     return handle
 
 
-def make_runtime(settings: Settings) -> Runtime:
-    if settings.runtime == "kubernetes":
-        try:
-            from k8s.runtime import KubernetesRuntime
-        except ImportError as exc:
-            raise Unavailable(f"KUBEGATE_RUNTIME=kubernetes needs pip install 'kubegate[kubernetes]' ({exc})") from exc
-        return KubernetesRuntime(settings)
-    from mcp_server.runtime.local import LocalRuntime
-
-    return LocalRuntime(settings)
-
-
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    db: Database
-    keys: KeyStore
+    stores: Stores
     runtime: Runtime
     dispatcher: Dispatcher
-    tasks: TaskService
-    workflows: WorkflowService
+    sessions: SessionStore
+    parts: Parts
     engine_running: bool = False
-    _lease: TextIO | None = None
+    _lease: TextIO | None = field(default=None)
 
-    @classmethod
-    async def open(cls, settings: Settings, *, engine: bool = True) -> Services:
-        templates = read_templates_file(settings.templates_file) if settings.templates_file else []
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = await Database.open(settings.db_path)
-        await apply_templates(TemplateStore(db), templates)
-        runtime = make_runtime(settings)
-        dispatcher = Dispatcher(runtime)
-        services = cls(
-            settings=settings, db=db, keys=KeyStore(db, settings.key_touch_interval_seconds), runtime=runtime,
-            dispatcher=dispatcher, tasks=TaskService(db, runtime, dispatcher, settings),
-            workflows=WorkflowService(db, runtime, dispatcher, settings),
-        )
-        if engine:
-            await services.start_engine()
-        return services
+    @property
+    def keys(self) -> KeyStore:
+        return self.parts.keys
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
         self._lease = _take_recovery_lease(self.settings.data_dir)
         if self._lease is not None:
-            await self.runtime.recover([*await self.tasks.active_specs(), *await self.workflows.active_specs()])
-            await self.workflows.resume()
+            tasks, workflows = self.parts.tasks, self.parts.workflows
+            await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
+            await workflows.resume()
         self.engine_running = True
 
     @property
@@ -105,15 +77,19 @@ class Services:
             await self.runtime.close()
         if self._lease is not None:
             self._lease.close()
-        await self.db.close()
+        await self.stores.close()
 
     async def operator(self) -> Principal:
         """The local operator: who ``kubegate stdio`` and ``keys create`` act as by default."""
-        user = await ensure_user(self.db, self.settings.operator_email)
+        user = await self.stores.users.ensure(self.settings.operator_email)
         return Principal(user_id=user.id, email=user.email, method="local", scopes=ALL_SCOPES)
 
     async def stdio_principal(self) -> Principal:
-        """``KUBEGATE_API_KEY``'s user when set (and valid), else the local operator."""
+        """``KUBEGATE_API_KEY``'s user when set (and valid now), else the local operator.
+
+        ``kubegate stdio`` asks on every request, as the HTTP doors do, so a key revoked or expired
+        mid-session stops working at once.
+        """
         if self.settings.api_key is None:
             return await self.operator()
         principal = await self.keys.authenticate(self.settings.api_key)

@@ -52,7 +52,7 @@ def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
             if not isinstance(principal, Principal):
                 raise Unauthorized("Authentication required")
             args = await _arguments(request, route)
-            context = Context(principal=principal, services=services)
+            context = Context.for_principal(principal, services.parts)
             body = await registry.call(route.tool, context, args, strict=route.source == "body")
         except KubegateError as exc:
             return error_response(exc)

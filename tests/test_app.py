@@ -11,12 +11,11 @@ import httpx
 import pytest
 import uvicorn
 
-from mcp_server.app import build_app
+from mcp_server.app import build_app, open_services
 from mcp_server.config import Settings
 from mcp_server.context import Context
 from mcp_server.models.base import NoArgs
 from mcp_server.registry import Registry
-from mcp_server.services import Services
 from rest_bridge import app as rest_app
 from rest_bridge import routes as rest_routes
 from tests.gateway import free_port
@@ -38,7 +37,7 @@ async def crashing_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
     monkeypatch.setattr(rest_app, "ROUTES", rest_routes.ROUTES)
     port = free_port()
     settings = Settings(data_dir=tmp_path, port=port)
-    services = await Services.open(settings, engine=False)
+    services = await open_services(settings, engine=False)
     operator_key = (await services.keys.create((await services.operator()).user_id, "k", ["*"], None)).secret
     from rest_bridge import docs
 

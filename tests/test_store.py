@@ -47,16 +47,16 @@ async def test_a_write_does_not_join_a_transaction_that_rolls_back(tmp_path: Pat
 
 
 async def test_only_one_process_at_a_time_recovers_a_data_dir(tmp_path: Path) -> None:
+    from mcp_server.app import open_services
     from mcp_server.config import Settings
-    from mcp_server.services import Services
 
     settings = Settings(data_dir=tmp_path, isolation="none")
-    first = await Services.open(settings)
-    second = await Services.open(settings)  # e.g. a kubegate stdio beside a running gateway
+    first = await open_services(settings)
+    second = await open_services(settings)  # e.g. a kubegate stdio beside a running gateway
     assert first.recovers and not second.recovers
     await first.close()
     await second.close()
-    third = await Services.open(settings)  # the lease is free again once its holder is gone
+    third = await open_services(settings)  # the lease is free again once its holder is gone
     assert third.recovers
     await third.close()
 

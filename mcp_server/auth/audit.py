@@ -19,9 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.http import MCP_MESSAGE_KEY, MCP_PATH, json_or_none
-from mcp_server.ids import new_id, stamp
-from mcp_server.store.db import Database
-from mcp_server.store.pages import fetch_page
+from mcp_server.store.audit import AuditEntry, AuditRecord, AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +31,22 @@ ACTION_KEY = "kubegate.audit_action"
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    """Writes who did what; the rows live in ``store.audit``."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
 
     async def record(self, *, principal: Principal, method: str, path: str, action: str | None, status: int,
                      client_ip: str | None) -> None:
-        await self._db.execute(
-            "INSERT INTO audit_log(id, created_at, user_id, email, auth_method, method, path, action, status,"
-            " client_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (new_id("audit"), stamp(), principal.user_id, principal.email, principal.method, method, path, action,
-             status, client_ip),
-        )
+        await self._store.add(AuditEntry(
+            user_id=principal.user_id, email=principal.email, auth_method=principal.method, method=method,
+            path=path, action=action, status=status, client_ip=client_ip,
+        ))
 
-    async def page(self, *, limit: int, cursor: str | None, user_id: str | None) -> tuple[list[dict[str, Any]],
-                                                                                          str | None]:
+    async def page(self, *, limit: int, cursor: str | None,
+                   user_id: str | None) -> tuple[list[AuditRecord], str | None]:
         """Newest first; the cursor names the last row of the previous page."""
-        return await fetch_page(self._db, "audit_log", limit=limit, cursor=cursor, user_id=user_id)
+        return await self._store.page(limit=limit, cursor=cursor, user_id=user_id)
 
 
 def _mcp_tool(message: Any) -> str | None:

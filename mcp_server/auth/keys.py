@@ -2,24 +2,27 @@
 
 A key carries so much entropy that a plain digest is as strong as a slow hash here, and it
 lets the gateway find the key by an indexed lookup on every request. Validity (revoked,
-expired) is read from the database on every request, so revocation in one process is seen by
-the next request to any process sharing the data dir. ``lastUsedAt`` is written at most once
+expired) is read from the store on every request, so revocation in one process is seen by
+the next request to any process sharing the store. ``lastUsedAt`` is written at most once
 per ``touch_interval`` per key, so a busy key does not turn every read into a write.
+
+A key minted by another key records it as its parent and never expires after it (see
+``auth.policy``); revoking a key revokes its descendants.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
+from mcp_server.auth.policy import child_expiry
 from mcp_server.auth.principal import Principal
 from mcp_server.ids import base62, new_id, stamp, utcnow
-from mcp_server.store.db import Database
+from mcp_server.store.api_keys import ApiKeyRecord, ApiKeyStore, NewApiKeyRow
 
 KEY_PREFIX = "sk_live_"
 _SHOWN_CHARS = 4
@@ -29,83 +32,73 @@ def generate_key() -> str:
     return KEY_PREFIX + base62(secrets.token_bytes(32))
 
 
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def digest(secret: str) -> str:
+    """The stored form of a key or session token."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class NewKey:
-    row: dict[str, Any]
+    key: ApiKeyRecord
     secret: str
 
 
 class KeyStore:
-    def __init__(self, db: Database, touch_interval: float = 60.0) -> None:
-        self._db = db
+    def __init__(self, keys: ApiKeyStore, touch_interval: float = 60.0) -> None:
+        self._keys = keys
         self._touch_interval = touch_interval
         self._touched: dict[str, float] = {}
 
-    async def create(self, user_id: str, name: str, scopes: list[str], expires_in_days: int | None) -> NewKey:
+    async def create(self, user_id: str, name: str, scopes: Sequence[str], expires_in_days: int | None, *,
+                     parent: ApiKeyRecord | None = None) -> NewKey:
+        """Mint a key; with a ``parent``, it records its lineage and expires no later than the parent."""
         secret = generate_key()
         now = utcnow()
-        row = {
-            "id": new_id("key"),
-            "user_id": user_id,
-            "name": name,
-            "prefix": secret[: len(KEY_PREFIX) + _SHOWN_CHARS],
-            "key_hash": digest(secret),
-            "scopes": json.dumps(scopes),
-            "created_at": stamp(now),
-            "expires_at": stamp(now + timedelta(days=expires_in_days)) if expires_in_days else None,
-            "last_used_at": None,
-            "revoked_at": None,
-        }
-        columns = ", ".join(row)
-        await self._db.execute(
-            f"INSERT INTO api_keys({columns}) VALUES ({', '.join('?' * len(row))})", row.values()
-        )
-        return NewKey(row=row, secret=secret)
+        wanted = stamp(now + timedelta(days=expires_in_days)) if expires_in_days else None
+        expires_at = child_expiry(parent.expires_at if parent else None, wanted)
+        record = await self._keys.insert(NewApiKeyRow(
+            id=new_id("key"), user_id=user_id, name=name, prefix=secret[: len(KEY_PREFIX) + _SHOWN_CHARS],
+            key_hash=digest(secret), scopes=tuple(scopes), created_at=stamp(now), expires_at=expires_at,
+            parent_id=parent.id if parent else None,
+        ))
+        return NewKey(key=record, secret=secret)
 
-    async def list(self, user_id: str) -> list[dict[str, Any]]:
-        return await self._db.fetch_all(
-            "SELECT * FROM api_keys WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
-            (user_id,),
-        )
+    async def list(self, user_id: str) -> list[ApiKeyRecord]:
+        return await self._keys.live(user_id)
 
-    async def revoke(self, user_id: str, key_id: str) -> dict[str, Any] | None:
-        """Revoke the caller's own key; ``None`` when there is no such live key of theirs."""
-        changed = await self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-            (stamp(), key_id, user_id),
-        )
-        if not changed:
+    async def get(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        """One of the user's live keys."""
+        key = await self._keys.get(key_id)
+        return key if key is not None and key.user_id == user_id and key.revoked_at is None else None
+
+    async def of(self, principal: Principal) -> ApiKeyRecord | None:
+        """The key the principal authenticated with (``None`` for sessions and the local operator)."""
+        return await self._keys.get(principal.key_id) if principal.key_id else None
+
+    async def revoke(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        """Revoke the user's live key and its descendants; the key as revoked, or ``None`` if none such."""
+        if not await self._keys.revoke_lineage(user_id, key_id, stamp()):
             return None
-        return await self._db.fetch_one("SELECT * FROM api_keys WHERE id = ?", (key_id,))
+        return await self._keys.get(key_id)
 
     async def authenticate(self, secret: str) -> Principal | None:
         """The principal for a presented key, or ``None`` if unknown, revoked or expired."""
         if not secret.startswith(KEY_PREFIX):
             return None
-        row = await self._db.fetch_one(
-            "SELECT k.id, k.user_id, k.scopes, k.expires_at, k.revoked_at, u.email"
-            " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
-            (digest(secret),),
-        )
+        found = await self._keys.by_hash(digest(secret))
         now = utcnow()
-        if row is None or row["revoked_at"] is not None:
+        if found is None or found.key.revoked_at is not None:
             return None
-        if row["expires_at"] is not None and row["expires_at"] <= stamp(now):
+        if found.key.expires_at is not None and found.key.expires_at <= stamp(now):
             return None
-        await self._touch(row["id"], now)
-        return Principal(
-            user_id=row["user_id"], email=row["email"], method="api_key",
-            scopes=tuple(json.loads(row["scopes"])), key_id=row["id"],
-        )
+        await self._touch(found.key.id, now)
+        return Principal(user_id=found.key.user_id, email=found.email, method="api_key", scopes=found.key.scopes,
+                         key_id=found.key.id)
 
-    async def _touch(self, key_id: str, now: Any) -> None:
+    async def _touch(self, key_id: str, now: datetime) -> None:
         mono = time.monotonic()
         last = self._touched.get(key_id)
         if last is not None and mono - last < self._touch_interval:
             return
         self._touched[key_id] = mono
-        await self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (stamp(now), key_id))
+        await self._keys.touch(key_id, stamp(now))

@@ -15,11 +15,12 @@ from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server.auth.csrf import session_cookie
+from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.auth.sessions import SessionStore
+from mcp_server.config import Settings
 from mcp_server.errors import Unauthorized
 from mcp_server.http import MCP_PATH, send_error
-from mcp_server.services import Services
 
 PROTECTED_PREFIX = "/api"
 
@@ -41,27 +42,25 @@ def _has_authorization(scope: Scope) -> bool:
 class Authenticator:
     """Credentials -> principal, shared by the middleware and the ``/auth`` routes."""
 
-    def __init__(self, services: Services, sessions: SessionStore) -> None:
-        self.services = services
+    def __init__(self, keys: KeyStore, sessions: SessionStore) -> None:
+        self.keys = keys
         self.sessions = sessions
 
     async def __call__(self, scope: Scope) -> Principal | None:
         if _has_authorization(scope):
             token = bearer_token(scope)
-            return await self.services.keys.authenticate(token) if token else None
+            return await self.keys.authenticate(token) if token else None
         cookie = session_cookie(scope)
         return await self.sessions.authenticate(cookie) if cookie else None
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, services: Services, sessions: SessionStore | None = None) -> None:
+    def __init__(self, app: ASGIApp, authenticate: Authenticator, settings: Settings) -> None:
         self.app = app
-        self.authenticate = Authenticator(
-            services, sessions or SessionStore(services.db, services.settings.session_max_age_seconds)
-        )
-        metadata = f"{services.settings.public_url}/.well-known/oauth-protected-resource/api/mcp"
+        self.authenticate = authenticate
+        metadata = f"{settings.public_url}/.well-known/oauth-protected-resource/api/mcp"
         self.challenge = f'Bearer realm="kubegate", resource_metadata="{metadata}"'
-        self.bind_sessions = not services.settings.mcp_stateless  # stateless MCP has no sessions to bind
+        self.bind_sessions = not settings.mcp_stateless  # stateless MCP has no sessions to bind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")

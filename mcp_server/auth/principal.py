@@ -6,23 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-RESOURCES = ("api-keys", "tasks", "workflows", "sandboxes", "deployments", "audit")
-ACTIONS = ("read", "write")
-ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ACTIONS)
-DEFAULT_SCOPES: tuple[str, ...] = tuple(f"{r}:*" for r in RESOURCES)
+from mcp_server.models.scopes import ACTIONS as ACTIONS
+from mcp_server.models.scopes import ALL_SCOPES as ALL_SCOPES
+from mcp_server.models.scopes import DEFAULT_SCOPES as DEFAULT_SCOPES
+from mcp_server.models.scopes import RESOURCES as RESOURCES
+from mcp_server.models.scopes import valid_scope as valid_scope
 
 PRINCIPAL_KEY = "kubegate.principal"
 """Where the auth middleware leaves the ``Principal`` in the ASGI scope."""
 
 AuthMethod = Literal["api_key", "session", "local"]
-
-
-def valid_scope(scope: str) -> bool:
-    """A scope is ``resource:action``, ``resource:*`` or ``*``."""
-    if scope == "*":
-        return True
-    resource, _, action = scope.partition(":")
-    return resource in RESOURCES and (action in ACTIONS or action == "*")
 
 
 def grants(granted: Iterable[str], needed: str) -> bool:

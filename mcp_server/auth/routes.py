@@ -34,8 +34,7 @@ from mcp_server.auth.sessions import CSRF_COOKIE, SESSION_COOKIE, NewSession, Se
 from mcp_server.config import Settings
 from mcp_server.errors import BadRequest, Forbidden, KubegateError, NotFound, Unauthorized, Unavailable
 from mcp_server.http import error_response
-from mcp_server.services import Services
-from mcp_server.store.users import ensure_user
+from mcp_server.store.users import UserStore
 
 log = logging.getLogger(__name__)
 REDIRECT_KEY = "kubegate.redirect"
@@ -69,9 +68,10 @@ def _loopback(host: str) -> bool:
 
 
 class AuthRoutes:
-    def __init__(self, services: Services, sessions: SessionStore, authenticate: Authenticator) -> None:
-        self.services = services
-        self.settings: Settings = services.settings
+    def __init__(self, settings: Settings, users: UserStore, sessions: SessionStore,
+                 authenticate: Authenticator) -> None:
+        self.settings = settings
+        self.users = users
         self.sessions = sessions
         self.authenticate = authenticate
         self.provider = LoginProvider(self.settings) if login_configured(self.settings) else None
@@ -150,7 +150,7 @@ class AuthRoutes:
         old = session_cookie(request.scope)
         if old:
             await self.sessions.revoke(old)  # a new login never reuses a session (no fixation)
-        user = await ensure_user(self.services.db, email)
+        user = await self.users.ensure(email)
         session = await self.sessions.create(user.id, provider)
         principal = Principal(user_id=user.id, email=user.email, method="session", scopes=ALL_SCOPES,
                               session_id=session.id)

@@ -15,17 +15,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from mcp_server.auth.keys import digest
 from mcp_server.auth.principal import ALL_SCOPES, Principal
 from mcp_server.ids import base62, new_id, stamp, utcnow
-from mcp_server.store.db import Database
+from mcp_server.store.sessions import NewSessionRow, SessionRepository
 
 SESSION_COOKIE = "session"
 CSRF_COOKIE = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def csrf_token_for(session_token: str) -> str:
@@ -44,8 +41,8 @@ class NewSession:
 
 
 class SessionStore:
-    def __init__(self, db: Database, max_age_seconds: int) -> None:
-        self._db = db
+    def __init__(self, sessions: SessionRepository, max_age_seconds: int) -> None:
+        self._sessions = sessions
         self.max_age_seconds = max_age_seconds
 
     async def create(self, user_id: str, provider: str) -> NewSession:
@@ -53,26 +50,21 @@ class SessionStore:
         token = base62(secrets.token_bytes(32))
         session = NewSession(id=new_id("sess"), token=token,
                              expires_at=stamp(now + timedelta(seconds=self.max_age_seconds)))
-        await self._db.execute("DELETE FROM sessions WHERE expires_at <= ?", (stamp(now),))
-        await self._db.execute(
-            "INSERT INTO sessions(id, user_id, token_hash, provider, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (session.id, user_id, digest(token), provider, stamp(now), session.expires_at),
-        )
+        await self._sessions.purge_expired(stamp(now))
+        await self._sessions.insert(NewSessionRow(id=session.id, user_id=user_id, token_hash=digest(token),
+                                                  provider=provider, created_at=stamp(now),
+                                                  expires_at=session.expires_at))
         return session
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a live session, or ``None`` for an unknown, ended or expired one."""
         if not token or len(token) > 128:
             return None
-        row = await self._db.fetch_one(
-            "SELECT s.id, s.user_id, s.expires_at, u.email FROM sessions s JOIN users u ON u.id = s.user_id"
-            " WHERE s.token_hash = ?",
-            (digest(token),),
-        )
-        if row is None or row["expires_at"] <= stamp():
+        found = await self._sessions.by_hash(digest(token))
+        if found is None or found.expires_at <= stamp():
             return None
-        return Principal(user_id=row["user_id"], email=row["email"], method="session", scopes=ALL_SCOPES,
-                         session_id=row["id"])
+        return Principal(user_id=found.user_id, email=found.email, method="session", scopes=ALL_SCOPES,
+                         session_id=found.id)
 
     async def revoke(self, token: str) -> bool:
-        return bool(await self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (digest(token),)))
+        return await self._sessions.delete_by_hash(digest(token))

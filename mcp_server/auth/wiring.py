@@ -8,44 +8,35 @@ headers on whatever answers (a CSRF refusal too); CSRF runs last, just before th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from mcp_server.auth.audit import AuditLog, AuditMiddleware
 from mcp_server.auth.csrf import CsrfMiddleware
+from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.middleware import Authenticator, AuthMiddleware
 from mcp_server.auth.ratelimit import RateLimiter, RateLimitMiddleware
 from mcp_server.auth.routes import AuthRoutes, dev_login_refusal
 from mcp_server.auth.sessions import SessionStore
-from mcp_server.errors import NotFound
-from mcp_server.registry import Registry
-from mcp_server.services import Services
+from mcp_server.config import Settings
+from mcp_server.store.users import UserStore
 
 
-def _sessions(services: Services) -> SessionStore:
-    return SessionStore(services.db, services.settings.session_max_age_seconds)
-
-
-def security_middleware(services: Services, registry: Registry) -> list[Middleware]:
-    settings = services.settings
-
-    def read_only(tool: str) -> bool:
-        try:
-            return registry.get(tool).read_only
-        except NotFound:
-            return False
-
+def security_middleware(settings: Settings, keys: KeyStore, sessions: SessionStore, audit: AuditLog,
+                        read_only: Callable[[str], bool]) -> list[Middleware]:
+    """``read_only(tool)``: whether calling ``tool`` changes nothing (such MCP calls are not audited)."""
     return [
-        Middleware(AuthMiddleware, services=services, sessions=_sessions(services)),
-        Middleware(AuditMiddleware, audit=AuditLog(services.db), read_only=read_only),
+        Middleware(AuthMiddleware, authenticate=Authenticator(keys, sessions), settings=settings),
+        Middleware(AuditMiddleware, audit=audit, read_only=read_only),
         Middleware(RateLimitMiddleware, limiter=RateLimiter(settings)),
         Middleware(CsrfMiddleware, own_origin=settings.public_origin),
     ]
 
 
-def auth_routes(services: Services) -> list[BaseRoute]:
-    refusal = dev_login_refusal(services.settings)
+def auth_routes(settings: Settings, users: UserStore, keys: KeyStore, sessions: SessionStore) -> list[BaseRoute]:
+    refusal = dev_login_refusal(settings)
     if refusal is not None:
         raise RuntimeError(refusal)
-    sessions = _sessions(services)
-    return AuthRoutes(services, sessions, Authenticator(services, sessions)).routes()
+    return AuthRoutes(settings, users, sessions, Authenticator(keys, sessions)).routes()

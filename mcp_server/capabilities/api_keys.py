@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from mcp_server.auth.principal import covers
+from mcp_server.auth.policy import require_scopes_held
 from mcp_server.context import Context
-from mcp_server.errors import Forbidden, NotFound
+from mcp_server.errors import NotFound
 from mcp_server.ids import iso
 from mcp_server.models.api_keys import (
     ApiKey,
@@ -20,43 +17,51 @@ from mcp_server.models.api_keys import (
 )
 from mcp_server.models.base import NoArgs
 from mcp_server.registry import registry
+from mcp_server.store.api_keys import ApiKeyRecord
 
 
-def _key(row: dict[str, Any]) -> ApiKey:
+def _key(key: ApiKeyRecord) -> ApiKey:
     return ApiKey(
-        id=row["id"], name=row["name"], prefix=row["prefix"], scopes=json.loads(row["scopes"]),
-        created_at=iso(row["created_at"]) or "", expires_at=iso(row["expires_at"]),
-        last_used_at=iso(row["last_used_at"]), revoked_at=iso(row["revoked_at"]),
+        id=key.id, name=key.name, prefix=key.prefix, scopes=list(key.scopes), created_at=iso(key.created_at) or "",
+        expires_at=iso(key.expires_at), last_used_at=iso(key.last_used_at), revoked_at=iso(key.revoked_at),
+        parent_id=key.parent_id,
     )
 
 
 @registry.capability(scope="api-keys:read", title="List API keys", read_only=True, idempotent=True)
 async def api_keys_list(ctx: Context, args: NoArgs) -> ApiKeyList:
     """List the caller's live API keys (never the secret itself), newest first."""
-    rows = await ctx.services.keys.list(ctx.principal.user_id)
-    return ApiKeyList(api_keys=[_key(row) for row in rows])
+    return ApiKeyList(api_keys=[_key(key) for key in await ctx.keys.list(ctx.principal.user_id)])
 
 
 @registry.capability(scope="api-keys:write", title="Create an API key")
 async def api_keys_create(ctx: Context, args: ApiKeyCreate) -> NewApiKeyEnvelope:
     """Create an API key for the caller. The full key is in the answer and is never shown again.
 
-    A key can only be given scopes the caller itself holds.
+    A key can only be given scopes the caller itself holds, and a key made with a key never
+    expires after it (revoking that key revokes this one).
     """
-    if not covers(ctx.principal.scopes, args.scopes):
-        raise Forbidden("A key cannot be given scopes that the caller does not hold")
-    new = await ctx.services.keys.create(ctx.principal.user_id, args.name, args.scopes, args.expires_in_days)
-    shown = _key(new.row)
+    require_scopes_held(ctx.principal, args.scopes, "create")
+    parent = await ctx.keys.of(ctx.principal)
+    new = await ctx.keys.create(ctx.principal.user_id, args.name, args.scopes, args.expires_in_days, parent=parent)
+    shown = _key(new.key)
     return NewApiKeyEnvelope(api_key=NewApiKey(
         id=shown.id, name=shown.name, key=new.secret, prefix=shown.prefix, scopes=shown.scopes,
-        created_at=shown.created_at, expires_at=shown.expires_at,
+        created_at=shown.created_at, expires_at=shown.expires_at, parent_id=shown.parent_id,
     ))
 
 
 @registry.capability(scope="api-keys:write", title="Revoke an API key", destructive=True, idempotent=True)
 async def api_keys_revoke(ctx: Context, args: ApiKeyRef) -> ApiKeyEnvelope:
-    """Revoke one of the caller's API keys. It stops working on the very next request."""
-    row = await ctx.services.keys.revoke(ctx.principal.user_id, args.key_id)
-    if row is None:
+    """Revoke one of the caller's API keys and every key made with it. They stop working on the next request.
+
+    A key can revoke only keys whose scopes it holds.
+    """
+    key = await ctx.keys.get(ctx.principal.user_id, args.key_id)
+    if key is None:
         raise NotFound("API key not found")
-    return ApiKeyEnvelope(api_key=_key(row))
+    require_scopes_held(ctx.principal, key.scopes, "revoke")
+    revoked = await ctx.keys.revoke(ctx.principal.user_id, args.key_id)
+    if revoked is None:  # revoked meanwhile, by another request
+        raise NotFound("API key not found")
+    return ApiKeyEnvelope(api_key=_key(revoked))

@@ -1,16 +1,15 @@
 """Deployment templates: admin-defined apps that deployments start from.
 
 Anyone with ``deployments:read`` lists and reads them; only administrators (the one
-``is_admin`` rule) create, change or delete them. Secret env values are stored for deployments
+``Policy.is_admin`` rule) create, change or delete them. Secret env values are stored for deployments
 to use and never shown back: not in answers, not in errors, not in logs.
 """
 
 from __future__ import annotations
 
-from mcp_server.capabilities.audit import is_admin
 from mcp_server.context import Context
 from mcp_server.engine.templates import apply_fields, new_spec
-from mcp_server.errors import Forbidden, NotFound
+from mcp_server.errors import NotFound
 from mcp_server.ids import iso
 from mcp_server.models.base import NoArgs
 from mcp_server.models.templates import (
@@ -41,8 +40,7 @@ def template_model(stored: Stored) -> Template:
 
 
 def _require_admin(ctx: Context, action: str) -> None:
-    if not is_admin(ctx.principal, ctx.services.settings):
-        raise Forbidden(f"Only administrators may {action} templates")
+    ctx.policy.require_admin(ctx.principal, f"{action} templates")
 
 
 async def _current(store: TemplateStore, name: str) -> Stored:
@@ -55,20 +53,20 @@ async def _current(store: TemplateStore, name: str) -> Stored:
 @registry.capability(scope="deployments:read", title="List templates", read_only=True, idempotent=True)
 async def templates_list(ctx: Context, args: NoArgs) -> TemplateList:
     """List deployment templates (apps to deploy), by name."""
-    return TemplateList(templates=[template_model(t) for t in await TemplateStore(ctx.services.db).list()])
+    return TemplateList(templates=[template_model(t) for t in await ctx.templates.list()])
 
 
 @registry.capability(scope="deployments:read", title="Get a template", read_only=True, idempotent=True)
 async def templates_get(ctx: Context, args: TemplateRef) -> TemplateEnvelope:
     """A deployment template. Secret env values are never shown."""
-    return TemplateEnvelope(template=template_model(await _current(TemplateStore(ctx.services.db), args.name)))
+    return TemplateEnvelope(template=template_model(await _current(ctx.templates, args.name)))
 
 
 @registry.capability(scope="deployments:write", title="Create a template", admin=True)
 async def templates_create(ctx: Context, args: TemplateCreate) -> TemplateEnvelope:
     """Create a deployment template. Admins only."""
     _require_admin(ctx, "create")
-    stored = await TemplateStore(ctx.services.db).create(new_spec(args), "api")
+    stored = await ctx.templates.create(new_spec(args), "api")
     return TemplateEnvelope(template=template_model(stored))
 
 
@@ -76,7 +74,7 @@ async def templates_create(ctx: Context, args: TemplateCreate) -> TemplateEnvelo
 async def templates_update(ctx: Context, args: TemplateUpdate) -> TemplateEnvelope:
     """Change the given fields of a template; its version grows by one. Admins only."""
     _require_admin(ctx, "update")
-    store = TemplateStore(ctx.services.db)
+    store = ctx.templates
     spec = apply_fields((await _current(store, args.name)).spec, args)
     stored = await store.update(spec)
     if stored is None:  # deleted between the read and the write
@@ -89,7 +87,7 @@ async def templates_update(ctx: Context, args: TemplateUpdate) -> TemplateEnvelo
 async def templates_delete(ctx: Context, args: TemplateRef) -> TemplateEnvelope:
     """Delete a template. Admins only."""
     _require_admin(ctx, "delete")
-    stored = await TemplateStore(ctx.services.db).delete(args.name)
+    stored = await ctx.templates.delete(args.name)
     if stored is None:
         raise NotFound(f"Template '{args.name}' not found")
     return TemplateEnvelope(template=template_model(stored))

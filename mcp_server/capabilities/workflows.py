@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
-from mcp_server.auth.principal import Principal
 from mcp_server.context import Context
-from mcp_server.engine.workflows import ACTIVE, WorkflowService
+from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import NotFound
 from mcp_server.ids import iso
-from mcp_server.models.validation import format_duration
+from mcp_server.models import durations
 from mcp_server.models.workflows import (
     Step,
     Workflow,
@@ -25,45 +22,45 @@ from mcp_server.models.workflows import (
 )
 from mcp_server.registry import registry
 from mcp_server.resources import resource
-from mcp_server.services import Services
+from mcp_server.store.runs import ACTIVE
+from mcp_server.store.workflows import StepRecord, WorkflowRecord
 
 _MIN_STEP_TAIL = 4096
 
 
-def step_model(row: dict[str, Any], logs: str | None = None) -> Step:
+def step_model(step: StepRecord, logs: str | None = None) -> Step:
     return Step(
-        name=row["name"], status=row["status"], image=row["image"], command=json.loads(row["command"]),
-        env_keys=json.loads(row["env_keys"]), depends_on=json.loads(row["depends_on"]),
-        timeout=format_duration(row["timeout_seconds"]), exit_code=row.get("exit_code"), reason=row.get("reason"),
-        message=row.get("message"), output=row.get("output"), logs=logs, started_at=iso(row.get("started_at")),
-        completed_at=iso(row.get("completed_at")),
+        name=step.name, status=step.status, image=step.image, command=list(step.command),
+        env_keys=list(step.env_keys), depends_on=list(step.depends_on), timeout=durations.shown(step.timeout_seconds),
+        exit_code=step.exit_code, reason=step.reason, message=step.message, output=step.output, logs=logs,
+        started_at=iso(step.started_at), completed_at=iso(step.completed_at),
     )
 
 
-def workflow_model(row: dict[str, Any], steps: list[Step]) -> Workflow:
+def workflow_model(workflow: WorkflowRecord, steps: list[Step]) -> Workflow:
     return Workflow(
-        id=row["id"], name=row["name"], status=row["status"], steps=steps,
-        completed_steps=sum(s.status == "completed" for s in steps), created_at=iso(row["created_at"]) or "",
-        started_at=iso(row.get("started_at")), completed_at=iso(row.get("completed_at")),
+        id=workflow.id, name=workflow.name, status=workflow.status, steps=steps,
+        completed_steps=sum(s.status == "completed" for s in steps), created_at=iso(workflow.created_at) or "",
+        started_at=iso(workflow.started_at), completed_at=iso(workflow.completed_at),
     )
 
 
-async def _full(service: WorkflowService, row: dict[str, Any]) -> Workflow:
+async def _full(service: WorkflowService, workflow: WorkflowRecord) -> Workflow:
     """The workflow with every step and the tail of its logs (shared out so 100 steps stay readable)."""
-    steps = await service.steps(row["id"])
+    steps = await service.steps(workflow.id)
     tail = max(_MIN_STEP_TAIL, service.settings.log_tail_bytes // max(1, len(steps)))
-    return workflow_model(row, [step_model(s, service.logs(s, tail) if s["started_at"] else None) for s in steps])
+    return workflow_model(workflow, [step_model(s, service.logs(s, tail) if s.started_at else None) for s in steps])
 
 
 @registry.capability(scope="workflows:read", title="List workflows", read_only=True, idempotent=True)
 async def workflows_list(ctx: Context, args: WorkflowListQuery) -> WorkflowList:
     """List the caller's workflows, newest first, with step counts. Filter by status; page with limit and nextCursor."""
-    rows, cursor = await ctx.services.workflows.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
+    page, cursor = await ctx.workflows.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
     summaries = [
-        WorkflowSummary(id=r["id"], name=r["name"], status=r["status"], steps=r["step_count"],
-                        completed_steps=r["completed_steps"], created_at=iso(r["created_at"]) or "",
-                        started_at=iso(r.get("started_at")), completed_at=iso(r.get("completed_at")))
-        for r in rows
+        WorkflowSummary(id=w.id, name=w.name, status=w.status, steps=w.step_count, completed_steps=done,
+                        created_at=iso(w.created_at) or "", started_at=iso(w.started_at),
+                        completed_at=iso(w.completed_at))
+        for w, done in page
     ]
     return WorkflowList(workflows=summaries, next_cursor=cursor)
 
@@ -72,64 +69,64 @@ async def workflows_list(ctx: Context, args: WorkflowListQuery) -> WorkflowList:
 async def workflows_create(ctx: Context, args: WorkflowCreate) -> WorkflowEnvelope:
     """Run a DAG of steps: each starts as soon as every step in its dependsOn has completed.
 
-    A step's output (the file $KUBEGATE_OUTPUT, else its last line of stdout; 4 KiB at most) is
-    available to the steps after it as {{steps.NAME.output}} in command, env values or image. When a
-    step fails its dependants are skipped and the workflow fails. Answers at once with the workflow
-    `pending`; follow it with workflows_get or workflows_wait. Env values are secret.
+    A step's output (the file $KUBEGATE_OUTPUT, else its last line of stdout; 4 KiB at most) is in
+    the env of every step after it as $KUBEGATE_OUTPUT_<NAME> (upper case, - as _): read it from
+    there in shell commands. {{steps.NAME.output}} also splices it into command, env values or image.
+    When a step fails its dependants are skipped and the workflow fails. Answers at once with the
+    workflow `pending`; follow it with workflows_get or workflows_wait. Env values are secret.
     """
-    row, steps = await ctx.services.workflows.create(ctx.principal.user_id, args)
-    return WorkflowEnvelope(workflow=workflow_model(row, [step_model(s) for s in steps]))
+    workflow, steps = await ctx.workflows.create(ctx.principal.user_id, args)
+    return WorkflowEnvelope(workflow=workflow_model(workflow, [step_model(s) for s in steps]))
 
 
 @registry.capability(scope="workflows:read", title="Get a workflow", read_only=True, idempotent=True)
 async def workflows_get(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
     """A workflow's status and, for each step, its status, exit code, output and the tail of its logs."""
-    service = ctx.services.workflows
-    row = await service.get(ctx.principal.user_id, args.workflow_id)
-    return WorkflowEnvelope(workflow=await _full(service, row))
+    workflow = await ctx.workflows.get(ctx.principal.user_id, args.workflow_id)
+    return WorkflowEnvelope(workflow=await _full(ctx.workflows, workflow))
 
 
 @registry.capability(scope="workflows:write", title="Delete a workflow", destructive=True, idempotent=True)
 async def workflows_delete(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
     """Stop the workflow's running steps, then delete it with its runs, logs and files."""
-    row, steps = await ctx.services.workflows.delete(ctx.principal.user_id, args.workflow_id)
-    return WorkflowEnvelope(workflow=workflow_model(row, [step_model(s) for s in steps]))
+    workflow, steps = await ctx.workflows.delete(ctx.principal.user_id, args.workflow_id)
+    return WorkflowEnvelope(workflow=workflow_model(workflow, [step_model(s) for s in steps]))
 
 
 @registry.capability(scope="workflows:read", title="Wait for a workflow", read_only=True, idempotent=True,
                      mcp_only=True)
 async def workflows_wait(ctx: Context, args: WorkflowWait) -> WorkflowEnvelope:
-    """Wait until the workflow has finished (or `timeout` seconds pass) and return it.
+    """Wait until the workflow has finished (or `timeoutSeconds` pass) and return it.
 
     Sends progress notifications (completed steps out of all steps) while waiting, and a log
     message each time a step ends.
     """
-    service = ctx.services.workflows
-    deadline = time.monotonic() + args.timeout
+    service = ctx.workflows
+    deadline = time.monotonic() + args.timeout_seconds
     reported: set[str] = set()
     sent = -1  # MCP progress must increase from one notification to the next
     while True:
-        row = await service.get(ctx.principal.user_id, args.workflow_id)
-        steps = await service.steps(row["id"])
+        workflow = await service.get(ctx.principal.user_id, args.workflow_id)
+        steps = await service.steps(workflow.id)
         for step in steps:
-            if step["status"] not in ACTIVE and step["name"] not in reported:
-                reported.add(step["name"])
-                await ctx.log("info", f"step {step['name']} {step['status']}")
-        done = sum(s["status"] == "completed" for s in steps)
+            if step.status not in ACTIVE and step.name not in reported:
+                reported.add(step.name)
+                await ctx.log("info", f"step {step.name} {step.status}")
+        done = sum(s.status == "completed" for s in steps)
         if done > sent:
-            await ctx.progress(done, len(steps), f"{done}/{len(steps)} steps completed; workflow {row['status']}")
+            await ctx.progress(done, len(steps), f"{done}/{len(steps)} steps completed; workflow {workflow.status}")
             sent = done
         remaining = deadline - time.monotonic()
-        if row["status"] not in ACTIVE or remaining <= 0:
-            return WorkflowEnvelope(workflow=await _full(service, row))
-        await service.dispatcher.wait_change(row["id"], min(remaining, 1.0))
+        if workflow.status not in ACTIVE or remaining <= 0:
+            return WorkflowEnvelope(workflow=await _full(service, workflow))
+        await service.dispatcher.wait_change(workflow.id, min(remaining, 1.0))
 
 
 @resource("workflow-step-logs", "kubegate://workflows/{workflowId}/steps/{step}/logs", scope="workflows:read",
           description="The logs (stdout and stderr) of one step of one of your workflows")
-async def workflow_step_logs(services: Services, principal: Principal, variables: dict[str, str]) -> str:
-    row = await services.workflows.get(principal.user_id, variables["workflowId"])
-    step = next((s for s in await services.workflows.steps(row["id"]) if s["name"] == variables["step"]), None)
+async def workflow_step_logs(ctx: Context, variables: dict[str, str]) -> str:
+    workflow = await ctx.workflows.get(ctx.principal.user_id, variables["workflowId"])
+    step = next((s for s in await ctx.workflows.steps(workflow.id) if s.name == variables["step"]), None)
     if step is None:
         raise NotFound("Step not found")
-    return services.workflows.logs(step)
+    return ctx.workflows.logs(step)

@@ -87,6 +87,26 @@ def references(step: StepCreate) -> set[str]:
     return {match for text in texts for match in OUTPUT_REF.findall(text)}
 
 
+def output_variable(step: str) -> str:
+    """The env variable holding ``step``'s output in the steps after it: ``build-app`` -> ``KUBEGATE_OUTPUT_BUILD_APP``.
+
+    Step names are DNS labels (lowercase, digits, ``-``), so the mapping is one to one.
+    """
+    return "KUBEGATE_OUTPUT_" + step.upper().replace("-", "_")
+
+
+def rendered_size(texts: Iterable[str], outputs: Mapping[str, str | None]) -> int:
+    """Bytes of ``texts`` once rendered, counted without rendering them (a template may repeat an output
+    thousands of times; its expansion must be refused before it is built)."""
+    total = 0
+    sizes = {name: len((value or "").encode()) for name, value in outputs.items()}
+    for text in texts:
+        total += len(text.encode())
+        for match in OUTPUT_REF.finditer(text):
+            total += sizes.get(match[1], 0) - len(match[0].encode())
+    return total
+
+
 def render(text: str, outputs: Mapping[str, str | None]) -> str:
     """``text`` with each ``{{steps.NAME.output}}`` replaced by that step's output ("" when it gave none)."""
     return OUTPUT_REF.sub(lambda m: outputs.get(m[1]) or "", text)

@@ -11,36 +11,45 @@ killed between the two leaves a run id the runtime does not know, which ``recove
 ``lost``. So a step never runs twice and is never forgotten. Env values wait in ``run_secrets``
 until their step has started (or will never start). Branches independent of a failed step keep
 running; the workflow is ``failed`` once nothing is left to run.
+
+A step's upstream outputs reach it two ways: spliced into its image, command and env where it
+wrote ``{{steps.NAME.output}}``, and always as ``KUBEGATE_OUTPUT_<NAME>`` in its env, which
+a shell reads as data (``"$KUBEGATE_OUTPUT_BUILD"``), never as code. The rendered step is
+measured before anything is rendered: over ``max_step_bytes`` it fails with a reason saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from pydantic import ValidationError
 
 from mcp_server.config import Settings
 from mcp_server.engine import dag
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.runs import start_failure
 from mcp_server.ids import stamp
-from mcp_server.models.workflows import IMAGE
+from mcp_server.models.workflows import IMAGE, StepStatus, WorkflowStatus
 from mcp_server.runtime.base import RunSpec, Runtime
-from mcp_server.store.db import Database
+from mcp_server.store.runs import BLOCKING, TERMINAL
+from mcp_server.store.workflows import StepRecord, WorkflowRecord, WorkflowStore
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
-TERMINAL = ("completed", "failed", "skipped")
-BLOCKING = ("failed", "skipped")
+Steps = dict[str, StepRecord]
+
+
+class StepRefused(ValueError):
+    """The step cannot run as rendered; its message says why."""
 
 
 class Scheduler:
-    def __init__(self, db: Database, runtime: Runtime, dispatcher: Dispatcher, settings: Settings) -> None:
-        self.db = db
+    def __init__(self, workflows: WorkflowStore, runtime: Runtime, dispatcher: Dispatcher,
+                 settings: Settings) -> None:
+        self.workflows = workflows
         self.runtime = runtime
         self.dispatcher = dispatcher
         self.settings = settings
@@ -53,113 +62,108 @@ class Scheduler:
         """Drop the lock of a workflow that will not advance again (finished or deleted)."""
         self._locks.pop(workflow_id, None)
 
-    async def steps(self, workflow_id: str) -> list[Row]:
-        return await self.db.fetch_all(
-            "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY position", (workflow_id,))
-
     async def advance(self, workflow_id: str) -> None:
         """Skip what can no longer run, start what can, and settle the workflow's status."""
         async with self.lock(workflow_id):
-            workflow = await self.db.fetch_one("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
-            if workflow is None or workflow["status"] in TERMINAL:
+            workflow = await self.workflows.get(workflow_id)
+            if workflow is None or workflow.status in TERMINAL:
                 self.forget_lock(workflow_id)
                 return
-            steps = {s["name"]: s for s in await self.steps(workflow_id)}
-            order = dag.topological_order({n: json.loads(s["depends_on"]) for n, s in steps.items()})
+            steps = {s.name: s for s in await self.workflows.steps(workflow_id)}
+            graph = {n: s.depends_on for n, s in steps.items()}
+            order = dag.topological_order(graph)
+            lineage = dag.ancestors(graph, order)
             # A step that fails as it starts blocks others and frees its slot: go round again.
             while True:
                 await self._skip_blocked(steps, order)
-                if not await self._start_ready(workflow, steps, order):
+                workflow, failed = await self._start_ready(workflow, steps, order, lineage)
+                if not failed:
                     break
             if await self._settle(workflow, list(steps.values())):
                 self.forget_lock(workflow_id)
         self.dispatcher.changed(workflow_id)
 
-    async def _skip_blocked(self, steps: dict[str, Row], order: Sequence[str]) -> None:
+    async def _skip_blocked(self, steps: Steps, order: Sequence[str]) -> None:
         for name in order:  # dependencies first, so a skip cascades in one pass
             step = steps[name]
-            blocker = next((d for d in json.loads(step["depends_on"]) if steps[d]["status"] in BLOCKING), None)
-            if step["status"] != "pending" or blocker is None:
+            blocker = next((d for d in step.depends_on if steps[d].status in BLOCKING), None)
+            if step.status != "pending" or blocker is None:
                 continue
-            message = f"not run: {blocker} {steps[blocker]['status']}"
-            await self.end_step(step, "skipped", reason="skipped", message=message)
+            message = f"not run: {blocker} {steps[blocker].status}"
+            steps[name] = await self.end_step(step, "skipped", reason="skipped", message=message)
 
-    async def _start_ready(self, workflow: Row, steps: dict[str, Row], order: Sequence[str]) -> bool:
+    async def _start_ready(self, workflow: WorkflowRecord, steps: Steps, order: Sequence[str],
+                           lineage: dict[str, set[str]]) -> tuple[WorkflowRecord, bool]:
         """Start what is ready; True if some step failed instead of starting."""
-        slots = self.settings.workflow_concurrency - sum(s["status"] == "running" for s in steps.values())
+        slots = self.settings.workflow_concurrency - sum(s.status == "running" for s in steps.values())
         failed = False
         for name in order:
             if slots <= 0:
                 break
             step = steps[name]
-            if step["status"] == "pending" and all(
-                steps[d]["status"] == "completed" for d in json.loads(step["depends_on"])
-            ):
-                await self._start(workflow, step, steps)
-                failed |= step["status"] == "failed"
+            if step.status == "pending" and all(steps[d].status == "completed" for d in step.depends_on):
+                workflow, steps[name] = await self._start(workflow, step, steps, lineage[name])
+                failed |= steps[name].status == "failed"
                 slots -= 1
-        return failed
+        return workflow, failed
 
-    async def _start(self, workflow: Row, step: Row, steps: dict[str, Row]) -> None:
-        outputs = {n: s["output"] for n, s in steps.items() if s["status"] == "completed"}
-        secret = await self.db.fetch_one("SELECT env FROM run_secrets WHERE run_id = ?", (step["run_id"],))
+    async def _start(self, workflow: WorkflowRecord, step: StepRecord, steps: Steps,
+                     upstream: set[str]) -> tuple[WorkflowRecord, StepRecord]:
+        outputs = {n: steps[n].output or "" for n in upstream}
         try:
-            spec = self._spec(workflow, step, outputs, json.loads(secret["env"]) if secret else {})
-        except ValueError as exc:
-            await self.end_step(step, "failed", reason="error", message=str(exc))
-            return
+            spec = self._spec(workflow, step, outputs, await self.workflows.secrets.get(step.run_id))
+        except StepRefused as exc:
+            return workflow, await self.end_step(step, "failed", reason="error", message=str(exc))
         now = stamp()
-        claimed = await self.db.execute(
-            "UPDATE workflow_steps SET status = 'running', started_at = ? WHERE run_id = ? AND status = 'pending'",
-            (now, step["run_id"]))
-        step.update(status="running", started_at=now)
+        claimed = await self.workflows.claim(step.run_id, now)
+        step = replace(step, status="running", started_at=now)
         if not claimed:
-            return  # another gateway on this store took it
-        if workflow["status"] == "pending":
-            workflow.update(status="running", started_at=now)
-            await self.db.execute("UPDATE workflows SET status = 'running', started_at = ? WHERE id = ?"
-                                  " AND status = 'pending'", (now, workflow["id"]))
+            return workflow, step  # another gateway on this store took it
+        if workflow.status == "pending":
+            workflow = replace(workflow, status="running", started_at=now)
+            await self.workflows.begin(workflow.id, now)
         try:
             await self.runtime.start(spec)
         except Exception as exc:
-            log.warning("step %s of %s could not start: %s", step["name"], workflow["id"], exc)
-            await self.end_step(step, "failed", reason="error", message=f"could not start: {exc}", was="running")
+            log.warning("step %s of %s could not start: %s", step.name, workflow.id, exc)
+            step = await self.end_step(step, "failed", reason="error", message=start_failure(exc), was="running")
         else:
-            await self.forget_secret(step["run_id"])
+            await self.workflows.secrets.forget(step.run_id)
+        return workflow, step
 
-    def _spec(self, workflow: Row, step: Row, outputs: dict[str, str | None], env: dict[str, str]) -> RunSpec:
-        image = dag.render(step["image"], outputs)
+    def _spec(self, workflow: WorkflowRecord, step: StepRecord, outputs: dict[str, str],
+              env: dict[str, str]) -> RunSpec:
+        passed = {dag.output_variable(name): value for name, value in outputs.items()}  # never rendered again
+        size = dag.rendered_size([step.image, *step.command, *env, *env.values()], outputs)
+        size += sum(len(k) + len(v.encode()) for k, v in passed.items())
+        if size > self.settings.max_step_bytes:
+            raise StepRefused(
+                f"after substituting upstream outputs this step's image, command and env come to {size} bytes,"
+                f" over the limit of {self.settings.max_step_bytes} (KUBEGATE_MAX_STEP_BYTES): read outputs"
+                " from $KUBEGATE_OUTPUT_<STEP> instead of repeating {{steps.NAME.output}}")
+        image = dag.render(step.image, outputs)
         try:
             IMAGE.validate_python(image)
         except ValidationError:
-            raise ValueError(f"image {image!r} (after substituting outputs) is not a valid reference") from None
-        return RunSpec(
-            run_id=step["run_id"], owner=workflow["user_id"], image=image,
-            command=[dag.render(arg, outputs) for arg in json.loads(step["command"])],
-            env={k: dag.render(v, outputs) for k, v in env.items()}, timeout_seconds=step["timeout_seconds"],
-            size=step["size"], network=bool(step["network"]),
-            labels={"workflow": workflow["id"], "step": step["name"]},
-        )
+            raise StepRefused(f"image {image!r} (after substituting outputs) is not a valid reference") from None
+        command = [dag.render(arg, outputs) for arg in step.command]
+        env = {**{k: dag.render(v, outputs) for k, v in env.items()}, **passed}
+        if any("\x00" in text for text in (*command, *env.values())):
+            raise StepRefused("an upstream output holds a NUL byte, which a command or env value cannot carry")
+        return step.spec(workflow.user_id, image=image, command=command, env=env)
 
-    async def end_step(self, step: Row, status: str, *, reason: str, message: str | None,
-                       was: str = "pending") -> None:
+    async def end_step(self, step: StepRecord, status: StepStatus, *, reason: str, message: str | None,
+                       was: StepStatus = "pending") -> StepRecord:
         """End a step the runtime never ran (or could not start) and drop its env values."""
         now = stamp()
-        await self.db.execute(
-            "UPDATE workflow_steps SET status = ?, reason = ?, message = ?, completed_at = ? WHERE run_id = ?"
-            " AND status = ?", (status, reason, message, now, step["run_id"], was))
-        step.update(status=status, reason=reason, message=message, completed_at=now)
-        await self.forget_secret(step["run_id"])
+        await self.workflows.end_step(step.run_id, was=was, status=status, reason=reason, message=message, at=now)
+        await self.workflows.secrets.forget(step.run_id)
+        return replace(step, status=status, reason=reason, message=message, completed_at=now)
 
-    async def forget_secret(self, run_id: str) -> None:
-        await self.db.execute("DELETE FROM run_secrets WHERE run_id = ?", (run_id,))
-
-    async def _settle(self, workflow: Row, steps: list[Row]) -> bool:
+    async def _settle(self, workflow: WorkflowRecord, steps: list[StepRecord]) -> bool:
         """Finish the workflow once every step has ended; True when it has."""
-        if any(s["status"] not in TERMINAL for s in steps):
+        if any(s.status not in TERMINAL for s in steps):
             return False
-        status = "completed" if all(s["status"] == "completed" for s in steps) else "failed"
-        await self.db.execute(
-            "UPDATE workflows SET status = ?, completed_at = ?, started_at = COALESCE(started_at, ?)"
-            " WHERE id = ? AND status IN ('pending', 'running')", (status, stamp(), stamp(), workflow["id"]))
+        status: WorkflowStatus = "completed" if all(s.status == "completed" for s in steps) else "failed"
+        await self.workflows.settle(workflow.id, status, stamp())
         return True

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
-from mcp_server.auth.principal import ALL_SCOPES, DEFAULT_SCOPES, valid_scope
 from mcp_server.models.base import Wire
+from mcp_server.models.scopes import ALL_SCOPES, DEFAULT_SCOPES, valid_scope
 
 KeyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -21,6 +21,7 @@ class ApiKey(Wire):
     expires_at: str | None = None
     last_used_at: str | None = None
     revoked_at: str | None = None
+    parent_id: str | None = Field(default=None, description="The key that minted this one; revoking it revokes this")
 
 
 class NewApiKey(Wire):
@@ -31,12 +32,14 @@ class NewApiKey(Wire):
     scopes: list[str]
     created_at: str
     expires_at: str | None = None
+    parent_id: str | None = None
 
 
 class ApiKeyCreate(Wire):
     name: KeyName = Field(description="What the key is for", examples=["CI/CD Pipeline"])
     expires_in_days: int | None = Field(
-        default=90, ge=1, le=3650, description="Days until the key stops working (default 90; null: never)"
+        default=90, ge=1, le=3650,
+        description="Days until the key stops working (default 90; null: never); never later than the key minting it",
     )
     scopes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SCOPES), min_length=1, max_length=32,

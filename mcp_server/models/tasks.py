@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from mcp_server.models.base import Wire
+from mcp_server.models.sizes import SizeName
 from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, PageQuery
 
 TaskStatus = Literal["pending", "running", "completed", "failed"]
-SizeName = Literal["small", "medium", "large"]
 
 
 class TaskCreate(Wire):
@@ -19,7 +19,7 @@ class TaskCreate(Wire):
                          examples=["myapp/migrator:latest"])
     command: Command = Field(description="The command and its arguments", examples=[["python", "migrate.py"]])
     env: Env = Field(default_factory=dict, description="Environment variables; values are secret and never shown again")
-    timeout: Duration | None = Field(default=None, description="Go-style duration such as 30s, 10m, 1h30m")
+    timeout: Duration | None = Field(default=None, description="How long it may run: 30s, 10m, 1h30m")
     size: SizeName = Field(default="small", description="small, medium or large (CPU, memory, process limits)")
     network: bool = Field(default=False, description="Allow network access (off by default)")
 
@@ -36,6 +36,7 @@ class Task(Wire):
     network: bool | None = None
     exit_code: int | None = None
     reason: str | None = Field(default=None, description="completed, error, timeout, cancelled or lost")
+    message: str | None = Field(default=None, description="Why it failed, when the exit code does not say")
     output: str | None = None
     logs: str | None = None
     created_at: str
@@ -53,7 +54,7 @@ class TaskListQuery(PageQuery):
 
 class TaskWait(Wire):
     task_id: str = Field(min_length=1, max_length=64)
-    timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
 
 
 class TaskEnvelope(Wire):

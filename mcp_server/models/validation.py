@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
+from mcp_server.models import durations
 from mcp_server.models.base import Wire
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -15,36 +16,23 @@ _IMAGE = re.compile(
     rf"^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     rf"(?::[0-9]+)?)/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$"
 )
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration such as ``30s``, ``10m`` or ``1h30m``."""
-    if not text or _DURATION_PART.sub("", text) != "":
-        raise ValueError("must be a duration such as 30s, 10m or 1h30m")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts) or "0s"
 
 
 def _image(value: str) -> str:
-    if len(value) > 255 or not _IMAGE.match(value):
+    if len(value) > 255 or not _IMAGE.fullmatch(value):  # fullmatch: "$" would let a trailing newline in
         raise ValueError("must be a valid image reference such as myapp/migrator:latest")
     return value
 
 
-def _duration(value: str) -> str:
-    parse_duration(value)
+def _duration(value: object) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string: {durations.HINT}")
+    return durations.parse(value)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL bytes")
     return value
 
 
@@ -69,16 +57,19 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label),
                      WithJsonSchema({"type": "string", "pattern": _DNS_LABEL, "maxLength": 63})]
 Image = Annotated[str, AfterValidator(_image),
                   WithJsonSchema({"type": "string", "pattern": _IMAGE.pattern, "maxLength": 255})]
-Duration = Annotated[str, StringConstraints(max_length=32), AfterValidator(_duration),
-                     WithJsonSchema({"type": "string", "pattern": r"^([1-9][0-9]*(ms|h|m|s))+$", "maxLength": 32})]
-Command = Annotated[
-    list[Annotated[str, StringConstraints(max_length=32768)]], Field(min_length=1, max_length=256)
-]
-Env = Annotated[dict[str, Annotated[str, StringConstraints(max_length=32768)]],
+Duration = Annotated[int, BeforeValidator(_duration),
+                     WithJsonSchema({"type": "string", "pattern": durations.PATTERN,
+                                     "maxLength": durations.MAX_LENGTH})]
+"""Given as a string (``1h30m``), held as whole seconds: parsed once, where it enters."""
+_NO_NUL = "^[^\\u0000]*$"
+_Text = Annotated[str, StringConstraints(max_length=32768), AfterValidator(_no_nul),
+                  WithJsonSchema({"type": "string", "maxLength": 32768, "pattern": _NO_NUL})]
+Command = Annotated[list[_Text], Field(min_length=1, max_length=256)]
+Env = Annotated[dict[str, _Text],
                 Field(max_length=128), AfterValidator(_env_names),
                 WithJsonSchema({"type": "object", "maxProperties": 128,
                                 "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 253},
-                                "additionalProperties": {"type": "string", "maxLength": 32768}})]
+                                "additionalProperties": {"type": "string", "maxLength": 32768, "pattern": _NO_NUL}})]
 Limit = Annotated[int, Field(ge=1, le=100)]
 Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z:._-]{1,64}~[A-Za-z0-9_]{1,80}$")]
 """``nextCursor`` of a previous page (see ``store.pages``)."""

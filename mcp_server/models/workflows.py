@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, ValidationError
 
 from mcp_server.models.base import Wire
-from mcp_server.models.tasks import SizeName
+from mcp_server.models.sizes import SizeName
 from mcp_server.models.validation import Command, DnsLabel, Duration, Env, Image, PageQuery
 
 WorkflowStatus = Literal["pending", "running", "completed", "failed"]
@@ -40,7 +40,7 @@ class StepCreate(Wire):
     env: Env = Field(default_factory=dict, description="Environment variables (secret); values may use outputs")
     depends_on: list[StepRef] = Field(default_factory=list, max_length=100,
                                       description="Steps that must complete before this one starts")
-    timeout: Duration | None = Field(default=None, description="Go-style duration such as 30s, 10m, 1h30m")
+    timeout: Duration | None = Field(default=None, description="How long it may run: 30s, 10m, 1h30m")
     size: SizeName = Field(default="small", description="small, medium or large")
     network: bool = Field(default=False, description="Allow network access (off by default)")
 
@@ -99,7 +99,7 @@ class WorkflowListQuery(PageQuery):
 
 class WorkflowWait(Wire):
     workflow_id: str = Field(min_length=1, max_length=64)
-    timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
 
 
 class WorkflowEnvelope(Wire):

@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+# Sizes are defined once, in models.sizes; re-exported for the runtimes.
+from mcp_server.models.sizes import DEFAULT_SIZE as DEFAULT_SIZE
+from mcp_server.models.sizes import SIZES as SIZES
+from mcp_server.models.sizes import Size as Size
+from mcp_server.models.sizes import SizeName as SizeName
+
 OUTPUT_LIMIT = 4096
 """Bytes of step output kept: the size of a Kubernetes termination message."""
 
@@ -29,22 +35,6 @@ EventKind = Literal["started", "exited"]
 ExitReason = Literal["completed", "error", "timeout", "cancelled", "lost"]
 
 
-@dataclass(frozen=True, slots=True)
-class Size:
-    """Resources for one run; rlimits locally, requests/limits on Kubernetes."""
-
-    name: str
-    cpu_millis: int
-    memory_mib: int
-    max_pids: int
-
-
-SIZES: Mapping[str, Size] = {
-    "small": Size("small", cpu_millis=500, memory_mib=512, max_pids=256),
-    "medium": Size("medium", cpu_millis=1000, memory_mib=2048, max_pids=1024),
-    "large": Size("large", cpu_millis=2000, memory_mib=4096, max_pids=4096),
-}
-DEFAULT_SIZE = "small"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +47,7 @@ class RunSpec:
     command: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: float = 600.0
-    size: str = DEFAULT_SIZE
+    size: SizeName = DEFAULT_SIZE
     network: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -7,12 +7,16 @@ never reveal another user's: the user filter applies as always.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mcp_server.store.db import Database
+from mcp_server.store.rows import Row
+
+T = TypeVar("T")
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
+def encode_cursor(row: Row) -> str:
     return f"{row['created_at']}~{row['id']}"
 
 
@@ -21,11 +25,11 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return created_at, row_id
 
 
-async def fetch_page(db: Database, table: str, *, limit: int, cursor: str | None,
-                     **filters: str | None) -> tuple[list[dict[str, Any]], str | None]:
+async def fetch_page(db: Database, table: str, record: Callable[[Row], T], *, limit: int, cursor: str | None,
+                     **filters: str | None) -> tuple[list[T], str | None]:
     """One page of ``table``, newest first, rows matching every non-None filter (column = value).
 
-    Returns the rows and the cursor of the next page (None on the last page).
+    Returns the records and the cursor of the next page (None on the last page).
     """
     where: list[str] = []
     params: list[Any] = []
@@ -41,4 +45,4 @@ async def fetch_page(db: Database, table: str, *, limit: int, cursor: str | None
                               [*params, limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
+    return [record(row) for row in rows], encode_cursor(rows[-1]) if more and rows else None

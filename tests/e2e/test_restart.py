@@ -42,7 +42,7 @@ async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict
     try:
         async with httpx.AsyncClient(base_url=restarted.url, headers=headers, timeout=60) as http:
             async def wait(task_id: str) -> dict[str, object]:
-                body = {"method": "tasks/wait", "params": {"taskId": task_id, "timeout": 30}}
+                body = {"method": "tasks/wait", "params": {"taskId": task_id, "timeoutSeconds": 30}}
                 task: dict[str, object] = (await http.post("/api/mcp", json=body)).json()["result"]["task"]
                 return task
 

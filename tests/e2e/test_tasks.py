@@ -18,7 +18,7 @@ async def run(door: Door, command: list[str], **fields: object) -> dict[str, obj
     created = await door.call("tasks_create", {"name": "t", "image": "alpine:3", "command": command, **fields})
     assert created.ok, created.body
     assert created.body["task"]["status"] == "pending"
-    done = await door.call("tasks_wait", {"taskId": created.body["task"]["id"], "timeout": 60})
+    done = await door.call("tasks_wait", {"taskId": created.body["task"]["id"], "timeoutSeconds": 60})
     assert done.ok, done.body
     task: dict[str, object] = done.body["task"]
     return task
@@ -126,7 +126,7 @@ async def test_wait_sends_progress_and_log_lines_over_mcp(door: Door) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, message))
 
-    result = await door.client.call_tool("tasks_wait", {"taskId": created.body["task"]["id"], "timeout": 30},
+    result = await door.client.call_tool("tasks_wait", {"taskId": created.body["task"]["id"], "timeoutSeconds": 30},
                                          progress_callback=on_progress)
     assert result.structured_content and result.structured_content["task"]["status"] == "completed"
     # The first report is what the task is doing when the wait begins: still pending (a pod not yet

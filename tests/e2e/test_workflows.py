@@ -26,7 +26,7 @@ async def run(door: Door, steps: list[dict[str, Any]], name: str = "wf") -> dict
     created = await door.call("workflows_create", {"name": name, "steps": steps})
     assert created.ok, created.body
     assert created.body["workflow"]["status"] == "pending"
-    done = await door.call("workflows_wait", {"workflowId": created.body["workflow"]["id"], "timeout": 60})
+    done = await door.call("workflows_wait", {"workflowId": created.body["workflow"]["id"], "timeoutSeconds": 60})
     assert done.ok, done.body
     workflow: dict[str, Any] = done.body["workflow"]
     return workflow
@@ -133,6 +133,9 @@ async def test_build_test_deploy_example_runs(door: Door) -> None:
     assert steps["build"]["output"].startswith("myapp-1.0.0.tar sha256:")
     assert steps["test"]["output"] == "3 passed, 0 failed"
     assert steps["deploy"]["output"] == f"deployed {steps['build']['output']}"
+    # The example passes outputs the safe way: through $KUBEGATE_OUTPUT_<STEP>, never spliced into sh -c.
+    assert "{{steps." not in EXAMPLE.read_text()
+    assert "applying deploy.yaml after: 3 passed, 0 failed" in steps["deploy"]["logs"]
 
 
 async def test_step_logs_resource(door: Door) -> None:
@@ -200,7 +203,7 @@ async def test_killed_gateway_resumes_every_workflow_without_running_a_step_twic
         (runs["long-waiting"] / "work" / "go").touch()
         async with httpx.AsyncClient(base_url=gw.url, headers=key, timeout=60) as http:
             waited = await http.post("/api/mcp", json={
-                "method": "workflows/wait", "params": {"workflowId": workflow_id, "timeout": 30}})
+                "method": "workflows/wait", "params": {"workflowId": workflow_id, "timeoutSeconds": 30}})
         workflow = waited.json()["result"]["workflow"]
     finally:
         gw.stop()

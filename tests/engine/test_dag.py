@@ -57,3 +57,12 @@ def test_render_replaces_every_reference_and_blanks_missing_outputs() -> None:
     outputs = {"a": "1", "b": None}
     text = "{{steps.a.output}}-{{ steps.b.output }}-{{steps.a.output}}-{{other}}"
     assert dag.render(text, outputs) == "1--1-{{other}}"
+
+
+def test_the_rendered_size_is_counted_without_rendering_and_matches_the_render() -> None:
+    from mcp_server.engine.dag import output_variable, render, rendered_size
+
+    outputs = {"build": "é" * 100, "empty": None}
+    texts = ["x{{steps.build.output}}y" * 3, "{{ steps.empty.output }}", "plain"]
+    assert rendered_size(texts, outputs) == sum(len(render(t, outputs).encode()) for t in texts)
+    assert output_variable("build-app") == "KUBEGATE_OUTPUT_BUILD_APP"

@@ -16,8 +16,7 @@ from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.models.workflows import WorkflowCreate
 from mcp_server.runtime.base import RunEvent, RunSpec
-from mcp_server.store.db import Database
-from mcp_server.store.users import ensure_user
+from mcp_server.store.stores import open_stores
 
 
 class ScriptedRuntime:
@@ -68,13 +67,14 @@ Engine = Callable[..., Any]
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """Builds (runtime, service, user id) on one store, as successive gateway processes would."""
-    db = await Database.open(tmp_path / "kubegate.db")
-    user = await ensure_user(db, "engine@example.test")
+    stores = await open_stores(tmp_path / "kubegate.db")
+    user = await stores.users.ensure("engine@example.test")
     dispatchers: list[Dispatcher] = []
 
     async def make(runtime: ScriptedRuntime, **settings: Any) -> tuple[WorkflowService, str]:
         dispatcher = Dispatcher(runtime)  # type: ignore[arg-type]
-        service = WorkflowService(db, runtime, dispatcher, Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
+        service = WorkflowService(stores.workflows, runtime, dispatcher,  # type: ignore[arg-type]
+                                  Settings(data_dir=tmp_path, **settings))
         dispatcher.start()
         dispatchers.append(dispatcher)
         await runtime.recover(await service.active_specs())
@@ -84,7 +84,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     yield make
     for dispatcher in dispatchers:
         await dispatcher.stop()
-    await db.close()
+    await stores.close()
 
 
 def workflow(*steps: tuple[str, list[str]], **fields: dict[str, Any]) -> WorkflowCreate:
@@ -100,7 +100,7 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 
 async def statuses(service: WorkflowService, workflow_id: str) -> dict[str, str]:
-    return {s["name"]: s["status"] for s in await service.steps(workflow_id)}
+    return {s.name: s.status for s in await service.steps(workflow_id)}
 
 
 async def test_ready_steps_start_together_up_to_the_concurrency_limit(engine: Engine) -> None:
@@ -110,13 +110,13 @@ async def test_ready_steps_start_together_up_to_the_concurrency_limit(engine: En
     assert [s.labels["step"] for s in runtime.started] == ["a", "b"]
     runtime.finish("a")
     await until(lambda: len(runtime.started) == 3)
-    assert runtime.started[2].labels == {"workflow": row["id"], "step": "c"}
+    assert runtime.started[2].labels == {"workflow": row.id, "step": "c"}
     runtime.finish("b")
     runtime.finish("c")
     await until(lambda: len(runtime.started) == 4)
     runtime.finish("join")
     with anyio.fail_after(5):
-        while (await service.get(user, row["id"]))["status"] != "completed":
+        while (await service.get(user, row.id)).status != "completed":
             await anyio.lowlevel.checkpoint()
 
 
@@ -127,14 +127,14 @@ async def test_outputs_are_substituted_when_the_step_starts_and_secrets_then_dro
         "image": "registry.local/app:{{steps.a.output}}", "command": ["echo", "v={{steps.a.output}}"],
         "env": {"TOKEN": "secret-{{steps.a.output}}"},
     }))
-    assert await service.db.fetch_all("SELECT run_id FROM run_secrets") != []
+    assert await service.workflows.secrets.run_ids() != []
     runtime.finish("a", output="v1")
     await until(lambda: len(runtime.started) == 2)
     spec = runtime.started[1]
     assert (spec.image, list(spec.command), dict(spec.env)) == ("registry.local/app:v1", ["echo", "v=v1"],
-                                                               {"TOKEN": "secret-v1"})
+                                                               {"TOKEN": "secret-v1", "KUBEGATE_OUTPUT_A": "v1"})
     with anyio.fail_after(5):  # dropped once the runtime has the spec
-        while await service.db.fetch_all("SELECT run_id FROM run_secrets"):
+        while await service.workflows.secrets.run_ids():
             await anyio.lowlevel.checkpoint()
 
 
@@ -145,11 +145,11 @@ async def test_an_output_that_makes_an_invalid_image_fails_the_step(engine: Engi
                                                  b={"image": "app:{{steps.a.output}}"}))
     runtime.finish("a", output="NOT A TAG!")
     with anyio.fail_after(5):
-        while (await service.get(user, row["id"]))["status"] != "failed":
+        while (await service.get(user, row.id)).status != "failed":
             await anyio.lowlevel.checkpoint()
-    steps = {s["name"]: s for s in await service.steps(row["id"])}
-    assert steps["b"]["status"] == "failed" and "not a valid reference" in steps["b"]["message"]
-    assert steps["c"]["status"] == "skipped" and len(runtime.started) == 1
+    steps = {s.name: s for s in await service.steps(row.id)}
+    assert steps["b"].status == "failed" and "not a valid reference" in (steps["b"].message or "")
+    assert steps["c"].status == "skipped" and len(runtime.started) == 1
 
 
 async def test_a_claimed_step_whose_run_never_began_is_lost_not_rerun(engine: Engine) -> None:
@@ -160,9 +160,9 @@ async def test_a_claimed_step_whose_run_never_began_is_lost_not_rerun(engine: En
     after = ScriptedRuntime()
     service, _ = await engine(after)
     with anyio.fail_after(5):
-        while (await service.get(user, row["id"]))["status"] != "failed":
+        while (await service.get(user, row.id)).status != "failed":
             await anyio.lowlevel.checkpoint()
-    assert await statuses(service, row["id"]) == {"a": "failed", "b": "skipped"}
+    assert await statuses(service, row.id) == {"a": "failed", "b": "skipped"}
     assert after.started == []
 
 
@@ -173,11 +173,11 @@ async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_on
     after = ScriptedRuntime(known=[first.started[0].run_id])
     after.started.append(first.started[0])
     service, _ = await engine(after)
-    assert await statuses(service, row["id"]) == {"a": "running", "b": "pending"}
+    assert await statuses(service, row.id) == {"a": "running", "b": "pending"}
     after.finish("a")
     await until(lambda: len(after.started) == 2)
     after.finish("b")
     with anyio.fail_after(5):
-        while (await service.get(user, row["id"]))["status"] != "completed":
+        while (await service.get(user, row.id)).status != "completed":
             await anyio.lowlevel.checkpoint()
     assert len(first.started) == 1 and [s.labels["step"] for s in after.started] == ["a", "b"]

@@ -1,0 +1,101 @@
+"""API keys: stored as a digest of the secret, with scopes, expiry, revocation and lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcp_server.store.db import Database
+from mcp_server.store.rows import Row, insert, json_tuple, to_json
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+    parent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKeyRow:
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    key_hash: str
+    scopes: tuple[str, ...]
+    created_at: str
+    expires_at: str | None
+    parent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """A key found by its digest, with its owner's email: what authentication needs."""
+
+    key: ApiKeyRecord
+    email: str
+
+
+def _record(row: Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"], user_id=row["user_id"], name=row["name"], prefix=row["prefix"],
+        scopes=json_tuple(row["scopes"]), created_at=row["created_at"], expires_at=row["expires_at"],
+        last_used_at=row["last_used_at"], revoked_at=row["revoked_at"], parent_id=row["parent_id"],
+    )
+
+
+class ApiKeyStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, new: NewApiKeyRow) -> ApiKeyRecord:
+        await insert(self._db, "api_keys", {
+            "id": new.id, "user_id": new.user_id, "name": new.name, "prefix": new.prefix, "key_hash": new.key_hash,
+            "scopes": to_json(new.scopes), "created_at": new.created_at, "expires_at": new.expires_at,
+            "parent_id": new.parent_id,
+        })
+        return ApiKeyRecord(id=new.id, user_id=new.user_id, name=new.name, prefix=new.prefix, scopes=new.scopes,
+                            created_at=new.created_at, expires_at=new.expires_at, last_used_at=None,
+                            revoked_at=None, parent_id=new.parent_id)
+
+    async def live(self, user_id: str) -> list[ApiKeyRecord]:
+        """The user's keys not revoked, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM api_keys WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
+            (user_id,))
+        return [_record(row) for row in rows]
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = await self._db.fetch_one("SELECT * FROM api_keys WHERE id = ?", (key_id,))
+        return _record(row) if row else None
+
+    async def by_hash(self, key_hash: str) -> KeyHolder | None:
+        row = await self._db.fetch_one(
+            "SELECT k.*, u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?", (key_hash,))
+        return KeyHolder(key=_record(row), email=row["email"]) if row else None
+
+    async def revoke_lineage(self, user_id: str, key_id: str, at: str) -> int:
+        """Revoke the user's live key ``key_id`` and every live key minted from it, at any depth.
+
+        Returns how many keys this revoked (0: no such live key of theirs).
+        """
+        async with self._db.transaction():
+            live = await self._db.fetch_one(
+                "SELECT id FROM api_keys WHERE id = ? AND user_id = ? AND revoked_at IS NULL", (key_id, user_id))
+            if live is None:
+                return 0
+            return await self._db.execute(
+                "WITH RECURSIVE lineage(id) AS (SELECT ? UNION SELECT k.id FROM api_keys k"
+                " JOIN lineage l ON k.parent_id = l.id)"
+                " UPDATE api_keys SET revoked_at = ? WHERE id IN (SELECT id FROM lineage) AND revoked_at IS NULL",
+                (key_id, at))
+
+    async def touch(self, key_id: str, at: str) -> None:
+        await self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
