@@ -4,7 +4,8 @@ Reports, in one run:
 - create -> running and create -> completed, p50/p99, for ``true`` (sequential tasks); the
   client's send time against the runtime's own stamps in the SQLite file (same clock);
 - throughput with 200 tasks submitted at once, and that none is lost or stuck;
-- bwrap overhead: the same command under the runtime's bubblewrap plan vs a bare subprocess.
+- isolation overhead: the same command under the runtime's full sandbox plan (allow-list file
+  system, no privilege) vs a bare `bwrap` call and a bare subprocess, in the same run.
 
     python bench/tasks.py [--samples 100] [--burst 200]
 """
@@ -27,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
 
+from mcp_server.config import Settings  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402
-from mcp_server.runtime import isolation  # noqa: E402
+from mcp_server.runtime import containment, isolation  # noqa: E402
 from mcp_server.runtime.base import RunSpec  # noqa: E402
 
 TRIVIAL = {"name": "bench", "image": "alpine:3", "command": ["true"]}
@@ -74,12 +76,17 @@ async def burst(http: httpx.AsyncClient, count: int) -> tuple[float, dict[str, i
     return elapsed, outcome
 
 
-def bwrap_ratio(runs: int = 50) -> tuple[float, float] | None:
-    bwrap = isolation.find_bwrap("auto")
+def isolation_overhead(runs: int = 50) -> tuple[float, float, float] | None:
+    """ms per run of `true`: bare, under a bare `bwrap` call, under the runtime's full sandbox plan."""
+    bwrap, _ = isolation.find_bwrap("auto")
     if bwrap is None:
         return None
-    work = Path(tempfile.mkdtemp(prefix="kg-bwrap-"))
-    sandboxed = isolation.plan(RunSpec(run_id="b", owner="b", image="x", command=["true"]), work, bwrap)
+    data_dir = Path(tempfile.mkdtemp(prefix="kg-bwrap-", dir="/var/tmp"))
+    work = data_dir / "work"
+    work.mkdir()
+    confinement, _ = containment.confine(Settings(data_dir=data_dir))
+    sandboxed = isolation.plan(RunSpec(run_id="b", owner="b", image="x", command=["true"]), work, confinement)
+    bare_bwrap = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "true"]
 
     def timed(argv: list[str]) -> float:
         began = time.perf_counter()
@@ -87,7 +94,7 @@ def bwrap_ratio(runs: int = 50) -> tuple[float, float] | None:
             subprocess.run(argv, check=True, cwd=work, env=sandboxed.env)
         return (time.perf_counter() - began) / runs * 1000
 
-    return timed(["true"]), timed(sandboxed.argv)
+    return timed(["true"]), timed(bare_bwrap), timed(sandboxed.argv)
 
 
 async def main() -> None:
@@ -103,6 +110,7 @@ async def main() -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300,
                                      headers={"Authorization": f"Bearer {key}"},
                                      limits=httpx.Limits(max_connections=64)) as http:
+            runs_info = (await http.get("/healthz")).json().get("runs", "not reported")
             running, completed = await latency(http, data_dir / "kubegate.db", opts.samples)
             elapsed, outcome = await burst(http, opts.burst)
     finally:
@@ -113,12 +121,14 @@ async def main() -> None:
     print(f"{opts.burst} tasks at once: {elapsed:.2f} s, {opts.burst / elapsed:.0f} tasks/s, outcome {outcome}")
     lost = opts.burst - outcome.get("completed", 0)
     print(f"lost or stuck: {lost}")
-    ratio = bwrap_ratio()
-    if ratio is None:
-        print("bwrap overhead: bubblewrap not usable here")
+    print(f"runs: {runs_info}")
+    overhead = isolation_overhead()
+    if overhead is None:
+        print("isolation overhead: bubblewrap not usable here")
     else:
-        bare, wrapped = ratio
-        print(f"bwrap overhead: bare {bare:.1f} ms, bwrap {wrapped:.1f} ms per run of `true` ({wrapped / bare:.1f}x)")
+        bare, bwrap, sandbox = overhead
+        print(f"isolation overhead per run of `true`: bare {bare:.1f} ms, bare bwrap {bwrap:.1f} ms, "
+              f"kubegate sandbox {sandbox:.1f} ms ({sandbox / bwrap:.2f}x bare bwrap, {sandbox / bare:.1f}x bare)")
 
 
 if __name__ == "__main__":

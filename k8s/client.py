@@ -23,7 +23,26 @@ from kubernetes.aio.client.exceptions import ApiException
 from mcp_server import errors
 
 Obj = dict[str, Any]
-Kind = Literal["jobs", "pods"]
+Kind = Literal["jobs", "pods", "namespaces", "networkpolicies", "resourcequotas", "limitranges", "rolebindings"]
+
+_TYPES: dict[str, tuple[str, str, type[Any]]] = {
+    "Secret": ("core", "secret", client.V1Secret),
+    "Job": ("batch", "job", client.V1Job),
+    "NetworkPolicy": ("net", "network_policy", client.V1NetworkPolicy),
+    "ResourceQuota": ("core", "resource_quota", client.V1ResourceQuota),
+    "LimitRange": ("core", "limit_range", client.V1LimitRange),
+    "RoleBinding": ("rbac", "role_binding", client.V1RoleBinding),
+}
+"""Namespaced kinds the runtime writes: which API group object serves them, their method stem, their model."""
+_LISTS: dict[Kind, tuple[str, str]] = {
+    "jobs": ("batch", "list_job_for_all_namespaces"),
+    "pods": ("core", "list_pod_for_all_namespaces"),
+    "namespaces": ("core", "list_namespace"),
+    "networkpolicies": ("net", "list_network_policy_for_all_namespaces"),
+    "resourcequotas": ("core", "list_resource_quota_for_all_namespaces"),
+    "limitranges": ("core", "list_limit_range_for_all_namespaces"),
+    "rolebindings": ("rbac", "list_role_binding_for_all_namespaces"),
+}
 
 WATCH_SECONDS = 240
 """Server-side watch timeout; the watch is then resumed from its last resourceVersion."""
@@ -87,9 +106,10 @@ class KubeClient:
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
-        self._core = client.CoreV1Api(api)
-        self._batch = client.BatchV1Api(api)
-        self._net = client.NetworkingV1Api(api)
+        self._groups: dict[str, Any] = {"core": client.CoreV1Api(api), "batch": client.BatchV1Api(api),
+                                        "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api)}
+        self._core = self._groups["core"]
+        self._batch = self._groups["batch"]
 
     @classmethod
     async def connect(cls, kubeconfig: Path | None) -> KubeClient:
@@ -105,34 +125,41 @@ class KubeClient:
     async def close(self) -> None:
         await self._api.close()  # type: ignore[no-untyped-call]
 
-    async def ensure_namespace(self, namespace: Obj, *within: Obj) -> None:
-        """Create ``namespace`` and the ``within`` objects unless the namespace already exists."""
-        try:
-            body = client.V1Namespace.model_validate(namespace)
-            await _json(self._core.create_namespace_without_preload_content(body))
-        except errors.Conflict:
-            return
-        for obj in within:
-            await self.create(obj)
+    def _method(self, verb: str, kind: str) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
+        group, stem, _ = _TYPES[kind]
+        method: Callable[..., Awaitable[aiohttp.ClientResponse]] = getattr(
+            self._groups[group], f"{verb}_namespaced_{stem}_without_preload_content")
+        return method
+
+    async def create_namespace(self, namespace: Obj) -> Obj:
+        return await _json(self._core.create_namespace_without_preload_content(
+            client.V1Namespace.model_validate(namespace)))
+
+    async def read_namespace(self, name: str) -> Obj:
+        return await _json(self._core.read_namespace_without_preload_content(name))
+
+    async def label_namespace(self, name: str, labels: dict[str, str]) -> Obj:
+        patch = {"metadata": {"labels": labels}}
+        return await _json(self._core.patch_namespace_without_preload_content(
+            name, patch, _content_type="application/merge-patch+json"))
 
     async def create(self, obj: Obj) -> Obj:
-        """Create a Secret, Job or NetworkPolicy in its namespace; returns the stored object."""
-        namespace = obj["metadata"]["namespace"]
-        kind = obj["kind"]
-        if kind == "Secret":
-            secret = client.V1Secret.model_validate(obj)
-            request = self._core.create_namespaced_secret_without_preload_content(namespace, secret)
-        elif kind == "Job":
-            job = client.V1Job.model_validate(obj)
-            request = self._batch.create_namespaced_job_without_preload_content(namespace, job)
-        else:
-            policy = client.V1NetworkPolicy.model_validate(obj)
-            request = self._net.create_namespaced_network_policy_without_preload_content(namespace, policy)
-        return await _json(request)
+        """Create a namespaced object (a kind of ``_TYPES``) in its namespace; returns the stored object."""
+        body = _TYPES[obj["kind"]][2].model_validate(obj)
+        return await _json(self._method("create", obj["kind"])(obj["metadata"]["namespace"], body))
 
-    async def set_secret_owner(self, namespace: str, name: str, owner: Obj) -> None:
-        patch = {"metadata": {"ownerReferences": [owner]}}
-        await _json(self._core.patch_namespaced_secret_without_preload_content(
+    async def read(self, kind: str, namespace: str, name: str) -> Obj:
+        return await _json(self._method("read", kind)(name, namespace))
+
+    async def replace(self, obj: Obj) -> Obj:
+        """Overwrite an object; ``obj`` carries the resourceVersion it was read at (409 if it moved since)."""
+        meta = obj["metadata"]
+        body = _TYPES[obj["kind"]][2].model_validate(obj)
+        return await _json(self._method("replace", obj["kind"])(meta["name"], meta["namespace"], body))
+
+    async def resume_job(self, namespace: str, name: str) -> None:
+        patch = {"spec": {"suspend": False}}
+        await _json(self._batch.patch_namespaced_job_without_preload_content(
             name, namespace, patch, _content_type="application/merge-patch+json"))
 
     async def delete_job(self, namespace: str, name: str) -> bool:
@@ -144,16 +171,17 @@ class KubeClient:
             return False
         return True
 
-    async def delete_secret(self, namespace: str, name: str) -> None:
-        try:
-            await _json(self._core.delete_namespaced_secret_without_preload_content(name, namespace))
-        except errors.NotFound:
-            pass
+    async def events(self, namespace: str, involved: str) -> list[Obj]:
+        """The Events about object ``involved`` in ``namespace`` (why a Pod was not created or scheduled)."""
+        body = await _json(self._core.list_namespaced_event_without_preload_content(
+            namespace, field_selector=f"involvedObject.name={involved}"))
+        return list(body.get("items") or [])
 
     def _lister(self, kind: Kind) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
-        if kind == "jobs":
-            return self._batch.list_job_for_all_namespaces_without_preload_content
-        return self._core.list_pod_for_all_namespaces_without_preload_content
+        group, name = _LISTS[kind]
+        method: Callable[..., Awaitable[aiohttp.ClientResponse]] = getattr(
+            self._groups[group], f"{name}_without_preload_content")
+        return method
 
     async def list(self, kind: Kind, selector: str) -> tuple[list[Obj], str]:
         """Objects of ``kind`` in every namespace matching ``selector``, and the list's resourceVersion."""
@@ -175,11 +203,12 @@ class KubeClient:
                     raise _translate(ApiException(status=status.get("code"), reason=status.get("message")))
                 yield WatchEvent(event["type"], event["object"])
 
-    async def pod_log(self, namespace: str, name: str, *, follow: bool) -> AsyncIterator[bytes]:
-        """The container's log from its start; with ``follow`` the stream lasts until it terminates."""
+    async def pod_log(self, namespace: str, name: str, container: str, *, follow: bool,
+                      since_seconds: int | None = None) -> AsyncIterator[bytes]:
+        """One container's log, each line prefixed with its timestamp; ``follow`` lasts until it terminates."""
         request = self._core.read_namespaced_pod_log_without_preload_content(
-            name, namespace, follow=follow, _request_timeout=STREAM_TIMEOUT)
+            name, namespace, container=container, follow=follow, timestamps=True, since_seconds=since_seconds,
+            _request_timeout=STREAM_TIMEOUT)
         async with _response(request) as resp:
             async for chunk in resp.content.iter_any():
                 yield chunk
-

@@ -1,9 +1,10 @@
 """Pure functions from a ``RunSpec`` to the Kubernetes objects that execute it.
 
-One run is a ``batch/v1`` Job (one Pod, never retried) plus a Secret holding its environment;
-the Secret is owned by the Job so that deleting the Job with background propagation removes
-everything. Every user gets one namespace, ``prefix + slug(owner) + hash``, created on first
-use together with a NetworkPolicy that cuts egress for runs started without ``network``.
+One run is a ``batch/v1`` Job (one Pod, never retried) plus a Secret holding its environment.
+The Job is created suspended, the Secret is created owned by it, then the Job is resumed: so a
+Secret never exists without its owner and deleting the Job (background propagation) removes
+everything. Every user gets one namespace, ``prefix + slug(owner) + hash``, whose policy
+(``k8s.policy``) is in place before any Job is created there.
 
 Names and label values are derived deterministically from ids that may contain characters
 Kubernetes rejects (``task_…``, ``alice@example.com``): lossy slugs get a hash suffix so two
@@ -16,21 +17,31 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from k8s.policy import (
+    MANAGED_BY,
+    MANAGER,
+    NETWORK_LABEL,
+    OWNER_ANNOTATION,
+    OWNER_LABEL,
+    SELECTOR,
+    size_quantities,
+)
 from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec, SizeName
+
+__all__ = ["MANAGED_BY", "MANAGER", "NETWORK_LABEL", "OWNER_ANNOTATION", "OWNER_LABEL", "SELECTOR"]
 
 Manifest = dict[str, Any]
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "kubegate"
-OWNER_LABEL = "kubegate.dev/owner"
 RUN_LABEL = "kubegate.dev/run"
-NETWORK_LABEL = "kubegate.dev/network"
 RUN_ID_ANNOTATION = "kubegate.dev/run-id"
-OWNER_ANNOTATION = "kubegate.dev/owner"
-SELECTOR = f"{MANAGED_BY}={MANAGER}"
 CONTAINER = "run"
+"""The run's container; status and logs are read from it by name (a mesh may inject others)."""
+NO_SIDECARS = {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled",
+               "kuma.io/sidecar-injection": "disabled"}
+"""Opt-outs of the common mesh injectors: a proxy that never exits would keep a Job running forever."""
 OUTPUT_PATH = "/dev/termination-log"
 NONROOT_UID = 65532
 """The conventional "nonroot" uid: lets images built to run as root start under runAsNonRoot."""
@@ -97,55 +108,23 @@ def _meta(name: str, namespace: str, spec: RunSpec) -> Manifest:
     }
 
 
-def namespace(name: str, owner: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {MANAGED_BY: MANAGER, OWNER_LABEL: label_value(owner),
-                       "pod-security.kubernetes.io/enforce": "restricted"},
-            "annotations": {OWNER_ANNOTATION: owner},
-        },
-    }
-
-
-def deny_egress_policy(namespace_: str) -> Manifest:
-    """Runs labelled ``network=none`` get no egress at all (enforced by the cluster's CNI)."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "kubegate-no-network", "namespace": namespace_, "labels": {MANAGED_BY: MANAGER}},
-        "spec": {
-            "podSelector": {"matchLabels": {NETWORK_LABEL: "none"}},
-            "policyTypes": ["Egress"],
-            "egress": [],
-        },
-    }
-
-
-def secret(spec: RunSpec, namespace_: str) -> Manifest:
-    """The run's environment; referenced by key from the Job so values never appear in its spec."""
+def secret(spec: RunSpec, namespace_: str, job: Mapping[str, Any]) -> Manifest:
+    """The run's environment, owned by its Job; referenced by key so values never appear in the Job."""
     data = {key: base64.b64encode(value.encode()).decode() for key, value in spec.env.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": _meta(job_name(spec.run_id), namespace_, spec),
-        "type": "Opaque",
-        "data": data,
-    }
+    meta = _meta(job_name(spec.run_id), namespace_, spec)
+    meta["ownerReferences"] = [owner_reference(job)]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 
 def owner_reference(job: Mapping[str, Any]) -> Manifest:
+    """No ``blockOwnerDeletion``: it needs ``jobs/finalizers`` where OwnerReferencesPermissionEnforcement is on."""
     meta = job["metadata"]
-    return {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"], "controller": True}
 
 
 def _resources(size: SizeName) -> Manifest:
-    chosen = SIZES.get(size, SIZES[DEFAULT_SIZE])
     # max_pids has no per-pod knob in Kubernetes (it is a kubelet setting), so it is not mapped.
-    quantity = {"cpu": f"{chosen.cpu_millis}m", "memory": f"{chosen.memory_mib}Mi"}
+    quantity = size_quantities(size if size in SIZES else DEFAULT_SIZE)
     return {"requests": dict(quantity), "limits": dict(quantity)}
 
 
@@ -169,32 +148,63 @@ def _container(spec: RunSpec, secret_name: str) -> Manifest:
     }
 
 
-def job(spec: RunSpec, namespace_: str, *, ttl_seconds: int) -> Manifest:
-    """The Job for one run: one Pod, no retries, killed at the timeout, collected ``ttl_seconds`` after."""
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where run Pods may go on a shared kernel: a sandboxed runtime class, dedicated nodes, user namespaces."""
+
+    runtime_class: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Manifest, ...] = ()
+    user_namespaces: bool = False
+
+    def apply(self, pod: Manifest) -> None:
+        if self.runtime_class:
+            pod["runtimeClassName"] = self.runtime_class
+        if self.node_selector:
+            pod["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            pod["tolerations"] = [dict(t) for t in self.tolerations]
+        if self.user_namespaces:
+            pod["hostUsers"] = False
+
+
+DISRUPTIONS: list[Manifest] = [
+    {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+"""An evicted or preempted Pod fails the Job with reason ``PodFailurePolicy``, not as an anonymous exit 137."""
+
+
+def job(spec: RunSpec, namespace_: str, *, ttl_seconds: int, placement: Placement = Placement(),
+        suspend: bool = True) -> Manifest:
+    """The Job for one run: one Pod, no retries, killed at the timeout; suspended until its Secret exists."""
     name = job_name(spec.run_id)
     meta = _meta(name, namespace_, spec)
+    pod: Manifest = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(spec, name)],
+    }
+    placement.apply(pod)
+    labels = {**meta["labels"], **NO_SIDECARS}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": meta,
         "spec": {
+            "suspend": suspend,
             "backoffLimit": 0,
+            "podFailurePolicy": {"rules": DISRUPTIONS},
             "activeDeadlineSeconds": max(1, int(round(spec.timeout_seconds))),
             "ttlSecondsAfterFinished": ttl_seconds,
             "template": {
-                "metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NONROOT_UID,
-                        "runAsGroup": NONROOT_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [_container(spec, name)],
-                },
+                "metadata": {"labels": labels, "annotations": {**meta["annotations"], **NO_SIDECARS}},
+                "spec": pod,
             },
         },
     }

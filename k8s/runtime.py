@@ -1,12 +1,21 @@
 """``KubernetesRuntime``: each run is a Job; its life is read from watches, never by polling.
 
-Two watchers (Jobs and Pods labelled ``app.kubernetes.io/managed-by=kubegate``, across all
-namespaces) feed ``_on_job`` / ``_on_pod``. A run is matched by the ``kubegate.dev/run-id``
-annotation its Job and Pod carry. The Pod's first running state emits ``started`` and starts
-a log copier; the Job's final condition starts ``_finish``, which waits (bounded) for the
-Pod's terminated state and the last log bytes, then emits ``exited``. Each run emits
-``exited`` once: cancel, remove, a fatal waiting reason and the Job's end race for it, and the
-first one to mark the run wins.
+A start is atomic: the user namespace's policy is ensured first (``NamespaceGuard``, fail
+closed), then the Job is created suspended, its Secret created owned by it, and the Job resumed.
+Until the Job exists a failure raises and nothing is left behind; once it exists the run is
+tracked whatever happens (a later failure ends it with ``exited`` and deletes the Job, which
+takes the Secret with it).
+
+Watchers (Jobs and Pods labelled ``app.kubernetes.io/managed-by=kubegate``, across all
+namespaces, plus the namespace policy kinds for the guard) feed ``_on_job`` / ``_on_pod``. A
+run is matched by the ``kubegate.dev/run-id`` annotation its Job and Pod carry. The Pod's first
+running state emits ``started`` and starts a log copier; a run with no running Pod after
+``start_timeout`` is ended with the reason it never got one. The Job's final condition starts
+``_finish``, which waits (bounded) for the Pod's terminated state and the last log bytes, then
+emits ``exited``. Each run emits ``exited`` once: cancel, remove, a fatal waiting reason, the
+start deadline and the Job's end race for it, and the first one to mark the run wins. Once the
+engine has taken an ``exited`` event (it asks for the next one only after recording it), the
+Job is deleted: the result is safe, so the cluster need not keep it.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ from typing import Any
 
 from k8s import manifests, status
 from k8s.client import Kind, KubeClient, Obj
-from k8s.logs import RunLog, read_tail
+from k8s.logs import LogCursor, RunLog, read_tail
+from k8s.namespaces import WATCH_KINDS, NamespaceGuard
+from k8s.policy import NamespacePolicy, pairs, tolerations
 from k8s.watcher import Watcher
 from mcp_server import errors
 from mcp_server.config import Settings
@@ -34,6 +45,9 @@ SETTLE_SECONDS = 5.0
 DRAIN_SECONDS = 10.0
 """How long ``_finish`` waits for the log copier to receive the last bytes."""
 RECONNECT_SECONDS = 2.0
+DELETE_RETRIES = (0.5, 2.0, 8.0)
+COLLECT_DELAY = 1.0
+"""Seconds between a result being recorded and its Job being deleted."""
 
 
 @dataclass(eq=False)
@@ -49,6 +63,8 @@ class _Run:
     seen: bool = False
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     copier: asyncio.Task[None] | None = None
+    start_deadline: asyncio.TimerHandle | None = None
+    removed: bool = False
 
 
 class KubernetesRuntime:
@@ -61,12 +77,19 @@ class KubernetesRuntime:
         self._client: KubeClient | None = None
         self._connecting = asyncio.Lock()
         self._runs: dict[str, _Run] = {}
-        self._namespaces: set[str] = set()
+        self.guard = NamespaceGuard(NamespacePolicy.from_settings(settings), self._kube, self._spawn)
+        self._placement = manifests.Placement(
+            runtime_class=settings.runtime_class, user_namespaces=settings.user_namespaces,
+            node_selector=pairs(settings.node_selector, "KUBEGATE_NODE_SELECTOR"),
+            tolerations=tuple(tolerations(settings.tolerations)))
         self._queue: asyncio.Queue[RunEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.watchers: dict[Kind, Watcher] = {}
 
     async def _kube(self) -> KubeClient:
+        if self._closed:
+            raise errors.Unavailable("the Kubernetes runtime is shutting down")
         async with self._connecting:
             if self._client is None:
                 self._client = await KubeClient.connect(self._settings.kubeconfig)
@@ -74,11 +97,21 @@ class KubernetesRuntime:
                     "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_pod, _ignore),
                     "jobs": Watcher(self._client, "jobs", manifests.SELECTOR, self._on_job, self._relisted),
                 }
+                for kind in WATCH_KINDS:
+                    self.watchers[kind] = Watcher(self._client, kind, manifests.SELECTOR, self.guard.watched(kind),
+                                                  self.guard.relisted)
                 for watcher in self.watchers.values():
                     self._spawn(watcher.run())
             return self._client
 
+    def ready(self) -> bool:
+        """Connected, and every watch has listed once: run states and namespace checks can be trusted."""
+        return bool(self.watchers) and all(watcher.synced.is_set() for watcher in self.watchers.values())
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        if self._closed:  # a timer that fires after close() must not reconnect
+            work.close()
+            return asyncio.get_running_loop().create_task(asyncio.sleep(0))
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -104,6 +137,8 @@ class KubernetesRuntime:
         if run.exited:
             return False
         run.exited = True
+        if run.start_deadline is not None:
+            run.start_deadline.cancel()
         if run.copier is None:
             self._spawn(run.log.finish())
         self._emit(run.run_id, "exited", exit_code=code, output=output, reason=reason, message=message)
@@ -113,35 +148,57 @@ class KubernetesRuntime:
         kube = await self._kube()
         run = self._register(spec)
         try:
-            try:
-                await self._create(kube, spec, run.namespace)
-            except errors.NotFound:
-                # The namespace was deleted behind our back since we created it: make it again, once.
-                self._namespaces.discard(run.namespace)
-                await self._create(kube, spec, run.namespace)
+            job = await self._create_job(kube, spec, run.namespace)
         except BaseException:
             self._runs.pop(spec.run_id, None)
             raise
-
-    async def _create(self, kube: KubeClient, spec: RunSpec, namespace: str) -> None:
-        if namespace not in self._namespaces:
-            await kube.ensure_namespace(manifests.namespace(namespace, spec.owner),
-                                        manifests.deny_egress_policy(namespace))
-            self._namespaces.add(namespace)
-        name = manifests.job_name(spec.run_id)
-        if spec.env:
-            await kube.create(manifests.secret(spec, namespace))
+        # From here on the Job exists: the run stays tracked, and a failure ends it instead of raising.
+        # The start deadline is armed first, so even a start cancelled half-way is ended and collected.
+        self._arm(run, self._settings.start_timeout)
         try:
-            job = await kube.create(manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds))
-        except BaseException:
             if spec.env:
-                await kube.delete_secret(namespace, name)
-            raise
-        if spec.env:
+                await kube.create(manifests.secret(spec, run.namespace, job))
+                await kube.resume_job(run.namespace, run.name)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, errors.KubegateError) else repr(exc)
+            log.warning("start of %s failed after its Job was created: %s", spec.run_id, message)
+            if self._exit(run, "error", message=f"could not start: {message}"):
+                self._spawn(self._delete(run))
+
+    async def _create_job(self, kube: KubeClient, spec: RunSpec, namespace: str) -> Obj:
+        """The Job (suspended when a Secret must exist first), in a namespace whose policy is in place."""
+        manifest = manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds,
+                                 placement=self._placement, suspend=bool(spec.env))
+        for attempt in (1, 2):
+            await self.guard.ensure(namespace, spec.owner, manifests.label_value(spec.owner))
             try:
-                await kube.set_secret_owner(namespace, name, manifests.owner_reference(job))
-            except errors.NotFound:
-                pass  # the Job finished and was collected already; the collector takes the orphan too
+                return await kube.create(manifest)
+            except (errors.NotFound, errors.Forbidden):
+                # The namespace went (or is going) behind our back since it was verified: check it again, once.
+                self.guard.forget(namespace)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _arm(self, run: _Run, seconds: float) -> None:
+        """End ``run`` if its container has not started within ``seconds``."""
+        if run.started or run.exited:
+            return
+        loop = asyncio.get_running_loop()
+        run.start_deadline = loop.call_later(max(0.0, seconds), lambda: self._spawn(self._never_started(run)))
+
+    async def _never_started(self, run: _Run) -> None:
+        if run.started or run.exited:
+            return
+        try:
+            events = await (await self._kube()).events(run.namespace, run.name)
+        except errors.KubegateError as exc:
+            log.warning("cannot read the events of %s: %s", run.run_id, exc.message)
+            events = []
+        why = status.start_failure(run.pod, events)
+        seconds = round(self._settings.start_timeout)
+        if self._exit(run, "error", message=f"did not start within {seconds}s: {why}"):
+            await self._delete(run)
 
     def _run_of(self, obj: Obj) -> _Run | None:
         run_id = (obj["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION)
@@ -160,6 +217,8 @@ class KubernetesRuntime:
         if status.has_started(pod):
             if not run.started:
                 run.started = True
+                if run.start_deadline is not None:
+                    run.start_deadline.cancel()
                 self._emit(run.run_id, "started")
             if run.copier is None:
                 run.copier = self._spawn(self._copy_logs(run, pod["metadata"]["name"]))
@@ -212,16 +271,20 @@ class KubernetesRuntime:
 
     async def _copy_logs(self, run: _Run, pod: str) -> None:
         kube = await self._kube()
+        place = run.log.path.with_name("cursor")
+        cursor = LogCursor.load(place)
         while True:
             final = run.settled.is_set()
-            skip = run.log.size()
+            cursor.begin()
             try:
-                async for chunk in kube.pod_log(run.namespace, pod, follow=not final):
-                    if skip >= len(chunk):
-                        skip -= len(chunk)
-                        continue
-                    await run.log.append(chunk[skip:])
-                    skip = 0
+                async for chunk in kube.pod_log(run.namespace, pod, manifests.CONTAINER, follow=not final,
+                                                since_seconds=cursor.since_seconds()):
+                    if data := cursor.feed(chunk):
+                        await run.log.append(data)
+                        cursor.save(place)
+                if rest := cursor.end(final):
+                    await run.log.append(rest)
+                    cursor.save(place)
             except errors.NotFound:
                 break
             except errors.KubegateError as exc:
@@ -234,10 +297,25 @@ class KubernetesRuntime:
                 pass
         await run.log.finish()
 
+    def _collect_later(self, run: _Run) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(COLLECT_DELAY, lambda: None if run.removed else self._spawn(self._delete(run)))
+
     async def _delete(self, run: _Run) -> None:
+        await self._delete_job(run.run_id, run.namespace, run.name)
+
+    async def _delete_job(self, run_id: str, namespace: str, name: str) -> None:
+        """Delete a run's Job (its Pod and Secret go with it), retrying a few times if the API is away."""
         kube = await self._kube()
-        await kube.delete_job(run.namespace, run.name)
-        await kube.delete_secret(run.namespace, run.name)
+        for delay in (*DELETE_RETRIES, None):
+            try:
+                await kube.delete_job(namespace, name)
+                return
+            except errors.KubegateError as exc:
+                if delay is None:
+                    log.warning("cannot delete the Job of %s (%s); the next recovery sweeps it", run_id, exc.message)
+                    return
+                await asyncio.sleep(delay)
 
     async def _find(self, run_id: str) -> _Run | None:
         """A run this process does not track (e.g. before ``recover``), found by its label."""
@@ -260,7 +338,7 @@ class KubernetesRuntime:
     async def remove(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None) or await self._find(run_id)
         if run is not None:
-            run.exited = True
+            run.exited = run.removed = True
             if run.copier is not None:
                 run.copier.cancel()
             await self._delete(run)
@@ -281,7 +359,12 @@ class KubernetesRuntime:
     async def events(self) -> AsyncIterator[RunEvent]:
         await self._kube()
         while True:
-            yield await self._queue.get()
+            event = await self._queue.get()
+            yield event
+            # The consumer asks for the next event only once it recorded this one: the Job can go. Not at
+            # once: the engine is starting the next step right now, and the cascade would compete with it.
+            if event.kind == "exited" and (run := self._runs.get(event.run_id)) is not None:
+                self._collect_later(run)
 
     async def recover(self, active: Sequence[RunSpec]) -> None:
         kube = await self._kube()
@@ -290,14 +373,21 @@ class KubernetesRuntime:
         jobs, _ = await kube.list("jobs", manifests.SELECTOR)
         for pod in pods:
             self._on_pod("ADDED", pod)
-        by_run = {(job["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION): job for job in jobs}
+        by_run = {_run_id(job): job for job in jobs}
         for run in runs:
             if (job := by_run.get(run.run_id)) is not None:
                 self._on_job("ADDED", job)
+                self._arm(run, self._settings.start_timeout - _age(job))
             elif not run.finishing:
                 self._exit(run, "lost", message="the Job no longer exists in the cluster")
+        # A finished Job of a run the store no longer calls active had its result recorded: collect it.
+        for run_id, job in by_run.items():
+            if run_id and run_id not in self._runs and status.job_end(job) is not None:
+                meta = job["metadata"]
+                self._spawn(self._delete_job(run_id, meta["namespace"], meta["name"]))
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -308,3 +398,14 @@ class KubernetesRuntime:
 
 def _ignore(_: list[Obj]) -> None:
     pass
+
+
+def _run_id(obj: Obj) -> str | None:
+    run_id: str | None = (obj["metadata"].get("annotations") or {}).get(manifests.RUN_ID_ANNOTATION)
+    return run_id
+
+
+def _age(obj: Obj) -> float:
+    """Seconds since ``obj`` was created."""
+    created = datetime.strptime(obj["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()

@@ -3,17 +3,20 @@
 The Job decides *whether* and *how* a run ended: only its ``Complete`` / ``Failed`` condition
 is final (a Pod killed at the deadline looks like any failed Pod; only the Job says
 ``DeadlineExceeded``). The Pod supplies the details: exit code, termination message (the
-step's output) and the reason a Pod failed (evicted, OOM-killed). A container stuck waiting
-for a reason that never heals (an image that cannot be pulled) is treated as final too,
-rather than letting the run hang until its deadline.
+step's output) and the reason a Pod failed (OOM-killed; evicted or preempted, from its
+``DisruptionTarget`` condition, which the Job's ``podFailurePolicy`` turns into a failure). Only
+the container named ``run`` counts: a mesh may inject others. A container stuck waiting for a
+reason that never heals (an image that cannot be pulled) is treated as final too, rather than
+letting the run hang until its deadline; ``start_failure`` says why a run never got a Pod.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from k8s.manifests import CONTAINER
 from mcp_server.runtime.base import ExitReason, cap_output
 
 Obj = Mapping[str, Any]
@@ -41,9 +44,55 @@ class Outcome:
     message: str | None
 
 
+DISRUPTIONS = {
+    "EvictionByEvictionAPI": "evicted",
+    "PreemptionByScheduler": "preempted by a higher-priority Pod",
+    "DeletionByTaintManager": "evicted by a taint on its node",
+    "TerminationByKubelet": "evicted by the kubelet (node pressure or shutdown)",
+    "DeletionByPodGC": "its node was lost",
+}
+"""``DisruptionTarget`` reasons: the Pod was stopped by the cluster, not by the run's own failure."""
+
+
 def _container_status(pod: Obj) -> Obj | None:
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    return statuses[0] if statuses else None
+    """The run's own container, by name: a mesh may have injected others before it."""
+    status: Obj
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == CONTAINER:
+            return status
+    return None
+
+
+def _condition(pod: Obj, kind: str) -> Obj | None:
+    condition: Obj
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") in ("True", "False"):
+            return condition
+    return None
+
+
+def disruption(pod: Obj | None) -> str | None:
+    """``"evicted: message"`` when the cluster stopped the Pod (eviction, preemption, node loss)."""
+    condition = _condition(pod, "DisruptionTarget") if pod is not None else None
+    if condition is None or condition.get("status") != "True":
+        return None
+    reason = str(condition.get("reason") or "")
+    return _join(DISRUPTIONS.get(reason, f"disrupted ({reason})" if reason else "disrupted"), condition.get("message"))
+
+
+def start_failure(pod: Obj | None, events: Sequence[Obj]) -> str:
+    """Why a run never got a running Pod: unschedulable, quota or admission, from the Pod and the Job's Events."""
+    condition = _condition(pod, "PodScheduled") if pod is not None else None
+    if condition is not None and condition.get("status") == "False":
+        return _join("unschedulable", condition.get("message")) or "unschedulable"
+    failed = [e for e in events if e.get("reason") == "FailedCreate"]
+    if failed:
+        message = str(failed[-1].get("message") or "")
+        kind = "quota" if "exceeded quota" in message or "failed quota" in message else "admission"
+        return f"{kind}: {message}"
+    if pod is not None and (waiting := _waiting(pod)):
+        return _join(waiting.get("reason"), waiting.get("message")) or "waiting"
+    return "no Pod was created"
 
 
 def container_phase(pod: Obj) -> ContainerPhase | None:
@@ -66,10 +115,15 @@ def terminated(pod: Obj) -> Obj | None:
     return None if status is None else status.get("state", {}).get("terminated")
 
 
+def _waiting(pod: Obj) -> Obj | None:
+    status = _container_status(pod)
+    waiting: Obj | None = None if status is None else status.get("state", {}).get("waiting")
+    return waiting
+
+
 def fatal_waiting(pod: Obj) -> str | None:
     """``"Reason: message"`` when the container waits for something that will not come."""
-    status = _container_status(pod)
-    waiting = None if status is None else status.get("state", {}).get("waiting")
+    waiting = _waiting(pod)
     if not waiting or waiting.get("reason") not in FATAL_WAITING:
         return None
     return _join(waiting.get("reason"), waiting.get("message"))
@@ -96,6 +150,8 @@ def outcome(end: JobEnd, pod: Obj | None) -> Outcome:
         return Outcome(0 if exit_code is None else exit_code, "completed", output, None)
     if end.reason == "DeadlineExceeded":
         return Outcome(exit_code, "timeout", output, end.message or "deadline exceeded")
+    if (disrupted := disruption(pod)) is not None or end.reason == "PodFailurePolicy":
+        return Outcome(exit_code, "error", None, disrupted or _join(end.reason, end.message))
     return Outcome(exit_code, "error", output, _failure_message(end, pod, term))
 
 

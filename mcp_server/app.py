@@ -32,6 +32,7 @@ from mcp_server.auth.wiring import auth_routes, security_middleware
 from mcp_server.config import Settings
 from mcp_server.context import Parts
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import FairShare
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.templates import apply_templates, read_templates_file
 from mcp_server.engine.workflows import WorkflowService
@@ -65,7 +66,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stores = await open_stores(settings.db_path)
     await apply_templates(stores.templates, templates)
-    runtime = make_runtime(settings)
+    runtime = FairShare(make_runtime(settings), stores.run_queue, settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
         keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
@@ -137,7 +138,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         await services.stores.ping()
-        return JSONResponse({"status": "ok", "version": __version__})
+        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment()})
 
     async def resource_metadata(request: Request) -> Response:
         return JSONResponse({

@@ -50,11 +50,15 @@ async def _serve(settings: Settings) -> None:
         )
         install_log_redaction()
         _freeze_startup_heap()
-        print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir})",
-              file=sys.stderr, flush=True)
+        print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir}); "
+              f"runs: {_describe(services.containment())}", file=sys.stderr, flush=True)
         await uvicorn.Server(config).serve()
     finally:
         await services.close()
+
+
+def _describe(runs: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in runs.items())
 
 
 def _freeze_startup_heap() -> None:

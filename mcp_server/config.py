@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcp_server.models import durations
+from mcp_server.runtime.sandbox import DEFAULT_MASKED, DEFAULT_READONLY
 
 
 class Settings(BaseSettings):
@@ -58,9 +61,51 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Run isolation and fair shares (local runtime; the caps on runs and objects hold on every runtime).
+    max_active_runs_per_user: int = Field(default=8, ge=1)
+    """Runs of one user executing at once; more wait as ``pending`` and start in order."""
+    max_active_runs: int = Field(default=32, ge=1)
+    """Runs executing at once on this gateway, all users together."""
+    max_objects_per_user: int = Field(default=10_000, ge=1)
+    """Tasks (and, separately, workflows) one user may keep stored; creating more answers 403."""
+    run_readonly_paths: str = ",".join(DEFAULT_READONLY)
+    """Comma-separated host paths a sandboxed run sees read-only (everything else is hidden)."""
+    run_masked_paths: str = ",".join(DEFAULT_MASKED)
+    """Comma-separated paths (globs allowed) hidden inside those, e.g. /etc/shadow."""
+    run_tmp_bytes: int = Field(default=256 << 20, ge=1 << 20)
+    """Size of a run's private /tmp (and /dev/shm)."""
+    run_max_file_bytes: int = Field(default=1 << 30, ge=4096)
+    """Disk allowance: the largest file a run may write; past it the run fails with disk_limit."""
+    run_log_bytes: int = Field(default=8 << 20, ge=4096)
+    """A run's log keeps at most this much: past it the head is dropped and a line says so."""
+    run_retention: str = "168h"
+    """How long a finished run's files (log, work dir) are kept; the task row stays. 0 keeps them."""
+
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
-    job_ttl_seconds: int = Field(default=3600, ge=0)
+    job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    """Backstop only: the gateway deletes each Job itself once its result is recorded."""
+    # Kubernetes runtime on a shared cluster (k8s/policy.py, k8s/manifests.py; README "shared cluster").
+    service_account: str = "kubegate/kubegate"
+    """``namespace/name`` of the gateway's ServiceAccount, bound to ``kubegate-runner`` in each user namespace."""
+    start_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a run may wait for its Pod to start (scheduling, quota, admission) before it is ended."""
+    pod_security_version: str = "v1.33"
+    egress_except: str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16,fc00::/7,fe80::/10"
+    """Ranges ``network: true`` runs may not reach: the cluster's pod, service and node ranges and link-local."""
+    dns_namespace: str = "kube-system"
+    dns_selector: str = "k8s-app=kube-dns"
+    quota: str = ("requests.cpu=8,limits.cpu=8,requests.memory=16Gi,limits.memory=16Gi,"
+                  "requests.ephemeral-storage=40Gi,limits.ephemeral-storage=40Gi,pods=8")
+    """The ResourceQuota of every user namespace, ``resource=quantity`` comma-separated."""
+    runtime_class: str | None = None
+    """``runtimeClassName`` of every run Pod (e.g. ``gvisor``, ``kata``); unset uses the cluster's default."""
+    node_selector: str = ""
+    """``key=value`` comma-separated: the nodes run Pods may be scheduled on."""
+    tolerations: str = ""
+    """``key=value:Effect`` or ``key:Effect`` comma-separated: taints run Pods tolerate (dedicated nodes)."""
+    user_namespaces: bool = False
+    """``hostUsers: false``: run Pods in a user namespace (needs Kubernetes 1.33+ and a supporting runtime)."""
     sandbox_domain: str | None = None
     apps_domain: str | None = None
 
@@ -68,6 +113,13 @@ class Settings(BaseSettings):
     """A YAML file of deployment templates, applied at start (see ``engine/templates.py``)."""
     toolsets: str = ""
     """Comma-separated toolsets to serve (``tasks,workflows``); empty or ``all``: every one."""
+
+    @field_validator("run_retention")
+    @classmethod
+    def _retention_is_a_duration(cls, value: str) -> str:
+        if value.strip() not in ("", "0"):
+            durations.parse(value.strip())
+        return value
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
@@ -83,6 +135,19 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def run_retention_seconds(self) -> float:
+        """``run_retention`` in seconds; 0 keeps finished runs' files for ever."""
+        return 0.0 if self.run_retention.strip() in ("", "0") else float(durations.parse(self.run_retention.strip()))
+
+    @property
+    def readonly_paths(self) -> list[str]:
+        return [p.strip() for p in self.run_readonly_paths.split(",") if p.strip()]
+
+    @property
+    def masked_paths(self) -> list[str]:
+        return [p.strip() for p in self.run_masked_paths.split(",") if p.strip()]
 
     @property
     def public_host(self) -> str:

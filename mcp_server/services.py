@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
@@ -19,6 +19,7 @@ from mcp_server.auth.sessions import SessionStore
 from mcp_server.config import Settings
 from mcp_server.context import Parts
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import FairShare
 from mcp_server.errors import Unauthorized
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.stores import Stores
@@ -65,6 +66,12 @@ class Services:
             await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
             await workflows.resume()
         self.engine_running = True
+
+    def containment(self) -> dict[str, Any]:
+        """The runtime, the isolation and limits in force and the fair-share caps (``/healthz``)."""
+        if isinstance(self.runtime, FairShare):
+            return self.runtime.describe()
+        return {"runtime": self.runtime.name}
 
     @property
     def recovers(self) -> bool:

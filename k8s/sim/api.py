@@ -3,8 +3,10 @@
 ``/api/v1/...`` and ``/apis/{group}/{version}/...`` are parsed into (namespace, resource, name,
 subresource) and dispatched to the store; list, watch (``?watch=true``, newline-delimited
 events, ``resourceVersion`` resume, ``timeoutSeconds``), create, merge/strategic patch,
-delete with ``propagationPolicy`` and ``pods/{name}/log`` (``follow``) are served. Every call
-is recorded as an RBAC-style ``(verb, group, resource)`` triple in ``audit``.
+replace (PUT, resourceVersion-checked), delete with ``propagationPolicy`` and
+``gracePeriodSeconds``, ``fieldSelector`` on lists and ``pods/{name}/log`` (``container``,
+``follow``, ``timestamps``, ``sinceSeconds``) are served. Every call is recorded as an RBAC-style
+``(verb, group, resource, namespace)`` tuple in ``audit`` (namespace ``""``: cluster-wide).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from k8s.sim.kubelet import Kubelet
+from k8s.sim.policies import AdmissionPolicies, Write
 from k8s.sim.store import RESOURCES, ApiError, Obj, Store, Watcher
 
-Audit = set[tuple[str, str, str]]
+Audit = set[tuple[str, str, str, str]]
 _MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
@@ -78,6 +81,21 @@ class Api:
         self.store, self.kubelet, self.audit = store, kubelet, audit
         self.watches_open = asyncio.Event()
         self.watches_open.set()
+        self.policies: AdmissionPolicies | None = None
+        """ValidatingAdmissionPolicies applied to every write over HTTP (``FakeCluster.enforce``)."""
+
+    def _admit(self, verb: str, target: Target, name: str, obj: Obj | None, old: Obj | None) -> None:
+        if self.policies is None:
+            return
+        namespace_obj = None
+        if target.namespace:
+            try:
+                namespace_obj = self.store.get("namespaces", None, target.namespace)
+            except ApiError:
+                pass
+        version = RESOURCES[target.resource].group_version.rpartition("/")[2]
+        self.policies.admit(Write(verb, target.group, version, target.resource, target.namespace, name, obj, old,
+                                  namespace_obj))
 
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
@@ -88,7 +106,7 @@ class Api:
             target = parse(request.url.path)
             verb = _verb(request.method, target, request.query_params)
             resource = f"{target.resource}/{target.subresource}" if target.subresource else target.resource
-            self.audit.add((verb, target.group, resource))
+            self.audit.add((verb, target.group, resource, target.namespace or ""))
             return await self._dispatch(request, verb, target)
         except ApiError as exc:
             return JSONResponse(exc.status(), status_code=exc.code)
@@ -97,12 +115,16 @@ class Api:
         query = request.query_params
         store, ns = self.store, target.namespace
         if target.subresource == "log" and target.resource == "pods" and verb == "get":
-            chunks = await self.kubelet.log(ns or "", target.name or "", follow=query.get("follow") == "true")
+            since = query.get("sinceSeconds")
+            chunks = await self.kubelet.log(ns or "", target.name or "", query.get("container"),
+                                            follow=query.get("follow") == "true",
+                                            timestamps=query.get("timestamps") == "true",
+                                            since_seconds=int(since) if since else None)
             return StreamingResponse(chunks, media_type="text/plain")
         if target.subresource is not None:
             raise ApiError(404, "NotFound", f"subresource {target.subresource} is not served")
         if verb == "list":
-            items = store.list(target.resource, ns, query.get("labelSelector"))
+            items = store.list(target.resource, ns, query.get("labelSelector"), query.get("fieldSelector"))
             info = RESOURCES[target.resource]
             body = {"apiVersion": info.group_version, "kind": f"{info.kind}List",
                     "metadata": {"resourceVersion": store.resource_version}, "items": items}
@@ -115,16 +137,28 @@ class Api:
         if verb == "get":
             return JSONResponse(store.get(target.resource, ns, name))
         if verb == "create":
-            return JSONResponse(store.create(target.resource, ns, await _body(request)), status_code=201)
+            sent = await _body(request)
+            if RESOURCES[target.resource].namespaced:
+                sent.setdefault("metadata", {})["namespace"] = ns
+            self._admit(verb, target, str(sent.get("metadata", {}).get("name") or ""), sent, None)
+            return JSONResponse(store.create(target.resource, ns, sent), status_code=201)
         if verb == "patch":
-            return JSONResponse(await self._patch(request, target.resource, ns, name))
+            return JSONResponse(await self._patch(request, target, name))
+        if verb == "update":
+            sent = await _body(request)
+            self._admit(verb, target, name, sent, store.get(target.resource, ns, name))
+            return JSONResponse(store.replace(target.resource, ns, name, sent))
         if verb == "delete":
+            self._admit(verb, target, name, None, store.get(target.resource, ns, name))
             options = await _body(request, required=False)
             policy = query.get("propagationPolicy") or options.get("propagationPolicy")
-            return JSONResponse(store.delete(target.resource, ns, name, policy))
+            grace = query.get("gracePeriodSeconds") or options.get("gracePeriodSeconds")
+            seconds = None if grace is None else float(grace)
+            return JSONResponse(store.delete(target.resource, ns, name, policy, seconds))
         raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported by the fake cluster")
 
-    async def _patch(self, request: Request, resource: str, namespace: str | None, name: str) -> Obj:
+    async def _patch(self, request: Request, target: Target, name: str) -> Obj:
+        resource, namespace = target.resource, target.namespace
         content_type = request.headers.get("content-type", "").split(";")[0]
         if content_type not in _MERGE_TYPES:
             raise ApiError(415, "UnsupportedMediaType", f"patch type {content_type} is not supported")
@@ -135,6 +169,7 @@ class Api:
             for fixed in ("name", "namespace", "uid", "creationTimestamp"):
                 if obj["metadata"].get(fixed) != merged["metadata"].get(fixed):
                     raise ApiError(422, "Invalid", f"metadata.{fixed}: field is immutable")
+            self._admit("patch", target, name, merged, obj)
             obj.clear()
             obj.update(merged)
         return self.store.update(resource, namespace, name, apply)

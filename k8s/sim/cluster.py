@@ -18,10 +18,12 @@ from types import TracebackType
 
 import uvicorn
 
+from k8s.sim import admission
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
 from k8s.sim.kubelet import Kubelet
-from k8s.sim.store import InvalidWrite, Obj, Store
+from k8s.sim.policies import AdmissionPolicies
+from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 
 def kubeconfig(server: str) -> dict[str, object]:
@@ -49,6 +51,8 @@ class FakeCluster:
         self.audit: Audit = set()
         self.kubelet = Kubelet(self.store, self._workdir)
         self.controller = JobController(self.store, self.kubelet)
+        self.runtime_classes: set[str] = {"gvisor"}
+        self.store.admission += [admission.quota(self.store), admission.runtime_classes(self.runtime_classes)]
         self._api: Api | None = None
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -119,6 +123,25 @@ class FakeCluster:
             self._api.watches_open.clear()
         else:
             self._api.watches_open.set()
+
+    def enforce(self, documents: list[Obj], user: str) -> AdmissionPolicies:
+        """Apply these ValidatingAdmissionPolicies (and bindings) to every HTTP write, as made by ``user``."""
+        assert self._api is not None
+        self._api.policies = AdmissionPolicies(documents, user)
+        return self._api.policies
+
+    def evict(self, namespace: str, name: str, reason: str = "EvictionByEvictionAPI") -> None:
+        """Evict a Pod as the Eviction API or a preempting scheduler does: DisruptionTarget, graceful deletion."""
+        def disrupt(pod: Obj) -> None:
+            conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+            conditions.append({"type": "DisruptionTarget", "status": "True", "reason": reason,
+                               "message": "Eviction API: evicting", "lastTransitionTime": now()})
+        self.store.update("pods", namespace, name, disrupt)
+        self.store.delete("pods", namespace, name, grace=1.0)
+
+    def rotate_logs(self, namespace: str, name: str) -> None:
+        """Rotate the Pod's container logs: later reads start after this point, open follows end."""
+        self.kubelet.rotate(self.store.get("pods", namespace, name)["metadata"]["uid"])
 
     def compact(self) -> None:
         """Expire the watch history so resuming from an old resourceVersion gets 410 Gone."""

@@ -1,7 +1,10 @@
 """A simulated Job controller and TTL collector, reacting to store events like the real ones.
 
-It defaults new Jobs (selector, controller labels), creates the one Pod a Job with
-``parallelism: 1`` needs, mirrors the Pod's end into Job conditions, enforces
+It defaults new Jobs (selector, controller labels), keeps a suspended Job ``Suspended`` until
+``spec.suspend`` turns false, then creates the one Pod a Job with ``parallelism: 1`` needs; a
+Pod the API refuses (quota, admission) becomes a ``FailedCreate`` Event on the Job and is
+tried again. It mirrors the Pod's end into Job conditions (a ``podFailurePolicy`` rule
+matching a Pod condition fails the Job with reason ``PodFailurePolicy``), enforces
 ``activeDeadlineSeconds`` (``FailureTarget`` first, Pods terminated, then ``Failed`` with
 reason ``DeadlineExceeded``, in the order Kubernetes 1.31+ uses) and deletes finished Jobs
 with background propagation once ``ttlSecondsAfterFinished`` has passed.
@@ -10,6 +13,7 @@ with background propagation once ``ttlSecondsAfterFinished`` has passed.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +22,8 @@ from k8s.sim.store import ApiError, Obj, Store, now
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
+RETRY_SECONDS = 0.5
+"""How soon a refused Pod is tried again (a real controller backs off exponentially from 10 s)."""
 GRACE_LIMIT = 5.0
 """Cap on the termination grace period, so a deadline test does not wait 30 s for a stubborn process."""
 
@@ -47,6 +53,20 @@ def _condition(kind: str, reason: str, message: str) -> Obj:
             "lastProbeTime": now(), "lastTransitionTime": now()}
 
 
+def _policy_match(job: Obj, pod: Obj | None) -> str | None:
+    """The message of the first ``podFailurePolicy`` FailJob rule a failed Pod's conditions match."""
+    if pod is None:
+        return None
+    held = {(c["type"], c["status"]) for c in pod.get("status", {}).get("conditions") or []}
+    for index, rule in enumerate(job["spec"].get("podFailurePolicy", {}).get("rules") or []):
+        for wanted in rule.get("onPodConditions") or []:
+            if rule["action"] == "FailJob" and (wanted["type"], wanted.get("status", "True")) in held:
+                meta = pod["metadata"]
+                return (f"Pod {meta['namespace']}/{meta['name']} has condition {wanted['type']} matching "
+                        f"FailJob rule at index {index}")
+    return None
+
+
 def _finished(job: Obj) -> bool:
     return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
                for c in job.get("status", {}).get("conditions") or [])
@@ -57,6 +77,7 @@ class JobController:
         self._store = store
         self._kubelet = kubelet
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+        self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         store.listeners.append(self._on_event)
 
@@ -72,15 +93,26 @@ class JobController:
 
     def _on_event(self, resource: str, kind: str, obj: Obj) -> None:
         meta = obj["metadata"]
-        if resource == "jobs" and kind == "ADDED":
-            self._soon(self._start, obj)
+        if resource == "jobs" and kind in ("ADDED", "MODIFIED") and meta["uid"] not in self._running:
+            if obj["spec"].get("suspend"):
+                if kind == "ADDED":
+                    self._soon(self._suspended, meta["namespace"], meta["name"])
+            else:
+                self._running.add(meta["uid"])
+                self._soon(self._start, obj)
         elif resource == "jobs" and kind == "DELETED":
+            self._running.discard(meta["uid"])
             for timer in self._timers.pop(meta["uid"], []):
                 timer.cancel()
         elif resource == "pods" and kind == "MODIFIED" and obj["status"].get("phase") in ("Succeeded", "Failed"):
             for ref in meta.get("ownerReferences") or []:
                 if ref["kind"] == "Job":
-                    self._soon(self._finish, meta["namespace"], ref["name"], obj["status"]["phase"] == "Succeeded")
+                    self._soon(self._finish, meta["namespace"], ref["name"], obj["status"]["phase"] == "Succeeded", obj)
+
+    def _suspended(self, namespace: str, name: str) -> None:
+        def mark(job: Obj) -> None:
+            job["status"] = {"conditions": [_condition("Suspended", "JobSuspended", "Job suspended")]}
+        self._store.update("jobs", namespace, name, mark)
 
     def _later(self, job: Obj, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         handle = asyncio.get_running_loop().call_later(delay, self._guarded, fn, *args)
@@ -88,6 +120,19 @@ class JobController:
 
     def _start(self, job: Obj) -> None:
         meta, template = job["metadata"], job["spec"]["template"]
+
+        def started(obj: Obj) -> None:
+            conditions = [c for c in obj.get("status", {}).get("conditions") or [] if c["type"] != "Suspended"]
+            if len(conditions) != len(obj.get("status", {}).get("conditions") or []):
+                conditions.append({**_condition("Suspended", "JobResumed", "Job resumed"), "status": "False"})
+            obj["status"] = {"startTime": now(), "active": 1, "ready": 0, "terminating": 0,
+                             **({"conditions": conditions} if conditions else {})}
+        self._store.update("jobs", meta["namespace"], meta["name"], started)
+        if (deadline := job["spec"].get("activeDeadlineSeconds")) is not None:
+            self._later(job, deadline, self._spawn_deadline, meta["namespace"], meta["name"])
+        self._create_pod(job, meta, template)
+
+    def _create_pod(self, job: Obj, meta: Obj, template: Obj) -> None:
         pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
@@ -96,21 +141,46 @@ class JobController:
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
                                      "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
             },
-            "spec": template["spec"],
+            "spec": copy.deepcopy(template["spec"]),
         }
-        self._store.create("pods", meta["namespace"], pod)
+        try:
+            self._store.create("pods", meta["namespace"], pod)
+        except ApiError as exc:
+            if exc.code != 403:
+                raise
+            self._failed_create(meta, f"Error creating: {exc.message}")
+            self._later(job, RETRY_SECONDS, self._retry, job, meta, template)
 
-        def started(obj: Obj) -> None:
-            obj["status"] = {"startTime": now(), "active": 1, "ready": 0, "terminating": 0}
-        self._store.update("jobs", meta["namespace"], meta["name"], started)
-        if (deadline := job["spec"].get("activeDeadlineSeconds")) is not None:
-            self._later(job, deadline, self._spawn_deadline, meta["namespace"], meta["name"])
+    def _retry(self, job: Obj, meta: Obj, template: Obj) -> None:
+        current = self._store.get("jobs", meta["namespace"], meta["name"])
+        if not _finished(current) and not self._store.owned_by("pods", meta["uid"]):
+            self._create_pod(job, meta, template)
 
-    def _finish(self, namespace: str, name: str, succeeded: bool) -> None:
+    def _failed_create(self, job: Obj, message: str) -> None:
+        """The Event a real Job controller records when the API refuses its Pod; repeats count up."""
+        name = f"{job['name']}.failedcreate"
+
+        def again(event: Obj) -> None:
+            event.update(count=event.get("count", 1) + 1, message=message, lastTimestamp=now())
+        try:
+            self._store.update("events", job["namespace"], name, again)
+        except ApiError:
+            self._store.create("events", job["namespace"], {
+                "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": job["namespace"]},
+                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": job["name"],
+                                   "namespace": job["namespace"], "uid": job["uid"]},
+                "reason": "FailedCreate", "message": message, "type": "Warning",
+                "source": {"component": "job-controller"}, "firstTimestamp": now(), "lastTimestamp": now(),
+                "count": 1})
+
+    def _finish(self, namespace: str, name: str, succeeded: bool, pod: Obj | None = None) -> None:
         def finish(job: Obj) -> None:
             status = job.setdefault("status", {})
             conditions = status.setdefault("conditions", [])
             target = next((c for c in conditions if c["type"] == "FailureTarget"), None)
+            if target is None and not succeeded and (matched := _policy_match(job, pod)) is not None:
+                target = _condition("FailureTarget", "PodFailurePolicy", matched)
+                conditions.append(target)
             if succeeded and target is None:
                 conditions.append(_condition("SuccessCriteriaMet", *COMPLETED))
                 conditions.append(_condition("Complete", *COMPLETED))

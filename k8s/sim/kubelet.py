@@ -1,58 +1,32 @@
-"""A simulated kubelet: every Pod's container runs as a local process on this machine.
+"""A simulated scheduler and kubelet: every container of a Pod runs as a local process on this machine.
 
-The image is not pulled (an image from the registry ``unpullable.invalid`` fails the way a
-missing image does: ``ErrImagePull`` then ``ImagePullBackOff``); the command runs on the host
-with the Pod's environment resolved from its Secrets. The container's termination-message
-path is mapped to a per-pod file whose content becomes ``state.terminated.message``, as the
-real kubelet does with ``/dev/termination-log``. Security contexts are recorded, not enforced.
+A Pod that does not fit the one node (its ``nodeSelector``, the node's taints, its resource
+requests) stays ``Pending`` with ``PodScheduled=False/Unschedulable``. The image is not pulled
+(one from the registry ``unpullable.invalid`` fails the way a missing image does:
+``ErrImagePull`` then ``ImagePullBackOff``); every container's command runs on the host with
+its environment resolved from Secrets. The termination-message path maps to a per-container
+file whose content becomes ``state.terminated.message``. Log lines are kept with their
+timestamps; ``rotate`` forgets what was written so far and ends open follows, as a kubelet
+rotating its log files does. Security contexts are recorded, not enforced.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from k8s.sim.containers import Container, ContainerConfigError, environment
 from k8s.sim.store import ApiError, Obj, Store, now
 
 NODE = "sim-node"
+NODE_LABELS = {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
 UNPULLABLE_REGISTRY = "unpullable.invalid"
-MESSAGE_LIMIT = 4096
-
-
-@dataclass(eq=False)
-class Container:
-    log: bytearray = field(default_factory=bytearray)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    done: bool = False
-    process: asyncio.subprocess.Process | None = None
-
-    async def append(self, data: bytes) -> None:
-        async with self.changed:
-            self.log += data
-            self.changed.notify_all()
-
-    async def finish(self) -> None:
-        async with self.changed:
-            self.done = True
-            self.changed.notify_all()
-
-    def signal(self, sig: signal.Signals) -> None:
-        if self.process is not None and self.process.returncode is None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-class ContainerConfigError(Exception):
-    pass
 
 
 def _waiting(container: Obj, reason: str, message: str | None = None) -> Obj:
@@ -61,58 +35,99 @@ def _waiting(container: Obj, reason: str, message: str | None = None) -> Obj:
             "restartCount": 0, "started": False, "state": {"waiting": waiting}}
 
 
+def _millicores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+@dataclass
+class Node:
+    labels: dict[str, str] = field(default_factory=lambda: dict(NODE_LABELS))
+    taints: list[Obj] = field(default_factory=list)
+    cpu: float = 64.0
+
+    def unfit(self, spec: Obj) -> str | None:
+        """Why a Pod cannot go on this node, in the scheduler's words; ``None`` when it fits."""
+        selector = spec.get("nodeSelector") or {}
+        if any(self.labels.get(key) != value for key, value in selector.items()):
+            return "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        tolerated = spec.get("tolerations") or []
+        for taint in self.taints:
+            if not any(t.get("key") == taint["key"] and t.get("effect") in (None, taint["effect"]) and (
+                    t.get("operator") == "Exists" or t.get("value") == taint.get("value")) for t in tolerated):
+                return f"0/1 nodes are available: 1 node(s) had untolerated taint {{{taint['key']}: " \
+                       f"{taint.get('value', '')}}}."
+        cpu = sum(_millicores(c.get("resources", {}).get("requests", {}).get("cpu", "0")) for c in spec["containers"])
+        if cpu > self.cpu:
+            return "0/1 nodes are available: 1 Insufficient cpu."
+        return None
+
+
 class Kubelet:
     def __init__(self, store: Store, workdir: Path) -> None:
         self._store = store
         self._workdir = workdir
-        self._containers: dict[str, Container] = {}
+        self.node = Node()
+        self._pods: dict[str, dict[str, Container]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         store.listeners.append(self._on_event)
+        store.terminator = self.terminate_pod
 
     def _on_event(self, resource: str, kind: str, obj: Obj) -> None:
         if resource != "pods":
             return
         uid = obj["metadata"]["uid"]
         if kind == "ADDED":
-            task = asyncio.get_running_loop().create_task(self._run(obj))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif kind == "DELETED" and uid in self._containers:
-            self._containers.pop(uid).signal(signal.SIGKILL)
+            self._spawn(self._run(obj))
+        elif kind == "DELETED" and uid in self._pods:
+            for container in self._pods.pop(uid).values():
+                container.signal(signal.SIGKILL)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def terminate(self, uid: str, grace: float) -> None:
-        """SIGTERM the container, SIGKILL it after ``grace`` seconds, return once it has stopped."""
-        container = self._containers.get(uid)
-        if container is None or container.process is None:
-            return
-        container.signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(container.process.wait(), grace)
-        except TimeoutError:
-            container.signal(signal.SIGKILL)
-            await container.process.wait()
-        async with container.changed:
-            await container.changed.wait_for(lambda: container.done)
+        """SIGTERM every container, SIGKILL after ``grace`` seconds, return once all have stopped."""
+        for container in list(self._pods.get(uid, {}).values()):
+            await container.stop(grace)
+
+    async def terminate_pod(self, pod: Obj, grace: float) -> None:
+        await self.terminate(pod["metadata"]["uid"], grace)
+
+    def rotate(self, uid: str) -> None:
+        """Rotate every container log of a Pod: reads start after this point, open follows end."""
+        for container in self._pods.get(uid, {}).values():
+            container.rotate()
 
     async def close(self) -> None:
-        for container in self._containers.values():
-            container.signal(signal.SIGKILL)
+        for containers in self._pods.values():
+            for container in containers.values():
+                container.signal(signal.SIGKILL)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _set_status(self, pod: Obj, phase: str, container_status: Obj, **extra: Any) -> bool:
+    def _set_status(self, pod: Obj, phase: str, statuses: list[Obj], *, scheduled: str | None = None,
+                    **extra: Any) -> bool:
         meta = pod["metadata"]
 
         def mutate(obj: Obj) -> None:
+            old = obj.get("status", {})
+            kept = [c for c in old.get("conditions") or [] if c["type"] == "DisruptionTarget"]
+            if scheduled is not None:
+                obj["status"] = {"phase": "Pending", "qosClass": "Guaranteed", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": scheduled,
+                     "lastTransitionTime": now()}]}
+                return
             obj["spec"]["nodeName"] = NODE
             ready = "True" if phase == "Running" else "False"
             obj["status"] = {
                 "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-                "startTime": obj.get("status", {}).get("startTime") or now(), "qosClass": "Guaranteed",
+                "startTime": old.get("startTime") or now(), "qosClass": "Guaranteed",
                 "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
-                               {"type": "Ready", "status": ready, "lastTransitionTime": now()}],
-                "containerStatuses": [container_status], **extra,
+                               {"type": "Ready", "status": ready, "lastTransitionTime": now()}, *kept],
+                "containerStatuses": statuses, **extra,
             }
         try:
             self._store.update("pods", meta["namespace"], meta["name"], mutate)
@@ -121,100 +136,61 @@ class Kubelet:
         return True
 
     async def _run(self, pod: Obj) -> None:
-        spec = pod["spec"]["containers"][0]
-        uid = pod["metadata"]["uid"]
-        if spec["image"].startswith(UNPULLABLE_REGISTRY + "/"):
-            image = spec["image"]
-            self._set_status(pod, "Pending", _waiting(spec, "ErrImagePull", f"pull access denied for {image}"))
-            self._set_status(pod, "Pending", _waiting(spec, "ImagePullBackOff", f'Back-off pulling image "{image}"'))
+        specs = pod["spec"]["containers"]
+        if why := self.node.unfit(pod["spec"]):
+            self._set_status(pod, "Pending", [], scheduled=why)
             return
-        workdir = Path(tempfile.mkdtemp(prefix=f"pod-{uid[:8]}-", dir=self._workdir))
-        message_file = workdir / "termination-log"
-        message_file.touch()
+        unpullable = [s for s in specs if s["image"].startswith(UNPULLABLE_REGISTRY + "/")]
+        if unpullable:
+            for reason, text in (("ErrImagePull", "pull access denied for {}"), ("ImagePullBackOff",
+                                                                                 'Back-off pulling image "{}"')):
+                self._set_status(pod, "Pending", [
+                    _waiting(s, reason, text.format(s["image"])) if s in unpullable
+                    else _waiting(s, "PodInitializing") for s in specs])
+            return
+        workdir = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['uid'][:8]}-", dir=self._workdir))
+        containers: dict[str, Container] = {}
         try:
-            env = self._environment(pod, spec, str(message_file), workdir)
+            for spec in specs:
+                env = environment(self._store, pod, spec, workdir / spec["name"])
+                containers[spec["name"]] = Container(spec, workdir / spec["name"], env)
         except ContainerConfigError as exc:
-            self._set_status(pod, "Pending", _waiting(spec, "CreateContainerConfigError", str(exc)))
+            self._set_status(pod, "Pending", [_waiting(s, "CreateContainerConfigError", str(exc)) for s in specs])
             return
-        argv = [arg.replace(spec.get("terminationMessagePath", "/dev/termination-log"), str(message_file))
-                for arg in [*spec.get("command", []), *spec.get("args", [])]]
-        container = self._containers[uid] = Container()
-        started = now()
-        try:
-            container.process = await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        except (OSError, IndexError) as exc:
-            await container.finish()
-            self._terminated(pod, spec, started, 128, "StartError", f"failed to start container: {exc}")
-            return
-        running = {"name": spec["name"], "image": spec["image"], "imageID": f"sim://{spec['image']}",
-                   "containerID": f"sim://{container.process.pid}", "ready": True, "restartCount": 0,
-                   "started": True, "state": {"running": {"startedAt": started}}}
-        self._set_status(pod, "Running", running, podIP="10.0.0.1", podIPs=[{"ip": "10.0.0.1"}])
-        await self._pump(container)
-        code = await container.process.wait()
-        await container.finish()
-        if self._containers.get(uid) is container:
-            message = message_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
-            exit_code = code if code >= 0 else 128 - code
-            self._terminated(pod, spec, started, exit_code, "Completed" if code == 0 else "Error", message or None)
+        self._pods[pod["metadata"]["uid"]] = containers
+        for container in containers.values():
+            await container.start()
+        self._publish(pod, containers, podIP="10.0.0.1", podIPs=[{"ip": "10.0.0.1"}])
+        await asyncio.gather(*(self._wait(pod, containers, c) for c in containers.values()))
 
-    async def _pump(self, container: Container) -> None:
-        assert container.process is not None and container.process.stdout is not None
-        while chunk := await container.process.stdout.read(65536):
-            await container.append(chunk)
+    async def _wait(self, pod: Obj, containers: dict[str, Container], container: Container) -> None:
+        await container.wait()
+        if self._pods.get(pod["metadata"]["uid"]) is containers:
+            self._publish(pod, containers)
 
-    def _terminated(self, pod: Obj, spec: Obj, started: str, code: int, reason: str, message: str | None) -> None:
-        state = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now(),
-                 **({"message": message} if message else {})}
-        status = {"name": spec["name"], "image": spec["image"], "imageID": f"sim://{spec['image']}",
-                  "ready": False, "restartCount": 0, "started": False, "state": {"terminated": state}}
-        self._set_status(pod, "Succeeded" if code == 0 else "Failed", status)
+    def _publish(self, pod: Obj, containers: dict[str, Container], **extra: Any) -> None:
+        statuses = [c.status() for c in containers.values()]
+        codes = [c.exit_code for c in containers.values()]
+        if any(code is None for code in codes):
+            phase = "Running"
+        else:
+            phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
+        self._set_status(pod, phase, statuses, **extra)
 
-    def _environment(self, pod: Obj, spec: Obj, message_file: str, workdir: Path) -> dict[str, str]:
-        namespace = pod["metadata"]["namespace"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir),
-               "HOSTNAME": pod["metadata"]["name"]}
-        for source in spec.get("envFrom") or []:
-            if "secretRef" in source:
-                env.update(self._secret(namespace, source["secretRef"]["name"]))
-        for var in spec.get("env") or []:
-            if "value" in var:
-                env[var["name"]] = var["value"]
-            elif ref := var.get("valueFrom", {}).get("secretKeyRef"):
-                data = self._secret(namespace, ref["name"])
-                if ref["key"] not in data:
-                    raise ContainerConfigError(f'couldn\'t find key {ref["key"]} in Secret {namespace}/{ref["name"]}')
-                env[var["name"]] = data[ref["key"]]
-        path = spec.get("terminationMessagePath", "/dev/termination-log")
-        return {key: value.replace(path, message_file) for key, value in env.items()}
-
-    def _secret(self, namespace: str, name: str) -> dict[str, str]:
-        try:
-            secret = self._store.get("secrets", namespace, name)
-        except ApiError as exc:
-            raise ContainerConfigError(f'secret "{name}" not found') from exc
-        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
-
-    async def log(self, namespace: str, name: str, *, follow: bool) -> AsyncIterator[bytes]:
-        """The container's output from its start; with ``follow``, until the container ends or the pod goes."""
+    async def log(self, namespace: str, name: str, container: str | None, *, follow: bool, timestamps: bool,
+                  since_seconds: int | None) -> AsyncIterator[bytes]:
+        """One container's output; with ``follow``, until it ends, the Pod goes or the log rotates."""
         pod = self._store.get("pods", namespace, name)
-        container = self._containers.get(pod["metadata"]["uid"])
-        if container is None:
-            raise ApiError(400, "BadRequest", f'container "{pod["spec"]["containers"][0]["name"]}" in pod '
-                                              f'"{name}" is waiting to start: ContainerCreating')
-        return self._follow(container, follow)
-
-    async def _follow(self, container: Container, follow: bool) -> AsyncIterator[bytes]:
-        sent = 0
-        while True:
-            async with container.changed:
-                if follow:
-                    await container.changed.wait_for(lambda: container.done or len(container.log) > sent)  # noqa: B023
-                chunk, finished = bytes(container.log[sent:]), container.done or not follow
-            sent += len(chunk)
-            if chunk:
-                yield chunk
-            if finished and sent >= len(container.log):
-                return
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        if container is None and len(names) > 1:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                              f"choose one of: [{' '.join(names)}]")
+        chosen = container or names[0]
+        if chosen not in names:
+            raise ApiError(400, "BadRequest", f"container {chosen} is not valid for pod {name}")
+        running = self._pods.get(pod["metadata"]["uid"], {}).get(chosen)
+        if running is None:
+            raise ApiError(400, "BadRequest", f'container "{chosen}" in pod "{name}" is waiting to start: '
+                                              "ContainerCreating")
+        since = time.time_ns() - since_seconds * 1_000_000_000 if since_seconds is not None else None
+        return running.follow(follow, timestamps, since)

@@ -35,3 +35,16 @@ def matches(selector: str | None, labels: Mapping[str, str]) -> bool:
     if not selector:
         return True
     return all(_term_matches(term, labels) for term in _TERM_SPLIT.split(selector) if term.strip())
+
+
+def fields_match(selector: str | None, obj: Mapping[str, object]) -> bool:
+    """Field selectors (``involvedObject.name=x,reason!=y``): dotted paths compared as strings."""
+    for term in filter(None, (part.strip() for part in (selector or "").split(","))):
+        negate = "!=" in term
+        path, value = (part.strip() for part in term.replace("!=", "=").replace("==", "=").split("=", 1))
+        found: object = obj
+        for step in path.split("."):
+            found = found.get(step, "") if isinstance(found, Mapping) else ""
+        if (str(found) == value) == negate:
+            return False
+    return True

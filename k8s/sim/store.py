@@ -15,7 +15,7 @@ import asyncio
 import copy
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import kubernetes_validate
 
 from k8s.sim.checks import semantic_errors
-from k8s.sim.selectors import matches
+from k8s.sim.selectors import fields_match, matches
 
 Obj = dict[str, Any]
 Listener = Callable[[str, str, Obj], None]
@@ -43,7 +43,16 @@ RESOURCES: dict[str, Resource] = {
     "pods": Resource("v1", "Pod"),
     "jobs": Resource("batch/v1", "Job"),
     "networkpolicies": Resource("networking.k8s.io/v1", "NetworkPolicy"),
+    "resourcequotas": Resource("v1", "ResourceQuota"),
+    "limitranges": Resource("v1", "LimitRange"),
+    "events": Resource("v1", "Event"),
+    "roles": Resource("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": Resource("rbac.authorization.k8s.io/v1", "RoleBinding"),
 }
+Admission = Callable[[str, Obj], None]
+"""Called with (resource, object) before a create is stored; raises ``ApiError`` to refuse it."""
+Terminator = Callable[[Obj, float], Awaitable[None]]
+"""Stops a Pod's containers within a grace period (the kubelet); the Pod is removed after it returns."""
 DEFAULT_PROPAGATION = {"jobs": "Orphan"}
 """batch/v1 Jobs still orphan their Pods unless the client asks otherwise, as on a real cluster."""
 
@@ -72,12 +81,16 @@ class Watcher:
     selector: str | None
     queue: asyncio.Queue[Obj | None] = field(default_factory=asyncio.Queue)
 
-    def offer(self, resource: str, event: Obj) -> None:
+    def offer(self, resource: str, event: Obj, before: dict[str, str] | None = None) -> None:
+        """``before``: the object's labels before this change, for a MODIFIED event."""
         meta = event["object"]["metadata"]
         if resource != self.resource or (self.namespace and meta.get("namespace") != self.namespace):
             return
         if matches(self.selector, meta.get("labels") or {}):
             self.queue.put_nowait(event)
+        elif before is not None and matches(self.selector, before):
+            # An object that stops matching leaves the watch as a deletion, as the API server's watch cache says.
+            self.queue.put_nowait({"type": "DELETED", "object": event["object"]})
 
 
 def now() -> str:
@@ -103,9 +116,12 @@ class Store:
         self.invalid_writes: list[InvalidWrite] = []
         self.listeners: list[Listener] = []
         self.defaulters: dict[str, Callable[[Obj], None]] = {}
+        self.admission: list[Admission] = []
+        self.terminator: Terminator | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rv = 0
         self._floor = 0
-        self._history: deque[tuple[int, str, Obj]] = deque(maxlen=history)
+        self._history: deque[tuple[int, str, Obj, dict[str, str] | None]] = deque(maxlen=history)
         self._watchers: set[Watcher] = set()
 
     @property
@@ -118,18 +134,26 @@ class Store:
             raise ApiError(404, "NotFound", f'{resource} "{name}" not found')
         return copy.deepcopy(obj)
 
-    def list(self, resource: str, namespace: str | None, selector: str | None) -> list[Obj]:
+    def list(self, resource: str, namespace: str | None, selector: str | None, fields: str | None = None) -> list[Obj]:
         return [copy.deepcopy(obj) for (res, ns, _), obj in sorted(self.objects.items())
                 if res == resource and (not namespace or ns == namespace)
-                and matches(selector, obj["metadata"].get("labels") or {})]
+                and matches(selector, obj["metadata"].get("labels") or {}) and fields_match(fields, obj)]
+
+    def peek(self, resource: str, namespace: str) -> Iterable[Obj]:
+        """The stored objects themselves, uncopied: for admission checks that only read them."""
+        return [obj for (res, ns, _), obj in self.objects.items() if res == resource and ns == namespace]
 
     def create(self, resource: str, namespace: str | None, body: Obj) -> Obj:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if RESOURCES[resource].namespaced:
             meta["namespace"] = namespace
-            if _key("namespaces", None, namespace or "") not in self.objects:
+            owner = self.objects.get(_key("namespaces", None, namespace or ""))
+            if owner is None:
                 raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
+            if owner["status"].get("phase") == "Terminating" and resource != "events":
+                raise ApiError(403, "Forbidden", f'{resource} "{meta.get("name")}" is forbidden: unable to create new '
+                                                 f"content in namespace {namespace} because it is being terminated")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         if _key(resource, namespace, meta.get("name", "")) in self.objects:
@@ -140,7 +164,23 @@ class Store:
             obj["status"] = {"phase": "Active"}
         if defaulter := self.defaulters.get(resource):
             defaulter(obj)
+        for admit in self.admission:
+            admit(resource, obj)
         return self._commit(resource, obj, "ADDED")
+
+    def replace(self, resource: str, namespace: str | None, name: str, body: Obj) -> Obj:
+        """PUT: the whole object, refused with 409 when its resourceVersion is not the stored one."""
+        current = self.get(resource, namespace, name)
+        sent = (body.get("metadata") or {}).get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": the object has '
+                                            "been modified; please apply your changes to the latest version")
+        obj = copy.deepcopy(body)
+        obj.setdefault("metadata", {}).update({key: current["metadata"][key] for key in (
+            "name", "namespace", "uid", "creationTimestamp") if key in current["metadata"]})
+        if "status" in current:
+            obj["status"] = current["status"]
+        return self._commit(resource, obj, "MODIFIED")
 
     def update(self, resource: str, namespace: str | None, name: str, mutate: Callable[[Obj], None]) -> Obj:
         """Read-modify-write, the way controllers and PATCH requests change an object."""
@@ -148,19 +188,75 @@ class Store:
         mutate(obj)
         return self._commit(resource, obj, "MODIFIED")
 
-    def delete(self, resource: str, namespace: str | None, name: str, propagation: str | None = None) -> Obj:
-        obj = self.objects.pop(_key(resource, namespace, name), None)
+    def delete(self, resource: str, namespace: str | None, name: str, propagation: str | None = None,
+               grace: float | None = None) -> Obj:
+        obj = self.objects.get(_key(resource, namespace, name))
         if obj is None:
             raise ApiError(404, "NotFound", f'{resource} "{name}" not found')
-        obj = copy.deepcopy(obj)
-        obj["metadata"]["deletionTimestamp"] = now()
-        self._emit(resource, "DELETED", obj)
         if resource == "namespaces":
-            for res, ns, child in [k for k in self.objects if k[1] == name]:
-                if (res, ns, child) in self.objects:  # an earlier cascade may have taken it already
-                    self.delete(res, ns, child, "Background")
+            return self._terminate_namespace(name)
+        if resource == "pods" and self.terminator is not None:
+            return self._terminate_pod(obj, grace)
+        return self._remove(resource, namespace, name, propagation)
+
+    def _remove(self, resource: str, namespace: str | None, name: str, propagation: str | None) -> Obj:
+        obj = copy.deepcopy(self.objects.pop(_key(resource, namespace, name)))
+        obj["metadata"].setdefault("deletionTimestamp", now())
+        self._emit(resource, "DELETED", obj)
         self._collect(obj["metadata"]["uid"], propagation or DEFAULT_PROPAGATION.get(resource, "Background"))
         return obj
+
+    def _terminate_pod(self, pod: Obj, grace: float | None) -> Obj:
+        """Graceful deletion: deletionTimestamp first, the kubelet stops the containers, then the Pod goes."""
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            return copy.deepcopy(pod)
+        seconds = float(pod["spec"].get("terminationGracePeriodSeconds", 30) if grace is None else grace)
+
+        def mark(obj: Obj) -> None:
+            obj["metadata"].update(deletionTimestamp=now(), deletionGracePeriodSeconds=int(seconds))
+        marked = self.update("pods", meta["namespace"], meta["name"], mark)
+        self._spawn(self._finish_pod(marked, seconds))
+        return marked
+
+    async def _finish_pod(self, pod: Obj, grace: float) -> None:
+        assert self.terminator is not None
+        await self.terminator(pod, grace)
+        meta = pod["metadata"]
+        if _key("pods", meta["namespace"], meta["name"]) in self.objects:
+            self._remove("pods", meta["namespace"], meta["name"], "Background")
+
+    def _terminate_namespace(self, name: str) -> Obj:
+        """Terminating until everything in it is gone (Pods take their grace period), then removed."""
+        def mark(obj: Obj) -> None:
+            obj["metadata"].setdefault("deletionTimestamp", now())
+            obj["status"]["phase"] = "Terminating"
+        marked = self.update("namespaces", None, name, mark)
+        for res, ns, child in [k for k in self.objects if k[1] == name]:
+            if (res, ns, child) in self.objects:  # an earlier cascade may have taken it already
+                self.delete(res, ns, child, "Background")
+        self._spawn(self._finish_namespace(name))
+        return marked
+
+    async def _finish_namespace(self, name: str) -> None:
+        changed = asyncio.Event()
+        self.listeners.append(lambda *_: changed.set())
+        listener = self.listeners[-1]
+        try:
+            while any(key[1] == name for key in self.objects if key[0] != "events"):
+                await changed.wait()
+                changed.clear()
+        finally:
+            self.listeners.remove(listener)
+        for key in [k for k in self.objects if k[1] == name]:
+            self.objects.pop(key, None)
+        if _key("namespaces", None, name) in self.objects:
+            self._remove("namespaces", None, name, "Background")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _collect(self, owner_uid: str, propagation: str) -> None:
         for (res, ns, name), obj in list(self.objects.items()):
@@ -182,8 +278,10 @@ class Store:
             raise ApiError(422, "Invalid", f'{info.kind} "{meta.get("name")}" is invalid: {problems}')
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
-        self.objects[_key(resource, meta.get("namespace"), meta["name"])] = obj
-        self._emit(resource, kind, obj)
+        key = _key(resource, meta.get("namespace"), meta["name"])
+        before = self.objects.get(key)
+        self.objects[key] = obj
+        self._emit(resource, kind, obj, (before["metadata"].get("labels") or {}) if before else None)
         if meta.get("ownerReferences") and not any(self._exists(ref["uid"]) for ref in meta["ownerReferences"]):
             # The garbage collector removes dependents whose owners are all gone, even if they arrived late.
             asyncio.get_running_loop().call_soon(self._collect_orphan, resource, meta.get("namespace"), meta["name"])
@@ -205,16 +303,16 @@ class Store:
             return str(exc).split("\n", 1)[0]
         return "; ".join(semantic_errors(resource, obj))
 
-    def _emit(self, resource: str, kind: str, obj: Obj) -> None:
+    def _emit(self, resource: str, kind: str, obj: Obj, before: dict[str, str] | None = None) -> None:
         rv = self._rv if kind != "DELETED" else self._bump()
         if kind == "DELETED":
             obj["metadata"]["resourceVersion"] = str(rv)
         event = {"type": kind, "object": copy.deepcopy(obj)}
-        self._history.append((rv, resource, event))
+        self._history.append((rv, resource, event, before))
         if len(self._history) == self._history.maxlen:
             self._floor = self._history[0][0] - 1
         for watcher in list(self._watchers):
-            watcher.offer(resource, event)
+            watcher.offer(resource, event, before)
         for listener in list(self.listeners):
             listener(resource, kind, copy.deepcopy(obj))
 
@@ -232,9 +330,9 @@ class Store:
             start = int(since or 0)
             if start < self._floor:
                 raise ApiError(410, "Expired", f"too old resource version: {start} ({self._floor})")
-            for rv, res, event in self._history:
+            for rv, res, event, before in self._history:
                 if rv > start:
-                    watcher.offer(res, event)
+                    watcher.offer(res, event, before)
         self._watchers.add(watcher)
         return watcher
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import admit
 from mcp_server.engine.runs import resolve_timeout, start_failure
 from mcp_server.errors import NotFound
 from mcp_server.ids import new_id, stamp
@@ -33,6 +34,7 @@ class TaskService:
         dispatcher.route("task_", self.on_event)
 
     async def create(self, user_id: str, args: TaskCreate) -> TaskRecord:
+        await admit(self.runtime, user_id, "tasks")
         task = await self.tasks.insert(NewTask(
             id=new_id("task"), user_id=user_id, name=args.name, image=args.image, command=tuple(args.command),
             env_keys=tuple(sorted(args.env)), timeout_seconds=resolve_timeout(self.settings, args.timeout),

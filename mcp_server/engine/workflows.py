@@ -13,6 +13,7 @@ from dataclasses import replace
 from mcp_server.config import Settings
 from mcp_server.engine import dag
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import admit
 from mcp_server.engine.runs import resolve_timeout
 from mcp_server.engine.scheduler import Scheduler
 from mcp_server.errors import NotFound
@@ -38,6 +39,7 @@ class WorkflowService:
     async def create(self, user_id: str, args: WorkflowCreate) -> tuple[WorkflowRecord, list[StepRecord]]:
         """Store the workflow and start its first steps; answers the records as created (all pending)."""
         dag.validate(args.steps, self.settings.max_workflow_steps)
+        await admit(self.runtime, user_id, "workflows")
         workflow = WorkflowRecord(id=new_id("workflow"), user_id=user_id, name=args.name, status="pending",
                                   step_count=len(args.steps), created_at=stamp(), started_at=None,
                                   completed_at=None)

@@ -35,7 +35,8 @@ class Task(Wire):
     size: str | None = None
     network: bool | None = None
     exit_code: int | None = None
-    reason: str | None = Field(default=None, description="completed, error, timeout, cancelled or lost")
+    reason: str | None = Field(
+        default=None, description="completed, error, timeout, cancelled, lost, disk_limit or memory_limit")
     message: str | None = Field(default=None, description="Why it failed, when the exit code does not say")
     output: str | None = None
     logs: str | None = None

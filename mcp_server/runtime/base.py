@@ -32,7 +32,7 @@ OUTPUT_LIMIT = 4096
 """Bytes of step output kept: the size of a Kubernetes termination message."""
 
 EventKind = Literal["started", "exited"]
-ExitReason = Literal["completed", "error", "timeout", "cancelled", "lost"]
+ExitReason = Literal["completed", "error", "timeout", "cancelled", "lost", "disk_limit", "memory_limit"]
 
 
 

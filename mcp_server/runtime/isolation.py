@@ -1,12 +1,12 @@
-"""How a local run is confined: the bubblewrap command line, its environment and its rlimits.
+"""How a local run is confined: the finished plan (argv, env, limits, cgroups) the shim executes.
 
-Everything here is a pure function of the run's spec and paths, so the shim gets a finished
-plan (argv, env, limits) and never has to import this package.
+Everything here is a pure function of the run's spec, its paths and the gateway's ``Confinement``,
+so the shim gets a finished plan and never has to import this package. The sandbox itself is
+``sandbox.sandbox_argv``; limits come from cgroups where the gateway may create them (see
+``cgroups``) and from rlimits otherwise, which are always set as a backstop.
 
-With bubblewrap the run sees a read-only host (``--ro-bind / /``), fresh ``/dev`` and ``/proc``,
-a private ``/tmp`` and one writable directory: its work dir, bound at the same path it has on the
-host so ``$KUBEGATE_OUTPUT`` and ``cwd`` mean the same thing inside and out. Every namespace is
-unshared, the network too unless the spec asks for it (then only the network is shared).
+Fail closed: ``auto`` without a usable bubblewrap does not run tasks on the host. The runtime then
+refuses runs with ``Confinement.refusal``, which says how to install bubblewrap or opt out.
 
 Signals: the shim stops a run by signalling its whole process group, which contains the outer
 ``bwrap`` too. ``bwrap`` does not forward signals and dies on SIGTERM, and ``--die-with-parent``
@@ -21,13 +21,14 @@ import math
 import resource
 import shutil
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from mcp_server.errors import Unavailable
 from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunSpec
+from mcp_server.runtime.sandbox import WORK, Layout, sandbox_argv
 
 OUTPUT_FILE = ".kubegate-output"
 """Name of the file, inside the work dir, that ``$KUBEGATE_OUTPUT`` points at."""
@@ -37,6 +38,10 @@ BASE_ENV: Mapping[str, str] = {
     "LANG": "C.UTF-8",
 }
 DEFAULT_MAX_FILE_BYTES = 1 << 30
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) and make "
+    "sure user namespaces are allowed, or set KUBEGATE_ISOLATION=none to run tasks unconfined on this host"
+)
 
 Limit = tuple[int, int, int]
 """``(resource, soft, hard)`` as given to ``setrlimit`` in the run's process."""
@@ -54,74 +59,107 @@ class Plan:
     """Start the direct child with SIGTERM ignored (the outer ``bwrap``, see the module docstring)."""
     die_with_shim: bool
     """Have the kernel SIGKILL the task if the shim dies, as ``bwrap --die-with-parent`` does."""
+    cgroups: list[str] = field(default_factory=list)
+    """Cgroup directories the task joins before it executes; killed and removed when the run ends."""
+    network: list[str] | None = None
+    """``slirp4netns`` argv (without the namespace) to attach once bwrap has built the sandbox."""
+    log_bytes: int = 0
+    """Cap of the run's log; past it the head is dropped (0: no cap)."""
 
 
-def find_bwrap(mode: Literal["auto", "bwrap", "none"]) -> str | None:
-    """The ``bwrap`` to use for ``mode``, or None to run unconfined.
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """What confines this gateway's runs; built once, shared by every plan."""
+
+    mode: Literal["bwrap", "none", "unavailable"]
+    layout: Layout | None = None
+    refusal: str | None = None
+    """Why runs are refused (``mode == "unavailable"``)."""
+    slirp: str | None = None
+    tmp_bytes: int = 256 << 20
+    log_bytes: int = 8 << 20
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    rootless: bool = False
+
+
+def find_bwrap(mode: Literal["auto", "bwrap", "none"]) -> tuple[str | None, str | None]:
+    """``(bwrap, problem)``: the ``bwrap`` to use for ``mode``, or why there is none.
 
     ``auto`` takes bubblewrap only when it is installed *and* can build a sandbox here (it cannot
     in some containers without user namespaces); ``bwrap`` insists and fails loudly otherwise.
     """
     if mode == "none":
-        return None
+        return None, None
     path = shutil.which("bwrap")
     problem = "bubblewrap (bwrap) is not installed" if path is None else _probe(path)
     if problem is None:
-        return path
+        return path, None
     if mode == "bwrap":
-        raise Unavailable(f"isolation=bwrap but {problem}; install bubblewrap or set KUBEGATE_ISOLATION=none")
-    return None
+        raise Unavailable(f"KUBEGATE_ISOLATION=bwrap but {problem}; {INSTALL_HINT}")
+    return None, problem
 
 
 def _probe(bwrap: str) -> str | None:
+    probe = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--cap-drop", "ALL",
+             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--disable-userns", "--", "true"]
     try:
-        done = subprocess.run(
-            [bwrap, *_SANDBOX, "--", "true"], capture_output=True, timeout=10, check=False, text=True
-        )
+        done = subprocess.run(probe, capture_output=True, timeout=10, check=False, text=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap cannot start ({exc})"
     return None if done.returncode == 0 else f"bwrap cannot build a sandbox here ({done.stderr.strip()})"
 
 
-_SANDBOX = ("--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
-
-
-def plan(spec: RunSpec, work_dir: Path, bwrap: str | None, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Plan:
+def plan(spec: RunSpec, work_dir: Path, confinement: Confinement, cgroups: Sequence[str] = ()) -> Plan:
     """The finished command line, environment and limits for ``spec`` running in ``work_dir``."""
     if not spec.command:
         raise ValueError("a run needs a command")
-    work = str(work_dir)
-    env = {**BASE_ENV, "HOME": work, **spec.env, "KUBEGATE_OUTPUT": str(work_dir / OUTPUT_FILE)}
-    limits = rlimits(spec, max_file_bytes=max_file_bytes, per_sandbox=bwrap is not None)
-    if bwrap is None:
-        return Plan(list(spec.command), env, work, limits, ignore_term=False, die_with_shim=True)
-    argv = [bwrap, *_SANDBOX]
-    if spec.network:
-        argv.append("--share-net")
-    # The tmpfs hides whatever lies under /tmp, the work dir included when the data dir is there,
-    # so the work dir is bound after it.
-    argv += ["--tmpfs", "/tmp", "--bind", work, work, "--chdir", work, "--"]
+    if confinement.refusal is not None:
+        raise Unavailable(confinement.refusal)
+    layout = confinement.layout
+    if spec.network and layout is not None and confinement.slirp is None:
+        raise Unavailable("this run asks for network, which needs slirp4netns on the gateway's host "
+                          "(apt-get install slirp4netns); without it runs can have no network")
+    inside = WORK if layout is not None else str(work_dir)
+    env = {**BASE_ENV, "HOME": inside, **spec.env, "KUBEGATE_OUTPUT": f"{inside}/{OUTPUT_FILE}"}
+    limits = rlimits(spec, max_file_bytes=confinement.max_file_bytes, cgroups=bool(cgroups),
+                     per_sandbox=layout is not None)
+    joined, log_bytes = list(cgroups), confinement.log_bytes
+    if layout is None:
+        return Plan(list(spec.command), env, str(work_dir), limits, ignore_term=False, die_with_shim=True,
+                    cgroups=joined, log_bytes=log_bytes)
+    network = spec.network and confinement.slirp is not None
+    argv = sandbox_argv(layout, str(work_dir), network=network, tmp_bytes=confinement.tmp_bytes)
     argv += ["env", "--default-signal=TERM", "--", *spec.command]
-    return Plan(argv, env, work, limits, ignore_term=True, die_with_shim=False)
+    return Plan(argv, env, str(work_dir), limits, ignore_term=True, die_with_shim=False,
+                cgroups=joined, network=slirp_argv(confinement) if network else None, log_bytes=log_bytes)
 
 
-def rlimits(spec: RunSpec, *, max_file_bytes: int, per_sandbox: bool) -> list[Limit]:
-    """rlimits from the run's size.
+def slirp_argv(confinement: Confinement) -> list[str]:
+    """``slirp4netns`` with NAT out and no way back to the host's loopback (10.0.2.2 refused)."""
+    assert confinement.slirp is not None
+    argv = [confinement.slirp, "--configure", "--mtu=65520", "--disable-host-loopback"]
+    # Its own sandbox and seccomp filter need privileges only a root gateway has.
+    return argv if confinement.rootless else [*argv, "--enable-sandbox", "--enable-seccomp"]
+
+
+def rlimits(spec: RunSpec, *, max_file_bytes: int, cgroups: bool, per_sandbox: bool) -> list[Limit]:
+    """rlimits from the run's size: the limits where there are no cgroups, a backstop where there are.
 
     RLIMIT_CPU is a backstop, not the timeout: the CPU the size may use over the whole timeout
     (at least one core's worth), so it bites only on a runaway that outlives its supervisor.
-    RLIMIT_NPROC counts every process of the user (within its user namespace): it is a per-run
-    bound only inside a sandbox, so it is left alone without one. The kernel never applies it to
-    uid 0, so a gateway running as root gets no pid limit from it.
+    RLIMIT_AS stands in for a memory cgroup only without one (it breaks programs that reserve
+    address space). RLIMIT_NPROC counts every process of the user (within its user namespace):
+    a per-run bound only inside a sandbox, and the kernel never applies it to a gateway's uid 0.
     """
     size = SIZES.get(spec.size) or SIZES[DEFAULT_SIZE]
     memory = size.memory_mib * 1024 * 1024
     cpu = math.ceil(spec.timeout_seconds * max(1.0, size.cpu_millis / 1000)) + 1
     limits: list[Limit] = [
-        (resource.RLIMIT_AS, memory, memory),
         (resource.RLIMIT_CPU, cpu, cpu + 5),
         (resource.RLIMIT_FSIZE, max_file_bytes, max_file_bytes),
     ]
-    if per_sandbox:
-        limits.append((resource.RLIMIT_NPROC, size.max_pids, size.max_pids))
+    if not cgroups:
+        limits.append((resource.RLIMIT_AS, memory, memory))
+        if per_sandbox:
+            limits.append((resource.RLIMIT_NPROC, size.max_pids, size.max_pids))
     return limits

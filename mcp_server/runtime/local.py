@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -32,10 +31,12 @@ from pathlib import Path
 
 from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
-from mcp_server.runtime import isolation, shim
-from mcp_server.runtime.base import RunEvent, RunSpec
+from mcp_server.runtime import containment, isolation, shim
+from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunEvent, RunSpec
 from mcp_server.runtime.logwatch import LogWatcher
-from mcp_server.runtime.rundir import ChunkDecoder, RunDir, seek_tail
+from mcp_server.runtime.retention import Retention
+from mcp_server.runtime.rundir import ChunkDecoder, RunDir, remove_tree, seek_tail
+from mcp_server.runtime.shimkit import kill_cgroups, remove_cgroups
 
 logger = logging.getLogger(__name__)
 
@@ -60,28 +61,32 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        grace_seconds: float = 2.0,
-        max_file_bytes: int = isolation.DEFAULT_MAX_FILE_BYTES,
-    ) -> None:
+    def __init__(self, settings: Settings, *, grace_seconds: float = 2.0) -> None:
         self._runs_dir = settings.runs_dir.resolve()
-        self._bwrap = isolation.find_bwrap(settings.isolation)
+        self._confinement, self._cgroups = containment.confine(settings)
         self._grace = grace_seconds
-        self._max_file_bytes = max_file_bytes
         self._runs: dict[str, _Run] = {}
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._logs = LogWatcher()
+        self._retention = Retention(self._runs_dir, settings.run_retention_seconds, self._remove_files)
         self._closed = False
-        if self._bwrap is None and settings.isolation == "auto":
-            logger.warning("bubblewrap is not usable here: local runs are NOT isolated")
+        if self._confinement.refusal is not None:
+            logger.error("%s", self._confinement.refusal)
 
     @property
     def isolated(self) -> bool:
         """Whether runs are confined with bubblewrap."""
-        return self._bwrap is not None
+        return self._confinement.mode == "bwrap"
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this runtime refuses runs (no usable bubblewrap under ``auto``), or None."""
+        return self._confinement.refusal
+
+    @property
+    def containment(self) -> dict[str, str]:
+        """The isolation, limits and network in force, as ``/healthz`` shows them."""
+        return containment.describe(self._confinement, self._cgroups)
 
     async def start(self, spec: RunSpec) -> None:
         if self._closed:
@@ -89,11 +94,17 @@ class LocalRuntime:
         run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id} already exists")
-        plan = isolation.plan(spec, run.dir.work, self._bwrap, max_file_bytes=self._max_file_bytes)
+        cgroups = self._cgroups.dirs(spec.run_id) if self._cgroups is not None else []
+        plan = isolation.plan(spec, run.dir.work, self._confinement, cgroups)  # refuses before anything is made
+        self._make_cgroups(spec)
         try:
             run.dir.create(plan, timeout=spec.timeout_seconds, grace=self._grace)
         except FileExistsError as exc:
+            remove_cgroups(cgroups)
             raise Conflict(f"run {spec.run_id} already exists") from exc
+        except BaseException:
+            remove_cgroups(cgroups)
+            raise
         pid = self._spawn(run.dir)
         try:
             pidfd = os.pidfd_open(pid)
@@ -101,11 +112,20 @@ class LocalRuntime:
             # Without a pidfd the run could not be followed; better not to have it at all.
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            shutil.rmtree(run.dir.path, ignore_errors=True)
+            remove_tree(run.dir.path)
+            remove_cgroups(cgroups)
             raise Unavailable(f"cannot follow a new run: {exc.strerror}") from exc
         self._runs[spec.run_id] = run
         self._attach(run, pidfd)
         self._emit(RunEvent(spec.run_id, "started", _now()))
+
+    def _make_cgroups(self, spec: RunSpec) -> None:
+        if self._cgroups is None:
+            return
+        try:
+            self._cgroups.create(spec.run_id, SIZES.get(spec.size) or SIZES[DEFAULT_SIZE])
+        except OSError as exc:
+            raise Unavailable(f"cannot create the run's cgroups: {exc.strerror}") from exc
 
     def _spawn(self, run_dir: RunDir) -> int:
         log = run_dir.open_log()
@@ -155,6 +175,7 @@ class LocalRuntime:
             message = "the run's supervisor ended without recording how the run ended"
             event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
         self._emit(event)
+        self._retention.schedule(run_id, event.at)
         run.done.set()
         for follower in run.followers:
             follower.set()
@@ -175,6 +196,7 @@ class LocalRuntime:
             pass  # it is ending anyway; its pidfd will report it
 
     async def remove(self, run_id: str) -> None:
+        """See ``Runtime.remove``; raises ``Conflict`` naming what could not be removed, if anything."""
         run = self._runs.get(run_id) or self._adopt(run_id)
         if run is not None and not run.done.is_set():
             await self.cancel(run_id)
@@ -183,11 +205,23 @@ class LocalRuntime:
             except TimeoutError:
                 logger.warning("run %s did not end after a kill; removing its files anyway", run_id)
         self._runs.pop(run_id, None)
+        self._retention.forget(run_id)
+        left = await self._remove_files(run_id)
+        if left:
+            raise Conflict(f"run {run_id} was stopped but these could not be removed: {', '.join(left[:10])}")
+
+    async def _remove_files(self, run_id: str) -> list[str]:
+        """Kill what is left in the run's cgroups, then delete its cgroups and its directory."""
         try:
             path = RunDir(self._runs_dir, run_id).path
         except ValueError:
-            return
-        await asyncio.to_thread(shutil.rmtree, path, True)
+            return []
+        left: list[str] = []
+        if self._cgroups is not None:
+            dirs = self._cgroups.dirs(run_id)
+            kill_cgroups(dirs)
+            left += remove_cgroups(dirs)
+        return left + await asyncio.to_thread(remove_tree, path)
 
     def _adopt(self, run_id: str) -> _Run | None:
         """Track a live shim this runtime did not start (no ``recover`` for it yet), if there is one."""
@@ -205,6 +239,7 @@ class LocalRuntime:
         return run
 
     async def recover(self, active: Sequence[RunSpec]) -> None:
+        self._retention.sweep({spec.run_id for spec in active})
         for spec in active:
             if spec.run_id in self._runs:
                 continue
@@ -245,6 +280,9 @@ class LocalRuntime:
                     chunk = file.read(_CHUNK)
                     if chunk:
                         yield decoder.decode(chunk)
+                    elif file.tell() > os.fstat(file.fileno()).st_size:
+                        file.seek(0)  # the log cap dropped the head: go on from its marker line
+                        decoder = ChunkDecoder(after_seek=False)
                     elif over:
                         break
                     else:
@@ -279,6 +317,7 @@ class LocalRuntime:
             for follower in run.followers:
                 follower.set()
         self._logs.close()
+        self._retention.close()
         self._events.put_nowait(None)
 
 
@@ -304,6 +343,10 @@ def _open_shim(run_dir: RunDir) -> int | None:
 
 
 def _message(reason: str, exit_code: int | None, timeout: float) -> str | None:
+    if reason == "disk_limit":
+        return "the run outgrew its disk allowance (KUBEGATE_RUN_MAX_FILE_BYTES per file) and was stopped"
+    if reason == "memory_limit":
+        return "the run outgrew its memory limit (its size) and was killed"
     if reason == "timeout":
         return f"timed out after {timeout:g}s" if timeout else "timed out"
     if reason == "error":

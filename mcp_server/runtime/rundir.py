@@ -18,22 +18,24 @@ an exit record?", never the other way round.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import marshal
 import os
 import re
+import shutil
 import stat
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from mcp_server.runtime import shim
 from mcp_server.runtime.base import OUTPUT_LIMIT, ExitReason, cap_output, last_line
 from mcp_server.runtime.isolation import OUTPUT_FILE, Plan
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_REASONS: frozenset[str] = frozenset({"completed", "error", "timeout", "cancelled", "lost"})
+_REASONS: frozenset[str] = frozenset(get_args(ExitReason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +160,24 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return file.read(limit)
+
+
+def remove_tree(path: Path) -> list[str]:
+    """Delete ``path`` whatever modes the run set inside it; answers what could not be removed.
+
+    A run may have taken the write or search bit off its own directories, which stops a plain
+    ``rmtree`` for a gateway that is not root. Every directory gets ``u+rwx`` back first. Symlinks
+    are never followed (the run chose where they point), and the run is over, so nothing moves.
+    """
+    with contextlib.suppress(OSError):
+        if not path.is_symlink():
+            path.chmod(0o700)
+    for top, dirs, _files in os.walk(path):
+        for name in dirs:
+            child = os.path.join(top, name)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(child):
+                    os.chmod(child, 0o700)
+    failed: list[str] = []
+    shutil.rmtree(path, onerror=lambda _func, where, _exc: failed.append(where))
+    return [where for where in dict.fromkeys(failed) if os.path.lexists(where)]

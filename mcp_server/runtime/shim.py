@@ -6,18 +6,22 @@ the shim outlives it, so the run keeps going and its end is still recorded. The 
 1. records its pid and start time in ``RUN_DIR/shim.pid``, by which a restarted gateway knows it;
 2. reads the plan the gateway left in ``RUN_DIR/spec.bin`` (marshal) and deletes it (it holds
    the run's env, which may carry secrets);
-3. forks the task into its own process group with the plan's rlimits, cwd and env; stdout and
-   stderr are the shim's own, i.e. the run's log file opened by the gateway;
+3. forks the log pump (``shimkit``), then the task into its own process group and its cgroups,
+   with the plan's rlimits, cwd and env; its stdout and stderr go through the pump to the run's
+   log, which is capped. A run with network gets slirp4netns attached before it is released;
 4. waits for whichever comes first: the task's exit, the timeout, or SIGTERM/SIGINT/SIGHUP (a
    cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace;
 5. SIGKILLs whatever is left of the run once the task is gone and waits until it is gone, so
    nothing outlives a run: the shim is the child subreaper of the run, so every orphan of the run
    (with bubblewrap: the sandbox's pid 1, whose exit empties its pid namespace) becomes its child.
-   Without bubblewrap the task also gets PR_SET_PDEATHSIG, bubblewrap's ``--die-with-parent``;
+   Without bubblewrap the task also gets PR_SET_PDEATHSIG, bubblewrap's ``--die-with-parent``.
+   Then it empties and removes the run's cgroups and waits for the pump to drain the log;
 6. writes ``RUN_DIR/exit.json`` atomically (tmp + rename) and exits.
 
 Exit codes follow the shell and Kubernetes: a task killed by signal N exited with 128 + N
 (143 for SIGTERM, 137 for SIGKILL), with or without bubblewrap, which reports the same way.
+SIGXFSZ (a file past the run's disk allowance) gives reason ``disk_limit``; SIGKILL by the memory
+cgroup's OOM killer gives ``memory_limit``.
 
 Start-up cost is the run's latency, so this file imports only builtin or C modules: no
 ``json`` (it drags in ``re``), no ``signal`` (it drags in ``enum``), no ``typing``; and it never
@@ -38,8 +42,15 @@ if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Callable
     from typing import Any
+
+    from mcp_server.runtime import shimkit
 else:
     import _signal
+
+    try:
+        import shimkit  # the shim process: its directory is on sys.path (see BOOT)
+    except ImportError:
+        from mcp_server.runtime import shimkit  # imported by the gateway for its constants
 
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import shim; shim.boot(sys.argv[2])"
 """``python -I -S -c BOOT RUNTIME_DIR RUN_DIR``: imported, not run as a script, so that Python uses
@@ -47,6 +58,7 @@ its cached bytecode (a script is compiled at every start), and without the ``mcp
 whose ``__init__`` modules are not ours to keep small."""
 
 SPEC_FILE = "spec.bin"
+LOG_FILE = "log"
 PID_FILE = "shim.pid"
 EXIT_FILE = "exit.json"
 _STOP = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
@@ -58,24 +70,47 @@ _PR_SET_CHILD_SUBREAPER = 36
 def main(run_dir: str) -> int:
     _signal.pthread_sigmask(_signal.SIG_BLOCK, _WAITED)
     started = time.time()
-    pid = 0
+    pid = pump = 0
+    cgroups: list[str] = []
     try:
         _write(os.path.join(run_dir, PID_FILE), f"{os.getpid()} {start_ticks('self')}\n")
         spec_path = os.path.join(run_dir, SPEC_FILE)
         with open(spec_path, "rb") as file:
             spec: dict[str, Any] = marshal.load(file)
         os.unlink(spec_path)
+        cgroups = spec["cgroups"]
         prctl = _prctl()
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
-        pid = _spawn(spec, prctl if spec["die_with_shim"] else None)
+        pump, out = shimkit.start_pump(os.path.join(run_dir, LOG_FILE), spec["log_bytes"])
+        pid = _start(spec, prctl if spec["die_with_shim"] else None, out)
         code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]))
+        if code == 128 + _signal.SIGXFSZ and reason == "error":
+            reason = "disk_limit"
+        elif code == 128 + _signal.SIGKILL and reason == "error" and shimkit.oom_killed(cgroups):
+            reason = "memory_limit"
     except Exception as exc:  # whatever broke, the run must still get an exit record
         os.write(2, f"kubegate shim: {exc!r}\n".encode())
         code, reason = None, "error"
     if pid:
-        _kill_all(pid)
+        _kill_all(pid, pump, cgroups)
     _record(run_dir, code, reason, started)
     return 0
+
+
+def _start(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, out: int) -> int:
+    """Fork the task (attaching its network when it has one); the shim keeps no copy of ``out``."""
+    network: list[str] | None = spec["network"]
+    if network is None:
+        pid = _spawn(spec, prctl, out, ())
+        os.close(out)
+        return pid
+    info_read, info_write, block_read, block_write = shimkit.network_fds()
+    spec["argv"] = [{"%INFO_FD%": str(info_write), "%BLOCK_FD%": str(block_read)}.get(a, a) for a in spec["argv"]]
+    pid = _spawn(spec, prctl, out, (info_write, block_read))
+    for fd in (out, info_write, block_read):
+        os.close(fd)
+    shimkit.attach_network(network, info_read, block_write, rootless=os.geteuid() != 0)
+    return pid
 
 
 def boot(run_dir: str) -> None:
@@ -110,11 +145,11 @@ def _prctl() -> Callable[[int, int], int]:
     return function
 
 
-def _spawn(spec: dict[str, Any], prctl: Callable[[int, int], int] | None) -> int:
+def _spawn(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, out: int, keep: tuple[int, ...]) -> int:
     shim = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _exec(spec, prctl, shim)
+        _exec(spec, prctl, shim, out, keep)
     # Set here too so the group exists before the parent may signal it, whichever runs first.
     try:
         os.setpgid(pid, pid)
@@ -123,11 +158,17 @@ def _spawn(spec: dict[str, Any], prctl: Callable[[int, int], int] | None) -> int
     return pid
 
 
-def _exec(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, shim: int) -> None:
+def _exec(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, shim: int, out: int,
+          keep: tuple[int, ...]) -> None:
     """Become the task; never returns."""
     argv: list[str] = spec["argv"]
     try:
         os.setpgid(0, 0)
+        shimkit.join_cgroups(spec["cgroups"])  # before anything else runs: its children inherit them
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        for fd in keep:
+            os.set_inheritable(fd, True)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, _signal.SIGKILL)
             if os.getppid() != shim:
@@ -186,20 +227,28 @@ def _exit_status(pid: int) -> int | None:
     return None
 
 
-def _kill_all(pid: int) -> None:
-    """SIGKILL what is left of the run and wait until it is gone.
+def _kill_all(pid: int, pump: int, cgroups: list[str]) -> None:
+    """SIGKILL what is left of the run and wait until it is gone, then for the log to be drained.
 
     First the task's group, while the unreaped task still holds its pid (so the group id cannot
     have been reused); then, as subreaper, every orphan adopted, including those that left the
-    group, until none is left.
+    group, until none is left; then whatever is still in the run's cgroups. The log pump ends
+    once the last of them has closed the log pipe.
     """
     _kill_group(pid, _signal.SIGKILL)
     os.waitpid(pid, 0)
-    while children := _children():
+    while children := [child for child in _children() if child != pump]:
         for child in children:
             _kill(child)
         for child in children:
             os.waitpid(child, 0)
+    shimkit.kill_cgroups(cgroups)
+    if pump:
+        try:
+            os.waitpid(pump, 0)
+        except ChildProcessError:
+            pass  # it ended early (the task closed its output) and was reaped with the orphans
+    shimkit.remove_cgroups(cgroups)
 
 
 def _children() -> list[int]:

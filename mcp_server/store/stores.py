@@ -12,6 +12,7 @@ from pathlib import Path
 from mcp_server.store.api_keys import ApiKeyStore
 from mcp_server.store.audit import AuditStore
 from mcp_server.store.db import Database
+from mcp_server.store.run_queue import RunQueue
 from mcp_server.store.sessions import SessionRepository
 from mcp_server.store.tasks import TaskStore
 from mcp_server.store.templates import TemplateStore
@@ -28,6 +29,7 @@ class Stores:
     tasks: TaskStore
     workflows: WorkflowStore
     templates: TemplateStore
+    run_queue: RunQueue
     _db: Database
 
     async def ping(self) -> None:
@@ -45,5 +47,5 @@ async def open_stores(db_path: Path) -> Stores:
     """Open the database (applying migrations) and its repositories."""
     db = await Database.open(db_path)
     return Stores(users=UserStore(db), api_keys=ApiKeyStore(db), sessions=SessionRepository(db),
-                  audit=AuditStore(db), tasks=TaskStore(db), workflows=WorkflowStore(db),
+                  audit=AuditStore(db), tasks=TaskStore(db), workflows=WorkflowStore(db), run_queue=RunQueue(db),
                   templates=TemplateStore(db), _db=db)

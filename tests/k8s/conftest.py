@@ -21,9 +21,9 @@ async def cluster() -> AsyncIterator[FakeCluster]:
         assert fake.invalid_writes == [], "the runtime or the simulator wrote an invalid object"
 
 
-def make_settings(cluster: FakeCluster, data_dir: Path, *, ttl: int = 3600) -> Settings:
+def make_settings(cluster: FakeCluster, data_dir: Path, *, ttl: int = 3600, **more: object) -> Settings:
     return Settings(data_dir=data_dir, runtime="kubernetes", kubeconfig=cluster.kubeconfig_path,
-                    namespace_prefix="kg-", job_ttl_seconds=ttl)
+                    namespace_prefix="kg-", job_ttl_seconds=ttl, **more)  # type: ignore[arg-type]
 
 
 @pytest.fixture

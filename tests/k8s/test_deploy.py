@@ -9,8 +9,11 @@ import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+from k8s import manifests
+from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
+from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
 from tests.k8s.conftest import Events, make_settings
 
@@ -28,33 +31,72 @@ def test_every_deploy_manifest_is_valid_for_kubernetes_1_33(path: Path) -> None:
         kubernetes_validate.validate(doc, "1.33.0", strict=True)
 
 
-def granted() -> set[tuple[str, str, str]]:
-    [role] = [doc for path in MANIFESTS for doc in documents(path) if doc["kind"] == "ClusterRole"]
+def rules(name: str) -> set[tuple[str, str, str]]:
+    [role] = [doc for path in MANIFESTS for doc in documents(path)
+              if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == name]
     return {(verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
-def test_the_deployment_runs_one_non_root_replica_with_health_probes() -> None:
+def test_the_deployment_runs_one_non_root_replica_ready_only_when_synced() -> None:
     [deployment] = [doc for path in MANIFESTS for doc in documents(path) if doc["kind"] == "Deployment"]
     assert deployment["spec"]["replicas"] == 1
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "tcpSocket" in container["livenessProbe"]  # cheap: no database query, no cluster call
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBEGATE_RUNTIME"] == "kubernetes"
+    assert env["KUBEGATE_SERVICE_ACCOUNT"] == "kubegate/kubegate"
 
 
-def test_the_image_serves_the_gateway_with_the_kubernetes_runtime() -> None:
+def test_the_image_is_built_in_two_stages_from_a_wheel_and_the_context_is_filtered() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert dockerfile.startswith("#") and dockerfile.count("FROM python:3.11-slim") == 2
+    assert "pip wheel" in dockerfile and "COPY --from=build /wheels" in dockerfile
+    assert "COPY . " not in dockerfile  # no whole-tree copy: .git and a local data dir stay out
     assert "KUBEGATE_RUNTIME=kubernetes" in dockerfile
     assert 'CMD ["kubegate", "serve", "--host", "0.0.0.0"' in dockerfile
+    ignored = (DEPLOY.parent / ".dockerignore").read_text().split()
+    assert "*" in ignored and "**/.kubegate" in ignored and "!mcp_server/" in ignored
+
+
+def test_the_gateway_has_a_network_policy_of_its_own() -> None:
+    [policy] = [doc for path in MANIFESTS for doc in documents(path) if doc["kind"] == "NetworkPolicy"]
+    assert policy["metadata"]["namespace"] == "kubegate"
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    [ingress] = policy["spec"]["ingress"]
+    assert "namespaceSelector" in ingress["from"][0]
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {53, 443, 6443}
+
+
+def test_the_admission_policy_binds_the_gateway_account_and_covers_every_kind_it_writes() -> None:
+    docs = [doc for path in MANIFESTS for doc in documents(path)]
+    [policy] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    [binding] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"] and policy["spec"]["failurePolicy"] == "Fail"
+    [account] = [d for d in docs if d["kind"] == "ServiceAccount"]
+    user = f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+    assert user in policy["spec"]["matchConditions"][0]["expression"]
+    covered = {(group, resource) for rule in policy["spec"]["matchConstraints"]["resourceRules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]}
+    written = {(group, resource) for verb, group, resource in rules("kubegate") | rules("kubegate-runner")
+               if verb in ("create", "update", "patch", "delete")}
+    assert written == covered
+    text = str(policy["spec"]["validations"])
+    for rule in ("startsWith('kg-')", "pod-security.kubernetes.io/enforce", "serviceAccountName", "emptyDir",
+                 "hostNetwork", "hostPID", "hostIPC", "hostPort", "hostUsers", "kubegate-runner"):
+        assert rule in text
 
 
 async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_path: Path) -> None:
+    """Cluster-wide calls are exactly the ``kubegate`` ClusterRole; calls inside user namespaces are exactly
+    ``kubegate-runner`` plus the bootstrap RoleBinding; nothing is called in any other namespace."""
     async with FakeCluster() as cluster:
+        policies = cluster.enforce(admission_documents(), GATEWAY)
         settings = make_settings(cluster, tmp_path)
         runtime = KubernetesRuntime(settings)
         events = Events(runtime)
@@ -67,17 +109,121 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await runtime.start(held)
             await events.exited(done.run_id)
             assert (await events.next(held.run_id)).kind == "started"
+            namespace = manifests.namespace_name("kg-", done.owner)
+            await tamper_with_every_policy_object(cluster, namespace)
             await runtime.cancel(held.run_id)
             await events.exited(held.run_id)
             await runtime.remove(done.run_id)
         finally:
             await events.close()
             await runtime.close()
-        restarted = KubernetesRuntime(settings)
+        cluster.kubelet.node.cpu = 1.0  # a "large" run (2 CPUs) can never be scheduled: the start deadline reads why
+        restarted = KubernetesRuntime(make_settings(cluster, tmp_path, start_timeout=0.2))
+        events = Events(restarted)
         try:
             await restarted.recover([held])
             await restarted.cancel("task_elsewhere")
+            stuck = RunSpec("task_stuck", "rbac@example.com", "busybox", ["true"], size="large")
+            await restarted.start(stuck)
+            assert "unschedulable" in str((await events.exited(stuck.run_id)).message)
         finally:
+            await events.close()
             await restarted.close()
         assert cluster.invalid_writes == []
-        assert cluster.audit == granted()
+        assert policies.denials == []  # every write the gateway made passes its own admission policy
+        cluster_wide = {(verb, group, resource) for verb, group, resource, ns in cluster.audit if not ns}
+        inside = {(verb, group, resource) for verb, group, resource, ns in cluster.audit if ns}
+        assert {ns for *_, ns in cluster.audit if ns} == {namespace}
+        bootstrap = {("create", "rbac.authorization.k8s.io", "rolebindings")}
+        assert cluster_wide | bootstrap == {rule for rule in rules("kubegate") if rule[0] != "bind"}
+        assert inside == rules("kubegate-runner") | bootstrap
+
+
+GATEWAY = "system:serviceaccount:kubegate:kubegate"
+
+
+def admission_documents() -> list[dict[str, Any]]:
+    return documents(DEPLOY / "kubernetes" / "admission.yaml")
+
+
+def hostile_job(namespace: str, run_id: str = "task_evil", **pod: Any) -> dict[str, Any]:
+    job = manifests.job(RunSpec(run_id, "mallory", "busybox", ["cat", "/etc/shadow"]), namespace, ttl_seconds=60)
+    job["spec"]["template"]["spec"].update(pod)
+    return job
+
+
+async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(tmp_path: Path) -> None:
+    async with FakeCluster() as cluster:
+        policies = cluster.enforce(admission_documents(), GATEWAY)
+        cluster.store.create("namespaces", None, {"metadata": {"name": "kube-system"}})
+        ours = manifests.namespace_name("kg-", "alice")
+        cluster.store.create("namespaces", None, {"metadata": {"name": ours, "labels": {
+            "app.kubernetes.io/managed-by": "kubegate", "pod-security.kubernetes.io/enforce": "restricted"}}})
+        kube = await KubeClient.connect(cluster.kubeconfig_path)
+        try:
+            await kube.create(hostile_job(ours))  # what kubegate itself writes is allowed
+            scratch = [{"name": "scratch", "emptyDir": {}}]
+            await kube.create(hostile_job(ours, "task_ok", hostUsers=False, volumes=scratch))
+            attempts = [
+                kube.create(hostile_job("kube-system")),
+                kube.create(hostile_job(ours, serviceAccountName="admin")),
+                kube.create(hostile_job(ours, automountServiceAccountToken=True)),
+                kube.create(hostile_job(ours, volumes=[{"name": "root", "hostPath": {"path": "/"}}])),
+                kube.create(hostile_job(ours, volumes=[{"name": "token", "secret": {"secretName": "x"}}])),
+                kube.create(hostile_job(ours, hostNetwork=True)),
+                kube.create(hostile_job(ours, hostPID=True)),
+                kube.create(hostile_job(ours, hostUsers=True)),
+                kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+                kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kg-loose",
+                                       "labels": {"app.kubernetes.io/managed-by": "kubegate"}}}),
+                kube.label_namespace("kube-system", {"app.kubernetes.io/managed-by": "kubegate",
+                                                     "pod-security.kubernetes.io/enforce": "restricted"}),
+                kube.create({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                             "metadata": {"name": "open", "namespace": "kube-system"},
+                             "spec": {"podSelector": {}, "ingress": [{}]}}),
+                kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                             "metadata": {"name": "me", "namespace": ours},
+                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                         "name": "cluster-admin"},
+                             "subjects": [{"kind": "ServiceAccount", "name": "kubegate", "namespace": "kubegate"}]}),
+            ]
+            for attempt in attempts:
+                with pytest.raises(errors.KubegateError, match="denied request"):
+                    await attempt
+        finally:
+            await kube.close()
+        assert len(policies.denials) == len(attempts)
+        assert [job["metadata"]["namespace"] for job in cluster.objects("jobs")] == [ours, ours]
+
+
+async def tamper_with_every_policy_object(cluster: FakeCluster, namespace: str) -> None:
+    """What a tenant with edit rights (or a careless admin) might do; the gateway must put all of it back."""
+    def strip(obj: dict[str, Any]) -> None:
+        obj.pop("spec", None)
+        if obj["kind"] == "NetworkPolicy":
+            obj["spec"] = {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}
+        elif obj["kind"] == "ResourceQuota":
+            obj["spec"] = {"hard": {"pods": "1000"}}
+        elif obj["kind"] == "LimitRange":
+            obj["spec"] = {"limits": [{"type": "Container"}]}
+        elif obj["kind"] == "RoleBinding":
+            obj["subjects"] = [{"kind": "ServiceAccount", "name": "intruder", "namespace": namespace}]
+    for resource, name in (("networkpolicies", "kubegate-default-deny"), ("resourcequotas", "kubegate"),
+                           ("limitranges", "kubegate"), ("rolebindings", "kubegate-runner")):
+        cluster.store.update(resource, namespace, name, strip)
+    cluster.store.update("namespaces", None, namespace,
+                         lambda ns: ns["metadata"]["labels"].pop("pod-security.kubernetes.io/warn"))
+    await cluster.wait_until(lambda: policy_intact(cluster, namespace))
+
+
+def policy_intact(cluster: FakeCluster, namespace: str) -> bool:
+    [ns] = [n for n in cluster.objects("namespaces") if n["metadata"]["name"] == namespace]
+    deny = [p for p in cluster.objects("networkpolicies") if p["metadata"]["name"] == "kubegate-default-deny"]
+    quota = cluster.objects("resourcequotas")
+    binding = cluster.objects("rolebindings")
+    limits = cluster.objects("limitranges")
+    return ("pod-security.kubernetes.io/warn" in ns["metadata"]["labels"]
+            and bool(deny) and deny[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+            and bool(quota) and quota[0]["spec"]["hard"].get("pods") == "8"
+            and bool(binding) and binding[0]["subjects"][0]["name"] == "kubegate"
+            and bool(limits) and "max" in limits[0]["spec"]["limits"][0])

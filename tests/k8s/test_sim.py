@@ -53,7 +53,7 @@ async def test_jobs_orphan_their_pods_unless_deletion_propagates() -> None:
         await http.post("/apis/batch/v1/namespaces/demo/jobs", json=JOB)
         await cluster.wait_until(lambda: len(cluster.objects("pods")) == 2)
         await http.delete("/apis/batch/v1/namespaces/demo/jobs/hello", params={"propagationPolicy": "Background"})
-        assert len(cluster.objects("pods")) == 1
+        await cluster.wait_until(lambda: len(cluster.objects("pods")) == 1)  # graceful: terminated, then removed
         assert cluster.invalid_writes == []
 
 
@@ -115,3 +115,75 @@ async def test_a_follow_stream_ends_when_the_pod_is_deleted() -> None:
                 async for line in r.aiter_lines():
                     assert line == "up"
                     await http.delete(f"/api/v1/namespaces/demo/pods/{name}")
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "demo"},
+       "spec": {"restartPolicy": "Never", "containers": [
+           {"name": "main", "image": "busybox", "command": ["sh", "-c", "echo main"],
+            "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}},
+           {"name": "side", "image": "busybox", "command": ["sh", "-c", "echo side"]}]}}
+
+
+async def test_a_resource_quota_refuses_pods_past_it_in_the_api_servers_words() -> None:
+    async with FakeCluster() as cluster, httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json=NS)
+        quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                 "spec": {"hard": {"requests.cpu": "500m"}}}
+        assert (await http.post("/api/v1/namespaces/demo/resourcequotas", json=quota)).status_code == 201
+        refused = await http.post("/api/v1/namespaces/demo/pods", json=POD)
+        assert refused.status_code == 403
+        assert "exceeded quota: q" in refused.json()["message"]
+        assert cluster.invalid_writes == []
+
+
+async def test_a_terminating_namespace_takes_nothing_new_and_goes_once_empty() -> None:
+    async with FakeCluster() as cluster, httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json=NS)
+        deaf = ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"]  # stops only at the grace period's end
+        stubborn = {**POD, "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "main", "image": "busybox", "command": deaf}]}}
+        await http.post("/api/v1/namespaces/demo/pods", json=stubborn)
+        await cluster.wait_until(lambda: "Running" in str(cluster.objects("pods")))
+        assert (await http.delete("/api/v1/namespaces/demo")).json()["status"]["phase"] == "Terminating"
+        refused = await http.post("/apis/batch/v1/namespaces/demo/jobs", json=JOB)
+        assert refused.status_code == 403 and "being terminated" in refused.json()["message"]
+        await cluster.wait_until(lambda: not cluster.objects("namespaces"))
+
+
+async def test_multi_container_pods_need_a_container_name_for_logs() -> None:
+    async with FakeCluster() as cluster, httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json=NS)
+        await http.post("/api/v1/namespaces/demo/pods", json=POD)
+        await cluster.wait_until(lambda: "Succeeded" in str(cluster.objects("pods")))
+        assert (await http.get("/api/v1/namespaces/demo/pods/p/log")).status_code == 400
+        side = await http.get("/api/v1/namespaces/demo/pods/p/log", params={"container": "side"})
+        assert side.text == "side\n"
+        stamped = await http.get("/api/v1/namespaces/demo/pods/p/log", params={"container": "main",
+                                                                              "timestamps": "true"})
+        assert stamped.text.endswith("Z main\n")
+        [pod] = cluster.objects("pods")
+        assert [s["name"] for s in pod["status"]["containerStatuses"]] == ["main", "side"]
+
+
+async def test_an_object_leaving_a_label_selector_leaves_the_watch_as_deleted() -> None:
+    async with FakeCluster() as cluster, httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json={**NS, "metadata": {"name": "demo", "labels": {"a": "b"}}})
+        listed = (await http.get("/api/v1/namespaces", params={"labelSelector": "a=b"})).json()
+        version = listed["metadata"]["resourceVersion"]
+        cluster.store.update("namespaces", None, "demo", lambda ns: ns["metadata"]["labels"].pop("a"))
+        async with http.stream("GET", "/api/v1/namespaces", params={
+                "watch": "true", "labelSelector": "a=b", "resourceVersion": version, "timeoutSeconds": "1"}) as resp:
+            lines = [json.loads(line) async for line in resp.aiter_lines() if line.strip()]
+        assert [event["type"] for event in lines] == ["DELETED"]
+
+
+async def test_a_replace_from_a_stale_read_is_a_conflict() -> None:
+    async with FakeCluster() as cluster, httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json=NS)
+        created = (await http.post("/api/v1/namespaces/demo/resourcequotas", json={
+            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+            "spec": {"hard": {"pods": "1"}}})).json()
+        fresh = {**created, "spec": {"hard": {"pods": "2"}}}
+        assert (await http.put("/api/v1/namespaces/demo/resourcequotas/q", json=fresh)).status_code == 200
+        assert (await http.put("/api/v1/namespaces/demo/resourcequotas/q", json=fresh)).status_code == 409
+        assert cluster.invalid_writes == []

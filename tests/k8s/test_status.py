@@ -56,7 +56,8 @@ def test_an_evicted_pod_is_an_error_that_says_why_and_has_no_output() -> None:
     assert end is not None
     result = status.outcome(end, load("pod_evicted"))
     assert (result.reason, result.exit_code, result.output) == ("error", 137, None)
-    assert result.message is not None and result.message.startswith("Evicted: The node was low on resource: memory.")
+    assert result.message is not None and result.message.startswith(
+        "evicted by the kubelet (node pressure or shutdown): The node was low on resource: memory.")
 
 
 def test_image_pull_backoff_is_fatal_while_the_job_is_still_active() -> None:

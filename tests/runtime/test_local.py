@@ -73,7 +73,7 @@ async def test_unknown_command_exits_127(runtime: LocalRuntime) -> None:
 
 
 async def test_env_is_the_spec_env_plus_a_minimal_base(
-    runtime: LocalRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runtime: LocalRuntime, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATEWAY_SECRET", "must-not-leak")
     events = Events(runtime)
@@ -81,13 +81,13 @@ async def test_env_is_the_spec_env_plus_a_minimal_base(
     await runtime.start(run)
     await events.wait(run.run_id)
     env = dict(line.split("=", 1) for line in runtime.read_logs(run.run_id, tail=65536).splitlines())
-    work = Settings(data_dir=tmp_path).runs_dir / run.run_id / "work"
+    work = "/work" if runtime.isolated else str(Settings(data_dir=data_dir).runs_dir / run.run_id / "work")
     assert env["GREETING"] == "hi" and "GATEWAY_SECRET" not in env
-    assert env["HOME"] == str(work) and env["KUBEGATE_OUTPUT"].startswith(f"{work}/")
+    assert env["HOME"] == work and env["KUBEGATE_OUTPUT"].startswith(f"{work}/")
     assert env["LANG"] == "C.UTF-8" and "/usr/bin" in env["PATH"].split(":")
 
 
-async def test_timeout_sends_term_then_kill_to_a_task_that_ignores_term(runtime: LocalRuntime, tmp_path: Path) -> None:
+async def test_timeout_sends_term_then_kill_to_a_task_that_ignores_term(runtime: LocalRuntime, data_dir: Path) -> None:
     events = Events(runtime)
     run = sh('trap "" TERM; sleep 30 & sleep 30', timeout_seconds=0.3)
     began = time.monotonic()
@@ -95,7 +95,7 @@ async def test_timeout_sends_term_then_kill_to_a_task_that_ignores_term(runtime:
     exited = await events.wait(run.run_id)
     assert (exited.exit_code, exited.reason) == (137, "timeout")
     assert time.monotonic() - began >= 0.3 + 0.5  # the grace was granted before SIGKILL
-    assert processes_in(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work") == []
+    assert processes_in(Settings(data_dir=data_dir).runs_dir / run.run_id / "work") == []
 
 
 async def test_timeout_lets_a_task_handle_term(runtime: LocalRuntime) -> None:
@@ -128,22 +128,22 @@ async def test_cancel_right_after_start_still_reports_cancelled(runtime: LocalRu
     assert (await events.wait(run.run_id)).reason == "cancelled"
 
 
-async def test_a_run_leaves_no_process_behind(runtime: LocalRuntime, tmp_path: Path) -> None:
+async def test_a_run_leaves_no_process_behind(runtime: LocalRuntime, data_dir: Path) -> None:
     events = Events(runtime)
     run = sh("sleep 30 & echo left a child")
     await runtime.start(run)
     exited = await events.wait(run.run_id)
     assert (exited.exit_code, exited.output) == (0, "left a child")
-    assert processes_in(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work") == []
+    assert processes_in(Settings(data_dir=data_dir).runs_dir / run.run_id / "work") == []
 
 
-async def test_remove_stops_the_run_and_deletes_its_files(runtime: LocalRuntime, tmp_path: Path) -> None:
+async def test_remove_stops_the_run_and_deletes_its_files(runtime: LocalRuntime, data_dir: Path) -> None:
     events = Events(runtime)
     run = spec(["sleep", "30"])
     await runtime.start(run)
     await runtime.remove(run.run_id)
     assert (await events.wait(run.run_id)).reason == "cancelled"
-    assert not (Settings(data_dir=tmp_path).runs_dir / run.run_id).exists()
+    assert not (Settings(data_dir=data_dir).runs_dir / run.run_id).exists()
     assert runtime.read_logs(run.run_id, tail=10) == ""
     await runtime.remove(run.run_id)
 
@@ -186,7 +186,7 @@ async def test_logs_tail_keeps_the_last_bytes_without_splitting_characters(runti
 
 
 async def test_close_ends_the_event_stream_and_leaves_runs_going(
-    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake
+    make_runtime: MakeRuntime, data_dir: Path, handshake: Handshake
 ) -> None:
     runtime = make_runtime("none")
     run = sh(handshake.script())
@@ -195,16 +195,16 @@ async def test_close_ends_the_event_stream_and_leaves_runs_going(
     await runtime.close()
     with anyio.fail_after(WAIT):
         assert [event.kind async for event in runtime.events()] == ["started"]
-    assert processes_in(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work") != []
+    assert processes_in(Settings(data_dir=data_dir).runs_dir / run.run_id / "work") != []
 
 
 def test_forced_bwrap_without_bubblewrap_fails_at_construction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PATH", str(data_dir))
     with pytest.raises(Unavailable, match="bubblewrap"):
-        LocalRuntime(Settings(data_dir=tmp_path, isolation="bwrap"))
-    assert not LocalRuntime(Settings(data_dir=tmp_path, isolation="auto")).isolated
+        LocalRuntime(Settings(data_dir=data_dir, isolation="bwrap"))
+    assert not LocalRuntime(Settings(data_dir=data_dir, isolation="auto")).isolated
 
 
 async def test_rlimits_from_the_size_apply_to_the_task(make_runtime: MakeRuntime, isolation: Isolation) -> None:
@@ -215,25 +215,32 @@ async def test_rlimits_from_the_size_apply_to_the_task(make_runtime: MakeRuntime
     await events.wait(limits.run_id)
     lines = runtime.read_logs(limits.run_id, tail=8192).splitlines()
     table = {line[:26].strip(): line[26:].split()[:2] for line in lines}
-    assert table["Max address space"] == [str(512 * 1024 * 1024)] * 2
+    cgroups = runtime.containment["limits"].startswith("cgroup")
     assert table["Max cpu time"] == ["61", "66"]
     assert table["Max file size"] == [str(1 << 30)] * 2
-    if isolation == "bwrap":
-        assert table["Max processes"] == ["256", "256"]
+    if not cgroups:  # with cgroups, memory and processes are the cgroup's to bound
+        assert table["Max address space"] == [str(512 * 1024 * 1024)] * 2
+        if isolation == "bwrap":
+            assert table["Max processes"] == ["256", "256"]
 
-    hog = spec([sys.executable, "-c", "bytearray(1024 ** 3)"], size="small")
+    hog = spec([sys.executable, "-c", "b = bytearray(1024 ** 3); b[::4096] = b'x' * len(b[::4096])"], size="small")
     await runtime.start(hog)
     exited = await events.wait(hog.run_id)
-    assert exited.exit_code == 1 and "MemoryError" in runtime.read_logs(hog.run_id, tail=4096)
+    if cgroups:
+        assert (exited.exit_code, exited.reason) == (137, "memory_limit")
+        assert exited.message is not None and "memory" in exited.message
+    else:
+        assert exited.exit_code == 1 and "MemoryError" in runtime.read_logs(hog.run_id, tail=4096)
 
 
-async def test_file_size_limit_stops_a_runaway_writer(tmp_path: Path) -> None:
-    runtime = LocalRuntime(Settings(data_dir=tmp_path, isolation="auto"), max_file_bytes=4096)
+async def test_a_run_past_its_disk_allowance_fails_with_a_reason_that_says_so(data_dir: Path) -> None:
+    runtime = LocalRuntime(Settings(data_dir=data_dir, isolation="auto", run_max_file_bytes=4096))
     events = Events(runtime)
     run = sh("echo writing; head -c 100000 /dev/zero > big")
     await runtime.start(run)
     exited = await events.wait(run.run_id)
-    assert exited.exit_code == 128 + signal.SIGXFSZ
-    assert os.path.getsize(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work" / "big") <= 4096
+    assert (exited.exit_code, exited.reason) == (128 + signal.SIGXFSZ, "disk_limit")
+    assert exited.message is not None and "disk allowance" in exited.message
+    assert os.path.getsize(Settings(data_dir=data_dir).runs_dir / run.run_id / "work" / "big") <= 4096
     await runtime.close()
 

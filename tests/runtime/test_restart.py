@@ -16,7 +16,7 @@ import pytest
 
 from mcp_server.config import Settings
 from mcp_server.runtime.base import RunSpec
-from tests.runtime.conftest import Isolation, MakeRuntime
+from tests.runtime.conftest import READONLY_PATHS, Isolation, MakeRuntime
 from tests.runtime.support import WAIT, Events, Handshake, processes_in, sh, spec, zombie_children
 
 GATEWAY = """
@@ -26,8 +26,8 @@ from mcp_server.config import Settings
 from mcp_server.runtime.base import RunSpec
 from mcp_server.runtime.local import LocalRuntime
 
-async def main(data_dir, isolation, run_id, command):
-    runtime = LocalRuntime(Settings(data_dir=Path(data_dir), isolation=isolation))
+async def main(data_dir, isolation, run_id, command, readonly):
+    runtime = LocalRuntime(Settings(data_dir=Path(data_dir), isolation=isolation, run_readonly_paths=readonly))
     events = runtime.events()
     await runtime.start(RunSpec(run_id, "tester", "local", json.loads(command), timeout_seconds=60))
     print((await anext(events)).kind, flush=True)
@@ -40,7 +40,8 @@ asyncio.run(main(*sys.argv[1:]))
 @asynccontextmanager
 async def doomed_gateway(data_dir: Path, isolation: Isolation, run: RunSpec) -> AsyncIterator[None]:
     """A gateway in its own process that starts ``run`` and is SIGKILLed when the block ends."""
-    args = [sys.executable, "-c", GATEWAY, str(data_dir), isolation, run.run_id, json.dumps(list(run.command))]
+    command = json.dumps(list(run.command))
+    args = [sys.executable, "-c", GATEWAY, str(data_dir), isolation, run.run_id, command, READONLY_PATHS]
     async with await anyio.open_process(args, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None
         with anyio.fail_after(WAIT):
@@ -54,13 +55,13 @@ async def doomed_gateway(data_dir: Path, isolation: Isolation, run: RunSpec) -> 
 
 @pytest.mark.parametrize("isolation", ["bwrap", "none"])
 async def test_a_run_that_ends_while_the_gateway_is_dead_is_recovered_with_its_result(
-    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake, isolation: Isolation
+    make_runtime: MakeRuntime, data_dir: Path, handshake: Handshake, isolation: Isolation
 ) -> None:
     run = sh(handshake.script('echo "the answer" > "$KUBEGATE_OUTPUT"; exit 7'))
-    async with doomed_gateway(tmp_path, isolation, run):
+    async with doomed_gateway(data_dir, isolation, run):
         await handshake.ready()
     handshake.go()
-    await _shim_ended(tmp_path, run.run_id)
+    await _shim_ended(data_dir, run.run_id)
 
     runtime = make_runtime(isolation)
     events = Events(runtime)
@@ -71,10 +72,10 @@ async def test_a_run_that_ends_while_the_gateway_is_dead_is_recovered_with_its_r
 
 @pytest.mark.parametrize("isolation", ["bwrap", "none"])
 async def test_a_run_still_going_at_recover_is_reattached_and_finishes_normally(
-    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake, isolation: Isolation
+    make_runtime: MakeRuntime, data_dir: Path, handshake: Handshake, isolation: Isolation
 ) -> None:
     run = sh(handshake.script("echo finished"))
-    async with doomed_gateway(tmp_path, isolation, run):
+    async with doomed_gateway(data_dir, isolation, run):
         await handshake.ready()
 
     runtime = make_runtime(isolation)
@@ -87,10 +88,10 @@ async def test_a_run_still_going_at_recover_is_reattached_and_finishes_normally(
 
 
 async def test_a_reattached_run_can_still_be_cancelled(
-    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake
+    make_runtime: MakeRuntime, data_dir: Path, handshake: Handshake
 ) -> None:
     going = sh(handshake.script())
-    async with doomed_gateway(tmp_path, "bwrap", going):
+    async with doomed_gateway(data_dir, "bwrap", going):
         await handshake.ready()
     runtime = make_runtime("bwrap")
     events = Events(runtime)
@@ -101,12 +102,12 @@ async def test_a_reattached_run_can_still_be_cancelled(
 
 @pytest.mark.parametrize("isolation", ["bwrap", "none"])
 async def test_a_run_whose_shim_vanished_is_lost_and_leaves_nothing_running(
-    make_runtime: MakeRuntime, tmp_path: Path, handshake: Handshake, isolation: Isolation
+    make_runtime: MakeRuntime, data_dir: Path, handshake: Handshake, isolation: Isolation
 ) -> None:
     run = sh(handshake.script())
-    async with doomed_gateway(tmp_path, isolation, run):
+    async with doomed_gateway(data_dir, isolation, run):
         await handshake.ready()
-    pidfd = _shim_pidfd(tmp_path, run.run_id)
+    pidfd = _shim_pidfd(data_dir, run.run_id)
     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     await _readable(pidfd)
     os.close(pidfd)
@@ -117,7 +118,7 @@ async def test_a_run_whose_shim_vanished_is_lost_and_leaves_nothing_running(
     exited = await events.wait(run.run_id)
     assert (exited.exit_code, exited.reason) == (None, "lost")
     assert (await events.wait("never-existed")).reason == "lost"
-    await _until_no_process_in(Settings(data_dir=tmp_path).runs_dir / run.run_id / "work")
+    await _until_no_process_in(Settings(data_dir=data_dir).runs_dir / run.run_id / "work")
 
 
 async def test_a_closed_runtime_leaves_its_run_to_the_next_one_in_the_same_process(

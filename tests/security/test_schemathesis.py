@@ -19,7 +19,7 @@ import pytest
 from mcp_server.runtime.isolation import find_bwrap
 from tests.gateway import Gateway, mint_key
 
-pytestmark = pytest.mark.skipif(find_bwrap("auto") is None, reason="fuzzed tasks must run under bubblewrap")
+pytestmark = pytest.mark.skipif(find_bwrap("auto")[0] is None, reason="fuzzed tasks must run under bubblewrap")
 
 
 @pytest.fixture

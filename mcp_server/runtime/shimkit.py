@@ -1,0 +1,220 @@
+"""What the shim does around the task: cap its log, attach its network, join and empty its cgroups.
+
+Imported by the shim at start-up (see ``shim``), so like it this module uses only builtin or C
+modules and never the ``mcp_server`` package; the gateway imports it too, for the same cgroup
+clean-up.
+
+The log pump: the task writes into a pipe, and a forked pump appends what it reads to the run's
+log. Past ``cap`` bytes it rewrites the file in place as a marker line followed by the newest
+half of the cap, so the tail survives a flood and a reader sees that the head was dropped. It ends
+when the last writer is gone, i.e. once nothing of the run is left.
+
+The network: bwrap reports the sandbox's pid on its info fd and waits on its block fd;
+``slirp4netns`` is attached to ``/proc/PID/ns/net`` (by path: joining by pid is refused) and the
+sandbox is released once it reports ready.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+else:
+    import _signal  # not ``signal``: it imports ``enum``, which costs start-up time
+
+_SETUP_SECONDS = 10.0
+
+
+def start_pump(log_path: str, cap: int) -> tuple[int, int]:
+    """Fork the log pump; answers ``(pid, write_fd)``, the fd the task's stdout and stderr go to."""
+    read, write = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(write)
+            pump(read, log_path, cap)
+        finally:
+            os._exit(0)
+    os.close(read)
+    return pid, write
+
+
+def pump(read: int, log_path: str, cap: int) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    size, dropped, broken = os.fstat(fd).st_size, 0, False
+    while chunk := os.read(read, 65536):
+        if broken:
+            continue  # keep draining: the task must not die of SIGPIPE because the disk is full
+        try:
+            while chunk:
+                written = os.write(fd, chunk)
+                size, chunk = size + written, chunk[written:]
+            if cap and size > cap:
+                size = os.fstat(fd).st_size  # the shim may have appended a line of its own
+                size, dropped = _drop_head(log_path, size, cap, dropped)
+        except OSError:
+            broken = True
+
+
+def _drop_head(log_path: str, size: int, cap: int, dropped: int) -> tuple[int, int]:
+    """Rewrite the log as a marker and its newest ``cap / 2`` bytes (through an fd without O_APPEND,
+    on which ``pwrite`` would append)."""
+    fd = os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        return _rewrite(fd, size, cap, dropped)
+    finally:
+        os.close(fd)
+
+
+def _rewrite(fd: int, size: int, cap: int, dropped: int) -> tuple[int, int]:
+    keep = cap // 2
+    tail = os.pread(fd, keep, size - keep)
+    newline = tail.find(b"\n", 0, 4096)  # start on a whole line when one starts nearby
+    if newline >= 0:
+        tail = tail[newline + 1 :]
+    dropped += size - len(tail)
+    marker = (
+        f"[kubegate: this log passed its cap of {cap} bytes; the first {dropped} bytes were dropped,"
+        " the newest output follows]\n"
+    ).encode()
+    body = marker[: cap // 4] + tail
+    os.pwrite(fd, body, 0)
+    os.ftruncate(fd, len(body))
+    return len(body), dropped
+
+
+def network_fds() -> tuple[int, int, int, int]:
+    """``(info_read, info_write, block_read, block_write)``, all close-on-exec."""
+    info_read, info_write = os.pipe2(os.O_CLOEXEC)
+    block_read, block_write = os.pipe2(os.O_CLOEXEC)
+    return info_read, info_write, block_read, block_write
+
+
+def attach_network(slirp: list[str], info_read: int, block_write: int, rootless: bool) -> int:
+    """Wire the sandbox to slirp4netns and release it; answers slirp's pid (0 if it failed)."""
+    slirp_pid = 0
+    try:
+        info = _read_until(info_read, b"}")
+        marker = info.find(b'"child-pid":')
+        if marker < 0:
+            raise OSError("bubblewrap did not report its sandbox")
+        child = int(info[marker + 12 :].split(b",")[0].split(b"}")[0])
+        _await_loopback(child)
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
+        argv = [*slirp, f"--ready-fd={ready_write}", "--netns-type=path", f"/proc/{child}/ns/net", "tap0"]
+        if rootless:
+            argv[1:1] = [f"--userns-path=/proc/{child}/ns/user"]
+        os.set_inheritable(ready_write, True)
+        slirp_pid = os.posix_spawn(argv[0], argv, {}, setsigmask=(), file_actions=[
+            (os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)
+        ])
+        os.close(ready_write)
+        if not _read_until(ready_read, b"1"):
+            raise OSError("slirp4netns did not come up")
+        os.close(ready_read)
+    except (OSError, ValueError) as exc:
+        os.write(2, f"kubegate: the run's network could not be attached ({exc}); it has none\n".encode())
+    finally:
+        os.write(block_write, b"1")  # released either way: without slirp the namespace stays empty
+        os.close(block_write)
+        os.close(info_read)
+    return slirp_pid
+
+
+def _await_loopback(child: int) -> None:
+    """Wait (briefly, bounded) until bwrap has brought up the sandbox's loopback.
+
+    bwrap configures ``lo`` in the new namespace while it reports the pid, before it waits on
+    the block fd; slirp4netns configuring the same namespace at that moment makes bwrap fail
+    (``loopback: Failed RTM_NEWADDR``). The kernel offers no event for it short of a netlink
+    socket inside the namespace, so the local routes are read until 127.0.0.1 appears (a
+    millisecond or so; 2 s at most, after which slirp is started anyway).
+    """
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/net/fib_trie", "rb") as file:
+                if b"127.0.0.1" in file.read():
+                    return
+        except OSError:
+            return  # the sandbox is gone already
+        time.sleep(0.0005)
+
+
+def _read_until(fd: int, end: bytes) -> bytes:
+    data = b""
+    while end not in data:
+        if not select.select([fd], [], [], _SETUP_SECONDS)[0]:
+            raise OSError("timed out")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def join_cgroups(dirs: list[str]) -> None:
+    for path in dirs:
+        with open(f"{path}/cgroup.procs", "w") as file:
+            file.write(str(os.getpid()))
+
+
+def kill_cgroups(dirs: list[str]) -> None:
+    """SIGKILL every process in the run's cgroups (in one write where ``cgroup.kill`` exists)."""
+    for path in dirs:
+        if os.path.exists(f"{path}/cgroup.kill"):
+            try:
+                with open(f"{path}/cgroup.kill", "w") as file:
+                    file.write("1")
+                return
+            except OSError:
+                pass
+    for _ in range(100):  # a fork bomb refills the list while it is read; pids.max bounds it
+        pids = {pid for path in dirs for pid in _procs(path)}
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def remove_cgroups(dirs: list[str]) -> list[str]:
+    """Remove the run's cgroups; answers those that could not be removed."""
+    left = []
+    for path in dirs:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left.append(path)
+    return left
+
+
+def oom_killed(dirs: list[str]) -> bool:
+    """Whether the memory controller killed something in the run's cgroups."""
+    for path in dirs:
+        for name in ("memory.oom_control", "memory.events"):
+            try:
+                with open(f"{path}/{name}") as file:
+                    for line in file:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+            except (OSError, ValueError):
+                continue
+    return False
+
+
+def _procs(path: str) -> list[int]:
+    try:
+        with open(f"{path}/cgroup.procs") as file:
+            return [int(pid) for pid in file.read().split()]
+    except (OSError, ValueError):
+        return []

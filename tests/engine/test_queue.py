@@ -1,0 +1,105 @@
+"""Fair shares over a scripted runtime: caps, order, another user's slot, cancels and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_server.config import Settings
+from mcp_server.engine.queue import FairShare
+from mcp_server.runtime.base import RunEvent, RunSpec
+from mcp_server.store.db import Database
+from mcp_server.store.run_queue import RunQueue
+from tests.engine.test_scheduler import ScriptedRuntime
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "kubegate.db")
+    yield database
+    await database.close()
+
+
+def _spec(run_id: str, owner: str) -> RunSpec:
+    return RunSpec(run_id=run_id, owner=owner, image="x", command=["true"], env={"TOKEN": "secret"})
+
+
+class Share:
+    """A FairShare on a scripted runtime, with its event stream pulled in the background."""
+
+    def __init__(self, db: Database, tmp_path: Path, **caps: int) -> None:
+        self.inner = ScriptedRuntime()
+        self.share = FairShare(self.inner, RunQueue(db), Settings(data_dir=tmp_path, **caps))  # type: ignore[arg-type]
+        self.seen: list[RunEvent] = []
+
+    async def pull(self) -> None:
+        async for event in self.share.events():
+            self.seen.append(event)
+
+    def started(self) -> list[str]:
+        return [spec.run_id for spec in self.inner.started]
+
+    def exit(self, run_id: str) -> None:
+        self.inner.queue.put_nowait(RunEvent(run_id, "exited", datetime.now(UTC), 0, None, "completed"))
+
+    async def until_started(self, count: int) -> None:
+        with anyio.fail_after(5):
+            while len(self.inner.started) < count:
+                await anyio.lowlevel.checkpoint()
+
+
+async def test_runs_beyond_the_caps_wait_and_start_in_order_as_slots_free(db: Database, tmp_path: Path) -> None:
+    share = Share(db, tmp_path, max_active_runs_per_user=2, max_active_runs=3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(share.pull)
+        for i in range(6):
+            await share.share.start(_spec(f"a{i}", "alice"))
+        await share.share.start(_spec("b0", "bob"))
+        await share.until_started(3)
+        assert share.started() == ["a0", "a1", "b0"]  # alice is at her cap; bob still got a slot
+        for count, ended in enumerate(["a0", "a1", "a2", "a3"], start=4):
+            share.exit(ended)  # each exit frees one of alice's slots: her next run takes it
+            await share.until_started(count)
+        assert share.started() == ["a0", "a1", "b0", "a2", "a3", "a4", "a5"]
+        tg.cancel_scope.cancel()
+
+
+async def test_a_queued_run_can_be_cancelled_and_is_never_started(db: Database, tmp_path: Path) -> None:
+    share = Share(db, tmp_path, max_active_runs_per_user=1, max_active_runs=10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(share.pull)
+        await share.share.start(_spec("a0", "alice"))
+        await share.share.start(_spec("a1", "alice"))
+        await share.share.cancel("a1")
+        share.exit("a0")
+        with anyio.fail_after(5):
+            while not any(e.run_id == "a0" and e.kind == "exited" for e in share.seen):
+                await anyio.lowlevel.checkpoint()
+        assert share.started() == ["a0"]
+        assert [(e.run_id, e.reason) for e in share.seen if e.kind == "exited"][0] == ("a1", "cancelled")
+        assert not await db.fetch_all("SELECT * FROM run_queue")
+        tg.cancel_scope.cancel()
+
+
+async def test_a_restarted_gateway_starts_what_was_waiting(db: Database, tmp_path: Path) -> None:
+    first = Share(db, tmp_path, max_active_runs_per_user=1, max_active_runs=10)
+    await first.share.start(_spec("a0", "alice"))
+    await first.share.start(_spec("a1", "alice"))
+    queued = await db.fetch_all("SELECT spec FROM run_queue")
+    assert len(queued) == 1 and "secret" in queued[0]["spec"]  # kept until it starts, like run_secrets
+
+    second = Share(db, tmp_path, max_active_runs_per_user=1, max_active_runs=10)
+    second.inner.known.add("a0")  # still running after the restart
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second.pull)
+        await second.share.recover([_spec("a0", "alice"), _spec("a1", "alice")])
+        assert second.started() == []  # a0 holds alice's slot
+        second.exit("a0")
+        await second.until_started(1)
+        assert second.started() == ["a1"] and second.inner.started[0].env == {"TOKEN": "secret"}
+        assert not await db.fetch_all("SELECT * FROM run_queue")
+        tg.cancel_scope.cancel()
