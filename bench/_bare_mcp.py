@@ -1,6 +1,9 @@
-"""The baseline: a bare MCP SDK server with one async echo tool, stateless Streamable HTTP.
+"""The baseline: a bare MCP SDK server with one async echo tool over Streamable HTTP.
 
-    python bench/_bare_mcp.py PORT [--freeze]
+    python bench/_bare_mcp.py PORT [--freeze] [--sessions]
+
+Stateless by default; ``--sessions`` serves with sessions and SSE answers (the SDK's default
+and kubegate's).
 
 ``--freeze`` gives it the start-up tuning ``kubegate serve`` applies (``gc.freeze()`` after
 start-up), so the benchmark can also show the overhead with that tuning on both sides.
@@ -28,10 +31,10 @@ async def echo(text: str) -> str:
     return text
 
 
-def main(port: int, freeze: bool) -> None:
+def main(port: int, freeze: bool, sessions: bool) -> None:
     # Same logging as kubegate serve: the SDK's per-request INFO lines off on both sides.
     logging.getLogger("mcp").setLevel(logging.WARNING)
-    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
+    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=not sessions)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -45,4 +48,4 @@ def main(port: int, freeze: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), "--freeze" in sys.argv[2:])
+    main(int(sys.argv[1]), "--freeze" in sys.argv[2:], "--sessions" in sys.argv[2:])

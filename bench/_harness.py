@@ -59,7 +59,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk_cpu(url: str, body: dict[str, object], headers: dict[str, str], *, seconds: int, connections: int,
+def wrk_cpu(url: str, body: dict[str, object] | None, headers: dict[str, str], *, seconds: int, connections: int,
             pid: int) -> tuple[float, float]:
     """Requests per second, and the server's CPU microseconds per request, under one wrk run.
 
@@ -72,11 +72,13 @@ def wrk_cpu(url: str, body: dict[str, object], headers: dict[str, str], *, secon
     return rate, used / (rate * seconds) * 1e6
 
 
-def wrk(url: str, body: dict[str, object], headers: dict[str, str], *, seconds: int, connections: int) -> float:
-    """Requests per second wrk achieved POSTing ``body`` (one wrk thread: the other core serves)."""
+def wrk(url: str, body: dict[str, object] | None, headers: dict[str, str], *, seconds: int,
+        connections: int) -> float:
+    """Requests per second wrk achieved POSTing ``body`` (GET when None; one wrk thread: the other core serves)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
+    lines = ['wrk.method = "GET"'] if body is None else [
+        'wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
     lines += [f'wrk.headers[{json.dumps(k)}] = {json.dumps(v)}' for k, v in headers.items()]
     lines += ["function response(status, headers, body)",
               '  if status ~= 200 then io.stderr:write("HTTP " .. status .. " " .. body .. "\\n") end', "end"]

@@ -177,6 +177,10 @@ class KubeClient:
             namespace, field_selector=f"involvedObject.name={involved}"))
         return list(body.get("items") or [])
 
+    async def ping(self, selector: str) -> None:
+        """One cheap authorised call (a list of at most one Job): raises unless the API server answers."""
+        await _json(self._batch.list_job_for_all_namespaces_without_preload_content(label_selector=selector, limit=1))
+
     def _lister(self, kind: Kind) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
         group, name = _LISTS[kind]
         method: Callable[..., Awaitable[aiohttp.ClientResponse]] = getattr(

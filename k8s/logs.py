@@ -9,14 +9,13 @@ then serves only the newest file, so "skip the bytes I already have" would drop 
 
 from __future__ import annotations
 
-import asyncio
-import codecs
 import math
 import os
 import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from mcp_server.runtime.base import decode_tail
 
 CLOCK_SLACK = 60
 """Seconds asked for beyond the last line seen: the node's clock may be ahead of the gateway's."""
@@ -96,24 +95,23 @@ class LogCursor:
         return content
 
 
-def read_tail(path: Path, tail: int | None) -> str:
+
+def read_tail(path: Path, tail: int) -> str:
     """The last ``tail`` bytes of ``path`` as text ("" when missing)."""
     try:
         with path.open("rb") as handle:
-            if tail is not None:
-                handle.seek(max(0, os.fstat(handle.fileno()).st_size - tail))
-            return handle.read().decode(errors="replace")
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - tail))
+            return decode_tail(handle.read(), cut=True)
     except FileNotFoundError:
         return ""
 
 
 class RunLog:
-    """One run's log file plus a way for followers to wait for more of it."""
+    """One run's log file, appended to by its copier until ``done``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.done = False
-        self._changed = asyncio.Condition()
 
     def size(self) -> int:
         try:
@@ -125,33 +123,9 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as handle:
             handle.write(data)
-        async with self._changed:
-            self._changed.notify_all()
 
     async def finish(self) -> None:
-        async with self._changed:
-            self.done = True
-            self._changed.notify_all()
+        self.done = True
 
     def remove(self) -> None:
         shutil.rmtree(self.path.parent, ignore_errors=True)
-
-    async def follow(self, tail: int | None) -> AsyncIterator[str]:
-        """The log from ``tail`` bytes before its current end, then everything appended until it is done."""
-        offset = max(0, self.size() - tail) if tail is not None else 0
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.done or self.size() > offset)  # noqa: B023
-            finished = self.done
-            data = b""
-            if self.size() > offset:
-                with self.path.open("rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            offset += len(data)
-            last = finished and offset >= self.size()
-            if text := decoder.decode(data, final=last):
-                yield text
-            if last:
-                return

@@ -108,6 +108,14 @@ class KubernetesRuntime:
         """Connected, and every watch has listed once: run states and namespace checks can be trusted."""
         return bool(self.watchers) and all(watcher.synced.is_set() for watcher in self.watchers.values())
 
+    async def api_reachable(self) -> str | None:
+        """``None`` when the API server answers (for ``/readyz``), else why not."""
+        try:
+            await (await self._kube()).ping(manifests.SELECTOR)
+        except Exception as exc:
+            return f"the Kubernetes API server does not answer ({type(exc).__name__})"
+        return None
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         if self._closed:  # a timer that fires after close() must not reconnect
             work.close()
@@ -146,6 +154,8 @@ class KubernetesRuntime:
 
     async def start(self, spec: RunSpec) -> None:
         kube = await self._kube()
+        if spec.run_id in self._runs:  # before registering: the run already there must stay tracked
+            raise errors.Conflict(f"run {spec.run_id} already exists")
         run = self._register(spec)
         try:
             job = await self._create_job(kube, spec, run.namespace)
@@ -215,7 +225,7 @@ class KubernetesRuntime:
         if (fatal := status.fatal_waiting(pod)) and self._exit(run, "error", message=fatal):
             self._spawn(self._delete(run))
         if status.has_started(pod):
-            if not run.started:
+            if not run.started and not run.exited:  # never "started" after "exited"
                 run.started = True
                 if run.start_deadline is not None:
                     run.start_deadline.cancel()
@@ -344,17 +354,11 @@ class KubernetesRuntime:
             await self._delete(run)
         RunLog(self._log_path(run_id)).remove()
 
-    async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
-        run = self._runs.get(run_id)
-        if not follow or run is None:
-            if text := read_tail(self._log_path(run_id), tail):
-                yield text
-            return
-        async for text in run.log.follow(tail):
-            yield text
-
     def read_logs(self, run_id: str, *, tail: int) -> str:
-        return read_tail(self._log_path(run_id), tail)
+        try:
+            return read_tail(self._log_path(run_id), tail)
+        except errors.BadRequest:
+            return ""  # no run has such an id
 
     async def events(self) -> AsyncIterator[RunEvent]:
         await self._kube()

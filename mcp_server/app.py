@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from ipaddress import ip_address
 from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,22 +24,26 @@ import mcp_server.capabilities  # noqa: F401  (fills the registry)
 from mcp_server import __version__
 from mcp_server.auth.audit import AuditLog
 from mcp_server.auth.keys import KeyStore
+from mcp_server.auth.middleware import Authenticator
 from mcp_server.auth.policy import Policy
+from mcp_server.auth.ratelimit import RateLimiter
 from mcp_server.auth.sessions import SessionStore
-from mcp_server.auth.wiring import auth_routes, security_middleware
+from mcp_server.auth.wiring import auth_routes, edge_middleware
 from mcp_server.config import Settings
 from mcp_server.context import Parts
+from mcp_server.edge.hosts import allowed as allowed_hosts
+from mcp_server.edge.probes import probe_routes
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.templates import apply_templates, read_templates_file
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, Unavailable, for_status
-from mcp_server.http import MCP_PATH, BodyGuardMiddleware, error_response
+from mcp_server.http import MCP_PATH, error_response
 from mcp_server.mcp_http import McpEndpoint
 from mcp_server.registry import Registry, registry
 from mcp_server.runtime.base import Runtime
-from mcp_server.server import build_server, request_principal
+from mcp_server.server import build_server, request_principal, request_scope
 from mcp_server.services import Services
 from mcp_server.store.stores import open_stores
 from rest_bridge.app import rest_routes
@@ -84,16 +86,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """Host/Origin allow-lists from the public URL (plus loopback aliases when bound to loopback)."""
-    hosts = [settings.public_host]
-    origins = [settings.public_origin]
-    try:
-        loopback = ip_address(settings.host).is_loopback
-    except ValueError:
-        loopback = settings.host == "localhost"
-    if loopback:
-        for name in ("127.0.0.1", "localhost", "[::1]"):
-            hosts.append(f"{name}:{settings.port}")
-            origins.append(f"http://{name}:{settings.port}")
+    hosts, origins = allowed_hosts(settings)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
@@ -127,13 +120,19 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
     settings = services.settings
     reg = reg.select(settings.toolsets)
 
+    authenticate = Authenticator(services.keys, services.sessions)
+
     async def principal_of(ctx: Any) -> Any:
         return request_principal(ctx)
 
-    mcp = build_server(services, reg, principal_of)
+    async def still_valid(ctx: Any) -> bool:
+        return await authenticate(request_scope(ctx)) is not None
+
+    mcp = build_server(services, reg, principal_of, still_valid=still_valid, door="mcp")
     manager = StreamableHTTPSessionManager(
         app=mcp, json_response=False, stateless=settings.mcp_stateless,
         security_settings=transport_security(settings), max_request_body_size=settings.max_body_bytes,
+        max_sessions=settings.max_mcp_sessions,
     )
 
     async def healthz(request: Request) -> Response:
@@ -142,7 +141,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     async def resource_metadata(request: Request) -> Response:
         return JSONResponse({
-            "resource": f"{settings.public_url}/api/mcp",
+            "resource": f"{settings.public_url}{MCP_PATH}",
             "authorization_servers": [],
             "bearer_methods_supported": ["header"],
             "scopes_supported": sorted({c.scope for c in reg.list()}),
@@ -150,28 +149,28 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         })
 
     routes: list[BaseRoute] = [
-        # The router tries routes in order; the MCP endpoint is the busiest, so it comes first.
-        Route(MCP_PATH, McpEndpoint(manager, reg, services), methods=["GET", "POST", "DELETE"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
-        Route("/.well-known/oauth-protected-resource/api/mcp", resource_metadata, methods=["GET"]),
+        # The router tries routes in order, so the busiest come first: MCP, then REST.
+        Route(MCP_PATH, McpEndpoint(manager, reg, services, authenticate), methods=["GET", "POST", "DELETE"]),
         *rest_routes(reg, services),
+        Route("/healthz", healthz, methods=["GET"]),
+        *probe_routes(services),
+        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
+        Route(f"/.well-known/oauth-protected-resource{MCP_PATH}", resource_metadata, methods=["GET"]),
         *docs_routes(reg, settings),
         *auth_routes(settings, services.stores.users, services.keys, services.sessions),
     ]
 
+    limiter = RateLimiter(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await limiter.warm_up()
         async with manager.run():
             yield
 
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(BodyGuardMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds),
-            *security_middleware(settings, services.keys, services.sessions, AuditLog(services.stores.audit),
-                                 _read_only(reg)),
-        ],
+        middleware=[edge_middleware(settings, authenticate, limiter, AuditLog(services.stores.audit), _read_only(reg))],
         exception_handlers=_exception_handlers(),
         lifespan=lifespan,
     )

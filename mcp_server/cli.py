@@ -36,6 +36,7 @@ async def _serve(settings: Settings) -> None:
     from mcp_server.app import build_app, open_services
     from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
     from mcp_server.auth.routes import dev_login_refusal
+    from mcp_server.edge.logs import configure as configure_logs
 
     refusal = dev_login_refusal(settings)
     if refusal is not None:
@@ -45,9 +46,12 @@ async def _serve(settings: Settings) -> None:
         config = uvicorn.Config(
             build_app(services), host=settings.host, port=settings.port, log_level="info",
             timeout_keep_alive=15, timeout_graceful_shutdown=5, server_header=False,
-            access_log=settings.access_log,
+            # The edge writes the access log (with request ids) and decides whom to believe
+            # about the client's address (KUBEGATE_TRUSTED_PROXIES), so uvicorn does neither.
+            access_log=False, proxy_headers=False, log_config=None,
             http=guarded_http_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         )
+        configure_logs(settings.log_format)
         install_log_redaction()
         _freeze_startup_heap()
         print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir}); "
@@ -88,7 +92,15 @@ async def _stdio(settings: Settings) -> None:
         async def current(ctx: Any) -> Any:
             return await services.stdio_principal()  # and again on every request, as HTTP does
 
-        server = build_server(services, registry.select(settings.toolsets), current)
+        async def still_valid(ctx: Any) -> bool:
+            try:
+                await services.stdio_principal()
+            except KubegateError:
+                return False
+            return True
+
+        server = build_server(services, registry.select(settings.toolsets), current, still_valid=still_valid,
+                              door="stdio")
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:

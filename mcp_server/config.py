@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -26,6 +27,15 @@ class Settings(BaseSettings):
     """Log every HTTP request (state-changing requests are always in the audit log)."""
     mcp_stateless: bool = False
     """Serve MCP over HTTP without sessions (each POST stands alone); default keeps sessions."""
+    max_mcp_sessions: int = Field(default=10_000, ge=1)
+    """Open MCP sessions over HTTP, all users together."""
+    max_mcp_sessions_per_user: int = Field(default=32, ge=1)
+    """Open MCP sessions one user may hold; at the cap their oldest idle one is closed."""
+    trusted_proxies: str = ""
+    """Comma-separated proxy addresses/CIDRs whose ``X-Forwarded-For`` is believed; default none."""
+    metrics_token: str | None = None
+    """When set, ``/metrics`` needs ``Authorization: Bearer <token>``."""
+    log_format: Literal["text", "json"] = "text"
 
     rate_limit_session: int = Field(default=1000, ge=1)
     rate_limit_api_key: int = Field(default=5000, ge=1)
@@ -113,6 +123,16 @@ class Settings(BaseSettings):
     """A YAML file of deployment templates, applied at start (see ``engine/templates.py``)."""
     toolsets: str = ""
     """Comma-separated toolsets to serve (``tasks,workflows``); empty or ``all``: every one."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR range") from None
+        return value
 
     @field_validator("run_retention")
     @classmethod

@@ -10,6 +10,7 @@
      ├── NotFound (404 resource_not_found)
      ├── MethodNotAllowed (405 method_not_allowed)
      ├── Conflict (409 conflict)
+     ├── MisdirectedRequest (421 misdirected_request)   a Host this gateway does not answer for
      ├── RequestTimeout (408 request_timeout)        a client too slow to send its request
      ├── PayloadTooLarge (413 payload_too_large)
      ├── HeadersTooLarge (431 request_headers_too_large)
@@ -78,6 +79,11 @@ class Conflict(KubegateError):
     code = "conflict"
 
 
+class MisdirectedRequest(KubegateError):
+    status = 421
+    code = "misdirected_request"
+
+
 class RequestTimeout(KubegateError):
     status = 408
     code = "request_timeout"
@@ -106,6 +112,7 @@ class Unavailable(KubegateError):
 _BY_STATUS: dict[int, type[KubegateError]] = {
     cls.status: cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, RequestTimeout, Conflict,
+                MisdirectedRequest,
                 PayloadTooLarge, HeadersTooLarge, RateLimited, Unavailable)
 }
 

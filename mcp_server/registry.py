@@ -9,6 +9,7 @@ document are all generated from here.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
@@ -16,7 +17,8 @@ from typing import Any, TypeVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from mcp_server.context import Context
-from mcp_server.errors import Forbidden, NotFound, ValidationFailed
+from mcp_server.errors import Forbidden, KubegateError, NotFound, ValidationFailed
+from mcp_server.observability import METRICS
 
 Handler = Callable[[Context, Any], Awaitable[BaseModel]]
 H = TypeVar("H", bound=Callable[..., Awaitable[BaseModel]])
@@ -35,6 +37,8 @@ class Capability:
     destructive: bool = False
     idempotent: bool = False
     mcp_only: bool = False
+    waits: bool = False
+    """Runs until something happens (``*_wait``): stopped with 401 if its credential is revoked meanwhile."""
     admin: bool = False
     """Only administrators may call it (the handler checks); tools/list hides it from everyone else."""
 
@@ -49,7 +53,8 @@ class Registry:
         self._capabilities: dict[str, Capability] = {}
 
     def capability(self, *, scope: str, title: str, read_only: bool = False, destructive: bool = False,
-                   idempotent: bool = False, mcp_only: bool = False, admin: bool = False) -> Callable[[H], H]:
+                   idempotent: bool = False, mcp_only: bool = False, waits: bool = False,
+                   admin: bool = False) -> Callable[[H], H]:
         """Declare the decorated handler as a capability named after the function."""
 
         def register(handler: H) -> H:
@@ -61,7 +66,7 @@ class Registry:
                 name=handler.__name__, handler=handler, input_model=hints[params[1]],
                 output_model=hints["return"], scope=scope, title=title,
                 description=inspect.cleandoc(handler.__doc__ or title), read_only=read_only,
-                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only, admin=admin,
+                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only, waits=waits, admin=admin,
             ))
             return handler
 
@@ -102,13 +107,33 @@ class Registry:
                 selected.add(capability)
         return selected
 
-    async def call(self, name: str, ctx: Context, arguments: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    async def call(self, name: str, ctx: Context, arguments: dict[str, Any], *, strict: bool = True,
+                   door: str = "internal") -> dict[str, Any]:
         """Check scope, validate ``arguments``, run the handler; returns the wire JSON of its result.
 
         JSON arguments are validated strictly (``0`` is not ``false``, ``"5"`` is not ``5``); a
-        query string has only strings, so REST's query routes pass ``strict=False``.
+        query string has only strings, so REST's query routes pass ``strict=False``. Every call
+        is counted and timed here, per tool and door (``/metrics``).
         """
         capability = self.get(name)
+        started = time.perf_counter()
+        outcome = "error"
+        METRICS.tool_in_flight.add(1, name)
+        try:
+            body = await self._run(capability, ctx, arguments, strict)
+            outcome = "ok"
+            return body
+        except KubegateError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            METRICS.tool_in_flight.add(-1, name)
+            METRICS.tool_calls.inc(name, door, outcome)
+            METRICS.tool_seconds.observe(time.perf_counter() - started, name)
+
+    async def _run(self, capability: Capability, ctx: Context, arguments: dict[str, Any],
+                   strict: bool) -> dict[str, Any]:
+        name = capability.name
         if not ctx.principal.allows(capability.scope):
             raise Forbidden(f"This credential lacks the '{capability.scope}' scope needed for {name}")
         try:

@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
+from starlette.types import Scope
 
 from mcp_server import __version__
 from mcp_server.auth.principal import Principal
 from mcp_server.context import Context
+from mcp_server.edge.calls import call, door_context
+from mcp_server.edge.scope import require_principal
 from mcp_server.errors import KubegateError, NotFound, Unauthorized
 from mcp_server.models.schema import input_schema
 from mcp_server.registry import Capability, Registry
@@ -32,11 +35,21 @@ from mcp_server.services import Services
 log = logging.getLogger(__name__)
 
 PrincipalSource = Callable[[ServerRequestContext[Any, Any]], Awaitable[Principal]]
+ValiditySource = Callable[[ServerRequestContext[Any, Any]], Awaitable[bool]]
 
-INSTRUCTIONS = (
-    "kubegate runs work on Kubernetes (or this machine): one-off tasks, multi-step workflows, "
-    "sandboxes and deployments, plus the API keys that reach them. Tools are named <resource>_<action>."
-)
+_WORDS = {"api_keys": "API keys", "tasks": "one-off tasks", "workflows": "multi-step workflows (DAGs of steps)",
+          "audit": "the audit log"}
+
+
+def instructions(registry: Registry) -> str:
+    """What the server offers, generated from the registry so it names only what exists."""
+    resources: dict[str, list[str]] = {}
+    for capability in registry.list():
+        resource, _, action = capability.name.rpartition("_")
+        resources.setdefault(resource, []).append(action)
+    offered = "; ".join(f"{_WORDS.get(r, r.replace('_', ' '))} ({', '.join(a)})" for r, a in resources.items())
+    return ("kubegate runs work on Kubernetes (or this machine). Tools are named <resource>_<action>; "
+            f"it offers {offered}. Create returns at once; follow long work with the *_wait tools.")
 
 
 def tool_definition(capability: Capability) -> types.Tool:
@@ -63,22 +76,28 @@ def error_result(error: KubegateError) -> types.CallToolResult:
     )
 
 
-def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
-    """The principal the HTTP auth middleware attached to this request."""
-    request = ctx.request
-    principal = getattr(request, "scope", {}).get("kubegate.principal") if request is not None else None
-    if not isinstance(principal, Principal):
+def request_scope(ctx: ServerRequestContext[Any, Any]) -> Scope:
+    scope = getattr(ctx.request, "scope", None)
+    if scope is None:
         raise Unauthorized("Authentication required")
-    return principal
+    return cast(Scope, scope)
+
+
+def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
+    """The principal the edge authenticated for this HTTP request."""
+    return require_principal(request_scope(ctx))
 
 
 class _Handlers:
     """The MCP request handlers, bound to one registry and one way of knowing the caller."""
 
-    def __init__(self, services: Services, registry: Registry, principal_of: PrincipalSource) -> None:
+    def __init__(self, services: Services, registry: Registry, principal_of: PrincipalSource,
+                 still_valid: ValiditySource | None, door: str) -> None:
         self.services = services
         self.registry = registry
         self.principal_of = principal_of
+        self.still_valid = still_valid
+        self.door = door
         self.resources = ResourceSet(services, registry.toolsets())
         # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
         self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
@@ -97,7 +116,7 @@ class _Handlers:
         async def send_log(level: str, message: str) -> None:
             await session.send_log_message(level, message, logger="kubegate")  # type: ignore[arg-type]
 
-        return Context.for_principal(principal, self.services.parts, progress=progress, log=send_log)
+        return door_context(self.services, principal, progress=progress, log=send_log)
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -115,8 +134,10 @@ class _Handlers:
             capability = self.registry.get(params.name)
         except NotFound as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
+        valid = self.still_valid
         try:
-            body = await self.registry.call(capability.name, await self.context(ctx), dict(params.arguments or {}))
+            body = await call(self.registry, capability.name, await self.context(ctx), dict(params.arguments or {}),
+                              door=self.door, still_valid=(lambda: valid(ctx)) if valid else None)
         except KubegateError as exc:
             return error_result(exc)
         except Exception:
@@ -148,14 +169,19 @@ class _Handlers:
         )
 
 
-def build_server(services: Services, registry: Registry, principal_of: PrincipalSource) -> Server[Any]:
-    """An MCP server whose tools and resources are the registry's capabilities."""
-    handlers = _Handlers(services, registry, principal_of)
+def build_server(services: Services, registry: Registry, principal_of: PrincipalSource, *,
+                 still_valid: ValiditySource | None = None, door: str = "mcp") -> Server[Any]:
+    """An MCP server whose tools and resources are the registry's capabilities.
+
+    ``principal_of`` says who makes a request; ``still_valid`` tells a long call (a wait)
+    whether its credential still holds, so revoking it ends the call with 401.
+    """
+    handlers = _Handlers(services, registry, principal_of, still_valid, door)
     return Server(
         "kubegate",
         version=__version__,
         title="kubegate",
-        instructions=INSTRUCTIONS,
+        instructions=instructions(registry),
         get_tool_input_schema=handlers.input_schema,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,

@@ -7,18 +7,18 @@ HTTP status a success gets.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_server.auth.audit import ACTION_KEY
-from mcp_server.auth.principal import Principal
-from mcp_server.context import Context
-from mcp_server.errors import BadRequest, KubegateError, Unauthorized
-from mcp_server.http import error_response
+from mcp_server.edge.calls import call, door_context
+from mcp_server.edge.scope import require_principal
+from mcp_server.errors import BadRequest, KubegateError
+from mcp_server.http import dumps, error_response, parse_json
 from mcp_server.registry import Registry
 from mcp_server.services import Services
 from rest_bridge.routes import ROUTES, RestRoute
@@ -27,16 +27,17 @@ from rest_bridge.routes import ROUTES, RestRoute
 async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if route.source == "query":
-        for name in request.query_params:
-            values = request.query_params.getlist(name)
-            args[name] = values[0] if len(values) == 1 else values
+        query: bytes = request.scope["query_string"]
+        if query:  # most reads have none: skip the parse
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if name in args:
+                    args[name] = [*args[name], value] if isinstance(args[name], list) else [args[name], value]
+                else:
+                    args[name] = value
     else:
         raw = await request.body()
         if raw.strip():
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise BadRequest(f"Malformed JSON body: {exc}") from None
+            body = parse_json(raw)
             if not isinstance(body, dict):
                 raise BadRequest("The JSON body must be an object")
             args.update(body)
@@ -47,16 +48,14 @@ async def _arguments(request: Request, route: RestRoute) -> dict[str, Any]:
 def _endpoint(route: RestRoute, registry: Registry, services: Services) -> Any:
     async def endpoint(request: Request) -> Response:
         request.scope[ACTION_KEY] = route.tool  # names the action in the audit log
-        principal = request.scope.get("kubegate.principal")
         try:
-            if not isinstance(principal, Principal):
-                raise Unauthorized("Authentication required")
+            principal = require_principal(request.scope)
             args = await _arguments(request, route)
-            context = Context.for_principal(principal, services.parts)
-            body = await registry.call(route.tool, context, args, strict=route.source == "body")
+            body = await call(registry, route.tool, door_context(services, principal), args, door="rest",
+                              strict=route.source == "body")
         except KubegateError as exc:
             return error_response(exc)
-        return JSONResponse(body, status_code=route.status)
+        return Response(dumps(body), status_code=route.status, media_type="application/json")
 
     endpoint.__name__ = route.tool
     return endpoint

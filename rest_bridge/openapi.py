@@ -72,6 +72,10 @@ def _operation(route: RestRoute, registry: Registry, defs: dict[str, Any], refs:
         "x-mcp-tool": capability.name,
         "x-required-scope": capability.scope,
     }
+    if route.source == "query" and "cursor" in input_schema.get("properties", {}):
+        # A list answers nextCursor; following it is how a client (or a stateful fuzzer) pages.
+        operation["responses"][str(route.status)]["links"] = {"nextPage": {
+            "operationId": capability.name, "parameters": {"cursor": "$response.body#/nextCursor"}}}
     if route.source == "body":
         operation["requestBody"] = {
             "required": True,

@@ -7,15 +7,24 @@ server that validates every object strictly, with a simulated kubelet).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.doors import DOORS, Door, open_door
+from mcp_server.runtime.sandbox import DEFAULT_READONLY
+from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
 from tests.gateway import Gateway, free_port, mint_key
+from tests.runtime.support import Handshake
+
+SCRATCH_ROOT = Path("/var/lib/kubegate-tests/scratch")
+"""Holds every ``scratch`` dir (``tests/runtime/conftest.py`` uses the same root)."""
+GATEWAY_READONLY_PATHS = ",".join([*DEFAULT_READONLY, str(SCRATCH_ROOT)])
+"""What the gateways' runs see read-only: the defaults and the handshake FIFOs."""
 
 RUNTIMES = ("local", "kubernetes")
 
@@ -45,7 +54,7 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session", params=RUNTIMES)
 def runtime_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "local":
-        return {"KUBEGATE_RUNTIME": "local"}
+        return {"KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS": GATEWAY_READONLY_PATHS}
     kubeconfig: Path = request.getfixturevalue("fake_cluster")
     return {"KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig)}
 
@@ -90,3 +99,31 @@ async def door(request: pytest.FixtureRequest, gateway: Gateway, stateless_gatew
     async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
                          data_dir=data_dir, env=runtime_env) as opened:
         yield opened
+
+
+@pytest.fixture(params=MCP_DOORS)
+async def mcp_door(request: pytest.FixtureRequest, gateway: Gateway, stateless_gateway: Gateway, api_key: str,
+                   data_dir: Path, runtime_env: dict[str, str]) -> AsyncIterator[McpDoor]:
+    """The MCP doors alone, for what exists only on MCP (progress, log messages, resources)."""
+    async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
+                         data_dir=data_dir, env=runtime_env) as opened:
+        assert isinstance(opened, McpDoor)
+        yield opened
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory the gateways' runs see read-only (``KUBEGATE_RUN_READONLY_PATHS``): FIFOs for handshakes."""
+    SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="scratch-", dir=SCRATCH_ROOT))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def handshake(scratch: Path) -> Iterator[Handshake]:
+    """FIFOs a run says ``ready`` through and waits on for ``go``: the test, not a timer, paces it."""
+    gate = Handshake(scratch)
+    yield gate
+    gate.close()

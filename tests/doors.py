@@ -98,6 +98,7 @@ class McpDoor:
 
 
 DOORS = ("rest", "shorthand", "mcp-http-session", "mcp-http-stateless", "mcp-http-2026", "mcp-stdio")
+MCP_DOORS = tuple(door for door in DOORS if door.startswith("mcp-"))
 
 
 @asynccontextmanager

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio
+
+POLL = 0.05
+"""Seconds between two scans of /proc: a busy scan would take a core from the processes it waits for."""
+
 
 def process_alive(marker: str) -> bool:
     """Whether any process has ``marker`` in its command line (arguments joined as the kernel keeps them)."""
@@ -15,3 +20,10 @@ def process_alive(marker: str) -> bool:
         except OSError:
             continue
     return False
+
+
+async def until_alive(marker: str, alive: bool = True, *, timeout: float = 20.0) -> None:
+    """Return once a process with ``marker`` in its command line is (or, with ``alive=False``, is no longer) running."""
+    with anyio.fail_after(timeout):
+        while process_alive(marker) != alive:
+            await anyio.sleep(POLL)

@@ -47,7 +47,7 @@ async def crashing_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
             while not server.started:
-                await anyio.lowlevel.checkpoint()
+                await anyio.sleep(0.01)
         yield f"http://127.0.0.1:{port}", operator_key
         server.should_exit = True
     await services.close()

@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes_validate
-
 from k8s.sim.checks import semantic_errors
+from k8s.sim.schemas import schema_error
 from k8s.sim.selectors import fields_match, matches
 
 Obj = dict[str, Any]
 Listener = Callable[[str, str, Obj], None]
-SCHEMA_VERSION = "1.33.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,10 +295,8 @@ class Store:
     def _problems(self, resource: str, obj: Obj) -> str:
         if not self.validate:
             return ""
-        try:
-            kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
-        except Exception as exc:  # every validator failure is a 422, whatever its type
-            return str(exc).split("\n", 1)[0]
+        if error := schema_error(obj):
+            return error
         return "; ".join(semantic_errors(resource, obj))
 
     def _emit(self, resource: str, kind: str, obj: Obj, before: dict[str, str] | None = None) -> None:

@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
 from mcp_server.auth.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from mcp_server.errors import Forbidden
-from mcp_server.http import send_error
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -53,19 +51,3 @@ def csrf_refusal(method: str, headers: Headers, session_token: str, own_origin: 
 def session_cookie(scope: Scope) -> str | None:
     cookie = Headers(scope=scope).get("cookie")
     return cookie_parser(cookie).get(SESSION_COOKIE) if cookie else None
-
-
-class CsrfMiddleware:
-    def __init__(self, app: ASGIApp, own_origin: str) -> None:
-        self.app = app
-        self.own_origin = own_origin
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get(PRINCIPAL_KEY) if scope["type"] == "http" else None
-        if isinstance(principal, Principal) and principal.method == "session":
-            refusal = csrf_refusal(scope["method"], Headers(scope=scope), session_cookie(scope) or "",
-                                   self.own_origin)
-            if refusal is not None:
-                await send_error(scope, receive, send, refusal)
-                return
-        await self.app(scope, receive, send)

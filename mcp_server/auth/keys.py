@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from mcp_server.auth.policy import child_expiry
 from mcp_server.auth.principal import Principal
+from mcp_server.auth.revocation import REVOCATIONS
 from mcp_server.ids import base62, new_id, stamp, utcnow
 from mcp_server.store.api_keys import ApiKeyRecord, ApiKeyStore, NewApiKeyRow
 
@@ -79,6 +80,7 @@ class KeyStore:
         """Revoke the user's live key and its descendants; the key as revoked, or ``None`` if none such."""
         if not await self._keys.revoke_lineage(user_id, key_id, stamp()):
             return None
+        REVOCATIONS.revoked()  # calls in flight on this key stop now (auth/revocation.py)
         return await self._keys.get(key_id)
 
     async def authenticate(self, secret: str) -> Principal | None:

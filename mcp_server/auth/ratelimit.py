@@ -12,26 +12,30 @@ Process memory is counted by the library's synchronous moving-window strategy ov
 on the event loop: a hit is a few list operations with no I/O and no background work. A
 network storage uses the library's asyncio strategy, so waiting on Redis never blocks the loop.
 
-The headers are added at ``http.response.start``, so streamed (SSE) MCP responses carry them too.
+The edge (``edge.pipeline``) counts each authenticated request and adds the headers at
+``http.response.start``, so streamed (SSE) MCP responses carry them too.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerHour, WindowStats
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.auth.loop_storage import LoopMemoryStorage
-from mcp_server.auth.principal import PRINCIPAL_KEY, Principal
+from mcp_server.auth.principal import Principal
 from mcp_server.config import Settings
-from mcp_server.errors import RateLimited
-from mcp_server.http import send_error
+
+log = logging.getLogger(__name__)
+_WARM_UP_KEY = "kubegate/warm-up"
+_KEY_CACHE = 100_000
 
 
 def async_storage_url(url: str) -> str:
@@ -61,6 +65,11 @@ class Verdict:
             "X-RateLimit-Reset": str(self.reset),
         }
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"x-ratelimit-limit", str(self.limit).encode()),
+                (b"x-ratelimit-remaining", str(self.remaining).encode()),
+                (b"x-ratelimit-reset", str(self.reset).encode())]
+
     def retry_after(self) -> int:
         return max(1, math.ceil(self.reset_at - time.time()))
 
@@ -70,19 +79,56 @@ class RateLimiter:
         url = settings.rate_limit_storage
         self._local: MovingWindowRateLimiter | None = None
         self._shared: AsyncMovingWindow | None = None
+        self._storage: Any = None
+        self._keys: dict[tuple[str, str], str] = {}
+        self._local_storage = LoopMemoryStorage()
         if is_memory_storage(url):
-            self._local = MovingWindowRateLimiter(LoopMemoryStorage())
+            self._local = MovingWindowRateLimiter(self._local_storage)
         else:
-            self._shared = AsyncMovingWindow(storage_from_string(async_storage_url(url)))
+            self._storage = storage_from_string(async_storage_url(url))
+            self._shared = AsyncMovingWindow(self._storage)
         self._session = RateLimitItemPerHour(settings.rate_limit_session, namespace="kubegate")
         self._api_key = RateLimitItemPerHour(settings.rate_limit_api_key, namespace="kubegate")
 
+    async def warm_up(self) -> None:
+        """Load the shared storage's scripts before the first request, so that none races to load them.
+
+        When a burst of first requests finds Redis without the moving-window script, the client
+        library's load-and-retry path has been measured to count one of them twice (admitting
+        N-1 of N). A hit on a private key with a limit nobody reaches loads both scripts first.
+        """
+        if self._storage is None:
+            return
+        try:
+            await self._storage.acquire_entry(_WARM_UP_KEY, 2**31, 1)
+            await self._storage.get_moving_window(_WARM_UP_KEY, 2**31, 1)
+        except Exception as exc:
+            log.warning("the rate-limit storage did not answer at start (%s); counting continues when it does",
+                        type(exc).__name__)
+
     async def _count(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
         if self._local is not None:
-            return (self._local.hit(item, user_id, kind), self._local.get_window_stats(item, user_id, kind))
+            return self._count_local(item, user_id, kind)
         assert self._shared is not None
         allowed = await self._shared.hit(item, user_id, kind)
         return allowed, await self._shared.get_window_stats(item, user_id, kind)
+
+    def _count_local(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
+        """The strategy's ``hit`` and ``get_window_stats`` in one step, with the storage key built once.
+
+        Building the key (``RateLimitItem.key_for``) cost as much as counting; keys are kept
+        per user (bounded by ``_KEY_CACHE``).
+        """
+        storage = self._local_storage
+        key = self._keys.get((user_id, kind))
+        if key is None:
+            if len(self._keys) >= _KEY_CACHE:
+                self._keys.clear()
+            key = self._keys[(user_id, kind)] = item.key_for(user_id, kind)
+        expiry = item.get_expiry()
+        allowed = storage.acquire_entry(key, item.amount, expiry)
+        start, count = storage.get_moving_window(key, item.amount, expiry)
+        return allowed, WindowStats(start + expiry, item.amount - count)
 
     def item_for(self, principal: Principal) -> RateLimitItem:
         return self._session if principal.method == "session" else self._api_key
@@ -95,31 +141,3 @@ class RateLimiter:
         # In a moving window the reset is when the oldest counted request leaves it and frees a slot.
         return Verdict(allowed=allowed, limit=item.amount, remaining=max(0, stats.remaining),
                        reset_at=stats.reset_time)
-
-
-class RateLimitMiddleware:
-    """Sits behind the auth middleware: anonymous requests pass untouched (they get a 401 there)."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get(PRINCIPAL_KEY) if scope["type"] == "http" else None
-        if not isinstance(principal, Principal):
-            await self.app(scope, receive, send)
-            return
-        verdict = await self.limiter.hit(principal)
-        headers = verdict.headers()
-        if not verdict.allowed:
-            error = RateLimited(f"Rate limit of {verdict.limit} requests per hour exceeded; retry later")
-            await send_error(scope, receive, send, error, {**headers, "Retry-After": str(verdict.retry_after())})
-            return
-        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *raw]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

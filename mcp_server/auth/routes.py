@@ -30,10 +30,11 @@ from mcp_server.auth.csrf import csrf_refusal, session_cookie, source_origin
 from mcp_server.auth.middleware import Authenticator
 from mcp_server.auth.oauth import LoginProvider, login_configured, login_state_secret
 from mcp_server.auth.principal import ALL_SCOPES, PRINCIPAL_KEY, Principal
+from mcp_server.auth.revocation import REVOCATIONS
 from mcp_server.auth.sessions import CSRF_COOKIE, SESSION_COOKIE, NewSession, SessionStore
 from mcp_server.config import Settings
 from mcp_server.errors import BadRequest, Forbidden, KubegateError, NotFound, Unauthorized, Unavailable
-from mcp_server.http import error_response
+from mcp_server.http import error_response, parse_json
 from mcp_server.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class AuthRoutes:
         try:
             if origin is not None and origin != self.settings.public_origin:
                 raise Forbidden("Cross-site request refused: the Origin is not this gateway's")
-            body = await request.json()
+            body = parse_json(await request.body())
             email = body.get("email") if isinstance(body, dict) else None
             if not isinstance(email, str) or "@" not in email or len(email) > 254:
                 raise BadRequest("email: a valid email address is required")
@@ -179,6 +180,7 @@ class AuthRoutes:
             request.scope[PRINCIPAL_KEY] = principal
             request.scope[ACTION_KEY] = "logout"
             await self.sessions.revoke(token)
+            REVOCATIONS.revoked()  # waits made with this session stop now
         response = Response(status_code=204)
         for name in (SESSION_COOKIE, CSRF_COOKIE):
             response.delete_cookie(name, path="/", secure=self.secure, httponly=name == SESSION_COOKIE,

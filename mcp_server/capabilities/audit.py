@@ -14,7 +14,7 @@ def _event(record: AuditRecord) -> AuditEvent:
     return AuditEvent(
         id=record.id, timestamp=iso(record.created_at) or "", user_id=entry.user_id, email=entry.email,
         auth_method=entry.auth_method, method=entry.method, path=entry.path, action=entry.action,
-        status=entry.status, client_ip=entry.client_ip,
+        status=entry.status, client_ip=entry.client_ip, key_id=entry.key_id,
     )
 
 

@@ -62,7 +62,8 @@ async def tasks_delete(ctx: Context, args: TaskRef) -> TaskEnvelope:
     return TaskEnvelope(task=task_model(await ctx.tasks.delete(ctx.principal.user_id, args.task_id)))
 
 
-@registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True)
+@registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True,
+                     waits=True)
 async def tasks_wait(ctx: Context, args: TaskWait) -> TaskEnvelope:
     """Wait until the task has finished (or `timeoutSeconds` pass) and return it.
 

@@ -94,7 +94,7 @@ async def workflows_delete(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
 
 
 @registry.capability(scope="workflows:read", title="Wait for a workflow", read_only=True, idempotent=True,
-                     mcp_only=True)
+                     mcp_only=True, waits=True)
 async def workflows_wait(ctx: Context, args: WorkflowWait) -> WorkflowEnvelope:
     """Wait until the workflow has finished (or `timeoutSeconds` pass) and return it.
 

@@ -13,10 +13,21 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from mcp_server.observability import METRICS
 from mcp_server.runtime.base import RunEvent, Runtime
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[RunEvent], Awaitable[None]]
+
+
+def count_run(runtime: str, event: RunEvent) -> None:
+    """Runs started, finished (exit 0) and failed, per runtime and kind (``/metrics``)."""
+    kind = "task" if event.run_id.startswith("task_") else "workflow_step"
+    if event.kind == "started":
+        outcome = "started"
+    else:
+        outcome = "finished" if event.reason == "completed" and event.exit_code == 0 else "failed"
+    METRICS.runs.inc(runtime, kind, outcome)
 
 
 class Dispatcher:
@@ -39,7 +50,9 @@ class Dispatcher:
                 await self._consumer
 
     async def _consume(self) -> None:
+        runtime = str(getattr(self.runtime, "name", type(self.runtime).__name__))
         async for event in self.runtime.events():
+            count_run(runtime, event)
             handler = next((h for p, h in self._handlers.items() if event.run_id.startswith(p)), None)
             if handler is None:
                 log.warning("event for unknown run %s dropped", event.run_id)

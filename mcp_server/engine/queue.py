@@ -131,9 +131,6 @@ class FairShare:
         await self._queue.take(run_id)
         return True
 
-    def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
-        return self.inner.logs(run_id, tail=tail, follow=follow)
-
     def read_logs(self, run_id: str, *, tail: int) -> str:
         return self.inner.read_logs(run_id, tail=tail)
 

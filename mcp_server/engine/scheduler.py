@@ -31,8 +31,9 @@ from mcp_server.config import Settings
 from mcp_server.engine import dag
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.runs import start_failure
-from mcp_server.ids import stamp
+from mcp_server.ids import parse, stamp, utcnow
 from mcp_server.models.workflows import IMAGE, StepStatus, WorkflowStatus
+from mcp_server.observability import METRICS
 from mcp_server.runtime.base import RunSpec, Runtime
 from mcp_server.store.runs import BLOCKING, TERMINAL
 from mcp_server.store.workflows import StepRecord, WorkflowRecord, WorkflowStore
@@ -98,10 +99,11 @@ class Scheduler:
         slots = self.settings.workflow_concurrency - sum(s.status == "running" for s in steps.values())
         failed = False
         for name in order:
-            if slots <= 0:
-                break
             step = steps[name]
             if step.status == "pending" and all(steps[d].status == "completed" for d in step.depends_on):
+                if slots <= 0:
+                    METRICS.held_back.inc()  # ready, but the workflow is at its concurrency limit
+                    continue
                 workflow, steps[name] = await self._start(workflow, step, steps, lineage[name])
                 failed |= steps[name].status == "failed"
                 slots -= 1
@@ -124,6 +126,7 @@ class Scheduler:
             await self.workflows.begin(workflow.id, now)
         try:
             await self.runtime.start(spec)
+            _observe_handoff(step, steps)
         except Exception as exc:
             log.warning("step %s of %s could not start: %s", step.name, workflow.id, exc)
             step = await self.end_step(step, "failed", reason="error", message=start_failure(exc), was="running")
@@ -167,3 +170,10 @@ class Scheduler:
         status: WorkflowStatus = "completed" if all(s.status == "completed" for s in steps) else "failed"
         await self.workflows.settle(workflow.id, status, stamp())
         return True
+
+
+def _observe_handoff(step: StepRecord, steps: Steps) -> None:
+    """From the last dependency's end to this step's start (``/metrics``); root steps have none."""
+    ended = [done for d in step.depends_on if (done := steps[d].completed_at)]
+    if ended:
+        METRICS.handoff_seconds.observe(max(0.0, (utcnow() - parse(max(ended))).total_seconds()))

@@ -16,6 +16,7 @@ class AuditEvent(Wire):
     user_id: str | None = None
     email: str | None = None
     auth_method: str | None = Field(default=None, description="api_key, session or local")
+    key_id: str | None = Field(default=None, description="The API key that acted (its id, never the secret)")
     method: str = Field(examples=["POST"])
     path: str = Field(examples=["/api/tasks"])
     action: str | None = Field(default=None, description="The tool called, or login/logout", examples=["tasks_create"])

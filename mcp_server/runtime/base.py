@@ -10,13 +10,28 @@ Event flow::
     start(spec) ──► RunEvent("started") ──► RunEvent("exited", exit_code, output, reason)
     cancel(id)  ──► RunEvent("exited", reason="cancelled") unless it already exited
 
+``started`` comes at most once and never after ``exited`` (a run cancelled before it was seen
+running may only say ``exited``).
+
 After a gateway restart the engine calls ``recover(active)`` with every run it still believes
-is active; the runtime re-attaches to those still going and emits ``exited`` for those that
-ended (or vanished) while the gateway was down, so nothing stays ``running`` forever.
+is active; the runtime re-attaches to those still going (it may say ``started`` again, which the
+engine takes as a no-op) and emits ``exited`` for those that ended (or vanished) while the
+gateway was down, so nothing stays ``running`` forever. A run gets exactly one ``exited`` (unless
+it is removed first).
+
+Logs are read one way, ``read_logs``: a bounded tail, at once, from the gateway's own copy (a
+run's log outlives its process or Pod). Waiters (``tasks_wait``) re-read it when the run's
+owner says something changed, so no streaming reader is part of the protocol.
+
+``tests/runtime/contract/`` holds the one suite every implementation (and every test double)
+must pass. The protocol is meant to grow by *adding* methods for new kinds of workload (the
+long-lived ones of sandboxes and deployments: exec, extend, readiness, an endpoint) next to
+these, each with its contract tests; the run methods below stay as they are.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,14 +93,16 @@ class Runtime(Protocol):
         """Stop the run if it is going. Idempotent; an unknown run is not an error."""
 
     async def remove(self, run_id: str) -> None:
-        """Forget the run and delete everything it left behind (logs, files, cluster objects)."""
+        """Stop the run if needed, forget it and delete what it left (logs, files, cluster objects).
 
-    def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
-        """Yield the run's combined stdout/stderr; ``tail`` keeps the last N bytes; ``follow`` waits for more."""
-        ...
+        The caller records the outcome itself: whether a removed run still says ``exited`` is not defined.
+        """
 
     def read_logs(self, run_id: str, *, tail: int) -> str:
-        """The last ``tail`` bytes of the run's logs as text, without waiting ("" when none)."""
+        """The last ``tail`` bytes of the run's combined stdout/stderr as text, without waiting.
+
+        "" for an unknown or removed run; a character cut by the tail is dropped, not replaced.
+        """
         ...
 
     def events(self) -> AsyncIterator[RunEvent]:
@@ -105,6 +122,20 @@ def last_line(text: str) -> str | None:
         if line.strip():
             return cap_output(line.strip())
     return None
+
+
+def decode_tail(data: bytes, *, cut: bool) -> str:
+    """Log bytes as text; ``cut`` when ``data`` starts where a tail was cut, maybe mid-character.
+
+    Characters cut at either end are dropped, never shown as U+FFFD; invalid bytes inside are.
+    """
+    if cut:
+        start = 0
+        while start < min(3, len(data)) and 0x80 <= data[start] < 0xC0:
+            start += 1
+        data = data[start:]
+    # An incremental decoder without ``final``: a character cut at the end is held back, not replaced.
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
 
 
 def cap_output(text: str) -> str:

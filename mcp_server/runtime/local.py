@@ -11,15 +11,12 @@ same for shims inherited from a previous gateway, which ``recover`` re-attaches 
 their pid *and* start time (a reused pid has another start time).
 
 Exit codes are 128 + N for a run killed by signal N (see ``shim``); a timeout or cancel ends with
-SIGTERM to the run's process group and SIGKILL after ``grace_seconds``. Following logs wakes on
-writes through inotify (``logwatch``) and ends once the run's ``exited`` was emitted and the file
-is drained.
+SIGTERM to the run's process group and SIGKILL after ``grace_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -33,15 +30,13 @@ from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime import containment, isolation, shim
 from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunEvent, RunSpec
-from mcp_server.runtime.logwatch import LogWatcher
 from mcp_server.runtime.retention import Retention
-from mcp_server.runtime.rundir import ChunkDecoder, RunDir, remove_tree, seek_tail
+from mcp_server.runtime.rundir import RunDir, remove_tree
 from mcp_server.runtime.shimkit import kill_cgroups, remove_cgroups
 
 logger = logging.getLogger(__name__)
 
 SHIM = Path(shim.__file__).resolve()
-_CHUNK = 64 * 1024
 # Signals the gateway may have ignored or blocked, which the shim must see with default dispositions.
 _SHIM_SIGDEF = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
 
@@ -53,7 +48,6 @@ class _Run:
     pidfd: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
-    followers: set[asyncio.Event] = field(default_factory=set)
 
 
 class LocalRuntime:
@@ -67,11 +61,19 @@ class LocalRuntime:
         self._grace = grace_seconds
         self._runs: dict[str, _Run] = {}
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-        self._logs = LogWatcher()
         self._retention = Retention(self._runs_dir, settings.run_retention_seconds, self._remove_files)
         self._closed = False
         if self._confinement.refusal is not None:
             logger.error("%s", self._confinement.refusal)
+
+    async def ready(self) -> str | None:
+        """``None`` when runs can start (for ``/readyz``), else why not."""
+        if self._closed:
+            return "the local runtime is closed"
+        where = self._runs_dir if self._runs_dir.exists() else self._runs_dir.parent
+        if not os.access(where, os.W_OK | os.X_OK):
+            return "the runs directory is not writable"
+        return self._confinement.refusal  # e.g. no usable bubblewrap under ``auto``
 
     @property
     def isolated(self) -> bool:
@@ -177,8 +179,6 @@ class LocalRuntime:
         self._emit(event)
         self._retention.schedule(run_id, event.at)
         run.done.set()
-        for follower in run.followers:
-            follower.set()
 
     def _emit(self, event: RunEvent) -> None:
         if not self._closed:
@@ -255,43 +255,6 @@ class LocalRuntime:
             else:
                 self._attach(run, pidfd)
 
-    async def logs(self, run_id: str, *, tail: int | None = None, follow: bool = False) -> AsyncIterator[str]:
-        """See ``Runtime.logs``; following a run this runtime does not track (not recovered) gives
-        what is there, since nothing would say when it ends."""
-        try:
-            path = RunDir(self._runs_dir, run_id).log
-            file = path.open("rb")
-        except (ValueError, FileNotFoundError):
-            return
-        run = self._runs.get(run_id)
-        if not follow or run is None or run.done.is_set():
-            run = None
-        decoder = ChunkDecoder(after_seek=tail is not None)
-        with file, self._logs.watch(path if run is not None else None) as (wrote, poll):
-            if tail is not None:
-                seek_tail(file.fileno(), tail)
-            if run is not None:
-                run.followers.add(wrote)
-            try:
-                while True:
-                    wrote.clear()
-                    # Checked before reading: once the run is over, one more read gets all it wrote.
-                    over = run is None or run.done.is_set() or self._closed
-                    chunk = file.read(_CHUNK)
-                    if chunk:
-                        yield decoder.decode(chunk)
-                    elif file.tell() > os.fstat(file.fileno()).st_size:
-                        file.seek(0)  # the log cap dropped the head: go on from its marker line
-                        decoder = ChunkDecoder(after_seek=False)
-                    elif over:
-                        break
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(wrote.wait(), poll)
-            finally:
-                if run is not None:
-                    run.followers.discard(wrote)
-
     def read_logs(self, run_id: str, *, tail: int) -> str:
         try:
             return RunDir(self._runs_dir, run_id).read_log(tail)
@@ -313,10 +276,6 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
-        for run in self._runs.values():
-            for follower in run.followers:
-                follower.set()
-        self._logs.close()
         self._retention.close()
         self._events.put_nowait(None)
 

@@ -17,7 +17,6 @@ an exit record?", never the other way round.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import json
 import marshal
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from mcp_server.runtime import shim
-from mcp_server.runtime.base import OUTPUT_LIMIT, ExitReason, cap_output, last_line
+from mcp_server.runtime.base import OUTPUT_LIMIT, ExitReason, cap_output, decode_tail, last_line
 from mcp_server.runtime.isolation import OUTPUT_FILE, Plan
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -102,7 +101,7 @@ class RunDir:
         """
         written = _read_regular(self.work / OUTPUT_FILE, OUTPUT_LIMIT)
         if written is not None:
-            return cap_output(_decode(written).removesuffix("\n"))
+            return cap_output(decode_tail(written, cut=False).removesuffix("\n"))
         return last_line(self.read_log(2 * OUTPUT_LIMIT))
 
     def read_log(self, tail: int | None) -> str:
@@ -111,39 +110,13 @@ class RunDir:
             with self.log.open("rb") as file:
                 if tail is not None:
                     seek_tail(file.fileno(), tail)
-                return _decode(skip_partial(file.read()) if tail is not None else file.read())
+                return decode_tail(file.read(), cut=tail is not None)
         except FileNotFoundError:
             return ""
 
 
-class ChunkDecoder:
-    """Decodes a log read in chunks; the first chunk after a seek may start mid-character."""
-
-    def __init__(self, *, after_seek: bool) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._after_seek = after_seek
-
-    def decode(self, chunk: bytes) -> str:
-        if self._after_seek:
-            chunk, self._after_seek = skip_partial(chunk), False
-        return self._decoder.decode(chunk)
-
-
 def seek_tail(fd: int, tail: int) -> None:
     os.lseek(fd, max(0, os.fstat(fd).st_size - max(0, tail)), os.SEEK_SET)
-
-
-def skip_partial(data: bytes) -> bytes:
-    """Drop the continuation bytes of a UTF-8 character cut by seeking into its middle."""
-    start = 0
-    while start < min(3, len(data)) and 0x80 <= data[start] < 0xC0:
-        start += 1
-    return data[start:]
-
-
-def _decode(data: bytes) -> str:
-    # Not bytes.decode: a character cut at the end of a capped read is dropped, not replaced.
-    return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
 
 
 def _read_regular(path: Path, limit: int) -> bytes | None:

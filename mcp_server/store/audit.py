@@ -22,6 +22,8 @@ class AuditEntry:
     action: str | None
     status: int
     client_ip: str | None
+    key_id: str | None = None
+    """The API key that acted (its id, never the secret)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ def _record(row: Row) -> AuditRecord:
     return AuditRecord(id=row["id"], created_at=row["created_at"], entry=AuditEntry(
         user_id=row["user_id"], email=row["email"], auth_method=row["auth_method"], method=row["method"],
         path=row["path"], action=row["action"], status=row["status"], client_ip=row["client_ip"],
+        key_id=row["key_id"],
     ))
 
 
@@ -46,7 +49,7 @@ class AuditStore:
         await insert(self._db, "audit_log", {
             "id": new_id("audit"), "created_at": stamp(), "user_id": entry.user_id, "email": entry.email,
             "auth_method": entry.auth_method, "method": entry.method, "path": entry.path, "action": entry.action,
-            "status": entry.status, "client_ip": entry.client_ip,
+            "status": entry.status, "client_ip": entry.client_ip, "key_id": entry.key_id,
         })
 
     async def page(self, *, limit: int, cursor: str | None,

@@ -173,7 +173,7 @@ async def test_a_task_reaches_neither_the_gateway_nor_its_data(gateway: Gateway,
 async def _task_log(door: Door, command: list[str], **fields: Any) -> str:
     created = await door.call("tasks_create", {"name": "probe", "image": "alpine", "command": command, **fields})
     assert created.ok, created.body
-    done = await door.call("tasks_wait", {"taskId": created.body["task"]["id"], "timeout": 60})
+    done = await door.call("tasks_wait", {"taskId": created.body["task"]["id"], "timeoutSeconds": 60})
     assert done.body["task"]["status"] == "completed", done.body
     return str(done.body["task"]["logs"])
 

@@ -3,40 +3,44 @@
 from __future__ import annotations
 
 import signal
+import uuid
 from pathlib import Path
 
-import anyio
 import httpx
 
 from tests.gateway import Gateway, mint_key
-from tests.processes import process_alive
+from tests.processes import process_alive, until_alive
+from tests.runtime.support import Handshake
 
 
-async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict[str, str]) -> None:
+async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, scratch: Path, runtime_env: dict[str, str]) -> None:
+    # Each task waits for the test's word (a FIFO handshake), so which one ends while the gateway is
+    # down and which one outlives it is decided by the test, not by sleeps racing the machine's load.
+    short_gate, long_gate = Handshake(scratch), Handshake(scratch)
+    short_marker, long_marker = f"kubegate-short-{uuid.uuid4().hex}", f"kubegate-long-{uuid.uuid4().hex}"
     data_dir = tmp_path / "data"
     key = mint_key(data_dir)
     headers = {"Authorization": f"Bearer {key}"}
     gateway = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     try:
         async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
-            async def create(command: list[str]) -> str:
-                body = {"name": "survivor", "image": "alpine", "command": command}
+            async def create(script: str, marker: str) -> str:
+                # The marker is the shell's $0: it names the task's process in /proc for as long as it runs.
+                body = {"name": "survivor", "image": "alpine", "command": ["sh", "-c", script, marker]}
                 response = await http.post("/api/tasks", json=body)
                 assert response.status_code == 201, response.text
                 return str(response.json()["task"]["id"])
 
-            short = await create(["sh", "-c", "sleep 0.61; echo finished while down; exit 5"])
-            long = await create(["sh", "-c", "sleep 2.37; echo finished after restart"])
-            with anyio.fail_after(10):
-                while not (process_alive("sleep 0.61") and process_alive("sleep 2.37")):
-                    await anyio.lowlevel.checkpoint()
+            short = await create(short_gate.script("echo finished while down; exit 5"), short_marker)
+            long = await create(long_gate.script("echo finished after restart"), long_marker)
+            await short_gate.ready()
+            await long_gate.ready()
     finally:
         gateway.stop(signal.SIGKILL)
 
-    with anyio.fail_after(10):  # the short task ends while no gateway is running
-        while process_alive("sleep 0.61"):
-            await anyio.lowlevel.checkpoint()
-    assert process_alive("sleep 2.37"), "the long task outlives the gateway"
+    short_gate.go()
+    await until_alive(short_marker, alive=False)  # the short task ends while no gateway is running
+    assert process_alive(long_marker), "the long task outlives the gateway"
 
     restarted = Gateway(data_dir, env_extra=dict(runtime_env)).start()
     try:
@@ -46,6 +50,7 @@ async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict
                 task: dict[str, object] = (await http.post("/api/mcp", json=body)).json()["result"]["task"]
                 return task
 
+            long_gate.go()
             finished = await wait(short)
             assert finished["status"] == "failed" and finished["exitCode"] == 5
             assert "finished while down" in str(finished["logs"])
@@ -53,6 +58,9 @@ async def test_tasks_survive_a_gateway_sigkill(tmp_path: Path, runtime_env: dict
             assert reattached["status"] == "completed" and reattached["exitCode"] == 0
             assert "finished after restart" in str(reattached["logs"])
             listing = (await http.get("/api/tasks")).json()["tasks"]
+            assert sorted(t["id"] for t in listing) == sorted([short, long])
             assert all(t["status"] in ("completed", "failed") for t in listing)
     finally:
         restarted.stop()
+        short_gate.close()
+        long_gate.close()

@@ -13,7 +13,7 @@ import httpx
 
 from tests.doors import Door, McpDoor
 from tests.gateway import Gateway, mint_key
-from tests.processes import process_alive
+from tests.processes import POLL, until_alive
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "build-test-deploy.json"
 
@@ -102,16 +102,12 @@ async def test_delete_running_workflow_stops_its_steps(door: Door) -> None:
         step("nap", f"exec sleep {marker}"), step("after", "echo never", "nap"),
     ]})
     workflow_id = created.body["workflow"]["id"]
-    with anyio.fail_after(10):
-        while not process_alive(marker):
-            await anyio.lowlevel.checkpoint()
+    await until_alive(marker)
     deleted = await door.call("workflows_delete", {"workflowId": workflow_id})
     assert deleted.ok and deleted.body["workflow"]["status"] == "failed"
     assert by_name(deleted.body["workflow"])["nap"]["reason"] == "cancelled"
     assert (await door.call("workflows_get", {"workflowId": workflow_id})).error_status == 404
-    with anyio.fail_after(10):
-        while process_alive(marker):
-            await anyio.lowlevel.checkpoint()
+    await until_alive(marker, alive=False)
     assert (await door.call("workflows_delete", {"workflowId": workflow_id})).error_status == 404
 
 
@@ -147,9 +143,8 @@ async def test_step_logs_resource(door: Door) -> None:
         assert "line one" in read.contents[0].text  # type: ignore[union-attr]
 
 
-async def test_wait_reports_completed_steps_as_progress(door: Door) -> None:
-    if not isinstance(door, McpDoor):
-        return  # progress notifications exist on MCP only; the other doors get the final answer alone
+async def test_wait_reports_completed_steps_as_progress(mcp_door: McpDoor) -> None:
+    door = mcp_door  # progress notifications exist on MCP only; the other doors get the final answer alone
     created = await door.call("workflows_create", {"name": "progress", "steps": [
         step("one", "true"), step("two", "true", "one"), step("three", "true", "two"),
     ]})
@@ -170,7 +165,7 @@ async def _runs_waiting(runs_dir: Path, markers: list[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     with anyio.fail_after(20):
         while len(found) < len(markers):
-            await anyio.lowlevel.checkpoint()
+            await anyio.sleep(POLL)
             for log in runs_dir.glob("*/log"):
                 text = log.read_text()
                 found.update({m: log.parent for m in markers if m in text})
@@ -198,7 +193,7 @@ async def test_killed_gateway_resumes_every_workflow_without_running_a_step_twic
         (runs["quick-waiting"] / "work" / "go").touch()
         with anyio.fail_after(10):
             while not (runs["quick-waiting"] / "exit.json").exists():
-                await anyio.lowlevel.checkpoint()
+                await anyio.sleep(POLL)
         gw = Gateway(data).start()
         (runs["long-waiting"] / "work" / "go").touch()
         async with httpx.AsyncClient(base_url=gw.url, headers=key, timeout=60) as http:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -14,7 +13,7 @@ from mcp_server.engine.queue import FairShare
 from mcp_server.runtime.base import RunEvent, RunSpec
 from mcp_server.store.db import Database
 from mcp_server.store.run_queue import RunQueue
-from tests.engine.test_scheduler import ScriptedRuntime
+from tests.runtime.double import ScriptedHost, ScriptedRuntime
 
 
 @pytest.fixture
@@ -31,8 +30,8 @@ def _spec(run_id: str, owner: str) -> RunSpec:
 class Share:
     """A FairShare on a scripted runtime, with its event stream pulled in the background."""
 
-    def __init__(self, db: Database, tmp_path: Path, **caps: int) -> None:
-        self.inner = ScriptedRuntime()
+    def __init__(self, db: Database, tmp_path: Path, host: ScriptedHost | None = None, **caps: int) -> None:
+        self.inner = ScriptedRuntime(host)
         self.share = FairShare(self.inner, RunQueue(db), Settings(data_dir=tmp_path, **caps))  # type: ignore[arg-type]
         self.seen: list[RunEvent] = []
 
@@ -44,7 +43,7 @@ class Share:
         return [spec.run_id for spec in self.inner.started]
 
     def exit(self, run_id: str) -> None:
-        self.inner.queue.put_nowait(RunEvent(run_id, "exited", datetime.now(UTC), 0, None, "completed"))
+        self.inner.host.finish(run_id)  # exit code 0, no output: "completed"
 
     async def until_started(self, count: int) -> None:
         with anyio.fail_after(5):
@@ -92,8 +91,8 @@ async def test_a_restarted_gateway_starts_what_was_waiting(db: Database, tmp_pat
     queued = await db.fetch_all("SELECT spec FROM run_queue")
     assert len(queued) == 1 and "secret" in queued[0]["spec"]  # kept until it starts, like run_secrets
 
-    second = Share(db, tmp_path, max_active_runs_per_user=1, max_active_runs=10)
-    second.inner.known.add("a0")  # still running after the restart
+    # The same host: a0 is still running after the restart.
+    second = Share(db, tmp_path, first.inner.host, max_active_runs_per_user=1, max_active_runs=10)
     async with anyio.create_task_group() as tg:
         tg.start_soon(second.pull)
         await second.share.recover([_spec("a0", "alice"), _spec("a1", "alice")])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,50 +13,15 @@ from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.models.workflows import WorkflowCreate
-from mcp_server.runtime.base import RunEvent, RunSpec
 from mcp_server.store.stores import open_stores
+from tests.runtime import double
 
 
-class ScriptedRuntime:
-    """Starts nothing: records specs and emits the events a test asks for."""
-
-    name = "scripted"
-
-    def __init__(self, known: Sequence[str] = ()) -> None:
-        self.started: list[RunSpec] = []
-        self.known = set(known)
-        self.queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-
-    async def start(self, spec: RunSpec) -> None:
-        self.started.append(spec)
-        self.known.add(spec.run_id)
-        self.queue.put_nowait(RunEvent(spec.run_id, "started", datetime.now(UTC)))
+class ScriptedRuntime(double.ScriptedRuntime):
+    """The one test double, its runs named by their workflow step."""
 
     def finish(self, step: str, code: int = 0, output: str | None = None) -> None:
-        run_id = next(s.run_id for s in self.started if s.labels["step"] == step)
-        reason = "completed" if code == 0 else "error"
-        self.queue.put_nowait(RunEvent(run_id, "exited", datetime.now(UTC), code, output, reason))  # type: ignore[arg-type]
-
-    async def cancel(self, run_id: str) -> None:
-        return None
-
-    async def remove(self, run_id: str) -> None:
-        return None
-
-    def read_logs(self, run_id: str, *, tail: int) -> str:
-        return ""
-
-    async def events(self) -> AsyncIterator[RunEvent]:
-        while (event := await self.queue.get()) is not None:
-            yield event
-
-    async def recover(self, active: Sequence[RunSpec]) -> None:
-        for spec in active:
-            if spec.run_id not in self.known:
-                self.queue.put_nowait(RunEvent(spec.run_id, "exited", datetime.now(UTC), reason="lost"))
-
-    async def close(self) -> None:
-        self.queue.put_nowait(None)
+        self.host.finish(next(s.run_id for s in self.host.started if s.labels["step"] == step), code, output)
 
 
 Engine = Callable[..., Any]
@@ -70,8 +33,10 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     stores = await open_stores(tmp_path / "kubegate.db")
     user = await stores.users.ensure("engine@example.test")
     dispatchers: list[Dispatcher] = []
+    hosts: list[double.ScriptedHost] = []
 
     async def make(runtime: ScriptedRuntime, **settings: Any) -> tuple[WorkflowService, str]:
+        hosts.append(runtime.host)
         dispatcher = Dispatcher(runtime)  # type: ignore[arg-type]
         service = WorkflowService(stores.workflows, runtime, dispatcher,  # type: ignore[arg-type]
                                   Settings(data_dir=tmp_path, **settings))
@@ -84,6 +49,8 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     yield make
     for dispatcher in dispatchers:
         await dispatcher.stop()
+    for host in hosts:
+        await host.close()
     await stores.close()
 
 
@@ -157,7 +124,7 @@ async def test_a_claimed_step_whose_run_never_began_is_lost_not_rerun(engine: En
     service, user = await engine(first)
     row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
     # A new gateway whose runtime never heard of a's run: the crash came between claim and start.
-    after = ScriptedRuntime()
+    after = ScriptedRuntime()  # another host: the crash came before the run was started anywhere
     service, _ = await engine(after)
     with anyio.fail_after(5):
         while (await service.get(user, row.id)).status != "failed":
@@ -170,14 +137,14 @@ async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_on
     first = ScriptedRuntime()
     service, user = await engine(first)
     row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
-    after = ScriptedRuntime(known=[first.started[0].run_id])
-    after.started.append(first.started[0])
+    after = ScriptedRuntime(first.host)  # the same host: a's run outlived the first gateway
     service, _ = await engine(after)
     assert await statuses(service, row.id) == {"a": "running", "b": "pending"}
     after.finish("a")
-    await until(lambda: len(after.started) == 2)
+    await until(lambda: len(after.host.started) == 2)
     after.finish("b")
     with anyio.fail_after(5):
         while (await service.get(user, row.id)).status != "completed":
             await anyio.lowlevel.checkpoint()
-    assert len(first.started) == 1 and [s.labels["step"] for s in after.started] == ["a", "b"]
+    assert [s.labels["step"] for s in first.host.started] == ["a", "b"]
+    assert [s.labels["step"] for s in first.started] == ["a"] and [s.labels["step"] for s in after.started] == ["b"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server.config import Settings
-from mcp_server.runtime.base import RunEvent
+from tests.runtime.support import Events
 
 
 @pytest.fixture
@@ -31,33 +30,6 @@ async def runtime(cluster: FakeCluster, tmp_path: Path) -> AsyncIterator[Kuberne
     rt = KubernetesRuntime(make_settings(cluster, tmp_path))
     yield rt
     await rt.close()
-
-
-class Events:
-    """Reads a runtime's single event stream and hands out the events of one run at a time."""
-
-    def __init__(self, runtime: KubernetesRuntime) -> None:
-        self._stream = runtime.events()
-        self._seen: list[RunEvent] = []
-
-    async def next(self, run_id: str, *, timeout: float = 20.0) -> RunEvent:
-        with anyio.fail_after(timeout):
-            for index, event in enumerate(self._seen):
-                if event.run_id == run_id:
-                    return self._seen.pop(index)
-            async for event in self._stream:
-                if event.run_id == run_id:
-                    return event
-                self._seen.append(event)
-        raise AssertionError("event stream ended")
-
-    async def exited(self, run_id: str, *, timeout: float = 20.0) -> RunEvent:
-        while (event := await self.next(run_id, timeout=timeout)).kind != "exited":
-            pass
-        return event
-
-    async def close(self) -> None:
-        await self._stream.aclose()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
-from tests.k8s.conftest import Events, make_settings
+from tests.k8s.conftest import make_settings
+from tests.runtime.support import Events
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
@@ -107,12 +108,12 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
                            ["sh", "-c", f"echo up; while [ ! -e {blocker} ]; do sleep 0.02; done"])
             await runtime.start(done)
             await runtime.start(held)
-            await events.exited(done.run_id)
+            await events.wait(done.run_id)
             assert (await events.next(held.run_id)).kind == "started"
             namespace = manifests.namespace_name("kg-", done.owner)
             await tamper_with_every_policy_object(cluster, namespace)
             await runtime.cancel(held.run_id)
-            await events.exited(held.run_id)
+            await events.wait(held.run_id)
             await runtime.remove(done.run_id)
         finally:
             await events.close()

@@ -47,12 +47,15 @@ async def test_openapi_document_covers_every_route(gateway: Gateway) -> None:
         docs_page = await http.get("/docs")
         script = await http.get("/docs/assets/docs.js")
     assert doc["openapi"].startswith("3.1")
+    path_params = 0
     for route in ROUTES:
         operation = doc["paths"][route.path][route.method.lower()]
         assert operation["operationId"] == route.tool
         assert str(route.status) in operation["responses"]
         for name in route.path_params:
             assert any(p["name"] == name and p["in"] == "path" for p in operation["parameters"])
+            path_params += 1
+    assert path_params > 0, "the path parameter checks ran"
     assert docs_page.status_code == 200 and "/docs/assets/docs.js" in docs_page.text
     assert "http" not in docs_page.text.replace("http-equiv", ""), "no CDN: every asset is served locally"
     assert script.status_code == 200 and "openapi.json" in script.text

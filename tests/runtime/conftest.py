@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pytest
 
 from mcp_server.config import Settings
+from mcp_server.runtime import shim
 from mcp_server.runtime.local import LocalRuntime
 from mcp_server.runtime.rundir import remove_tree
 from mcp_server.runtime.sandbox import DEFAULT_READONLY
+from tests.runtime.shim_coverage import measured_boot
 from tests.runtime.support import Handshake
 
 Isolation = Literal["bwrap", "none"]
@@ -57,8 +61,16 @@ def scratch() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-async def make_runtime(data_dir: Path) -> AsyncIterator[MakeRuntime]:
+@pytest.fixture(autouse=True)
+def measured_shims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under coverage, the shims these tests start are measured as well (see ``tests.runtime.shim_coverage``)."""
+    config_file = os.environ.get("COVERAGE_PROCESS_START")
+    if config_file:
+        monkeypatch.setattr(shim, "BOOT", measured_boot(config_file))
+
+
+@asynccontextmanager
+async def local_runtimes(data_dir: Path) -> AsyncIterator[MakeRuntime]:
     """Builds runtimes on ``data_dir``; at the end removes every run (which stops it) and closes them."""
     made: list[LocalRuntime] = []
 
@@ -77,6 +89,12 @@ async def make_runtime(data_dir: Path) -> AsyncIterator[MakeRuntime]:
     for run_dir in sorted(runs.iterdir()) if runs.exists() else ():
         await cleaner.remove(run_dir.name)
     await cleaner.close()
+
+
+@pytest.fixture
+async def make_runtime(data_dir: Path) -> AsyncIterator[MakeRuntime]:
+    async with local_runtimes(data_dir) as make:
+        yield make
 
 
 @pytest.fixture(params=["bwrap", "none"])

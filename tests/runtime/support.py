@@ -12,14 +12,17 @@ import anyio
 
 from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
 
-WAIT = 15.0
+WAIT = 20.0
 """Seconds any single wait may take before the test fails (the machine is shared and noisy)."""
 
 
 def spec(command: Sequence[str], **fields: Any) -> RunSpec:
+    """A run of ``command``; the id and owner are valid for every runtime (a file name, a label value)."""
     fields.setdefault("timeout_seconds", 30.0)
-    run_id = fields.pop("run_id", f"run-{uuid.uuid4().hex[:12]}")
-    return RunSpec(run_id=run_id, owner="tester", image="local", command=list(command), **fields)
+    fields.setdefault("owner", "alice@example.com")
+    fields.setdefault("image", "busybox:1.36")
+    run_id = fields.pop("run_id", f"task_{uuid.uuid4().hex[:12]}")
+    return RunSpec(run_id=run_id, command=list(command), **fields)
 
 
 def sh(script: str, **fields: Any) -> RunSpec:
@@ -27,11 +30,21 @@ def sh(script: str, **fields: Any) -> RunSpec:
 
 
 class Events:
-    """Pulls a runtime's single event stream and keeps what it saw, so tests can wait per run."""
+    """Reads a runtime's single event stream and keeps what it saw, so tests can wait per run.
+
+    ``wait`` finds the first event of a kind; ``next`` hands out a run's events one at a time, in order.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self._stream: AsyncIterator[RunEvent] = runtime.events()
         self.seen: list[RunEvent] = []
+        self._handed: dict[str, int] = {}
+
+    async def _pull(self) -> None:
+        try:
+            self.seen.append(await anext(self._stream))
+        except StopAsyncIteration:
+            raise AssertionError("the event stream ended") from None
 
     async def wait(self, run_id: str, kind: str = "exited", *, timeout: float = WAIT) -> RunEvent:
         with anyio.fail_after(timeout):
@@ -39,17 +52,30 @@ class Events:
                 for event in self.seen:
                     if event.run_id == run_id and event.kind == kind:
                         return event
-                self.seen.append(await anext(self._stream))
+                await self._pull()
+
+    async def next(self, run_id: str, *, timeout: float = WAIT) -> RunEvent:
+        """The first event of ``run_id`` not yet handed out by ``next``."""
+        with anyio.fail_after(timeout):
+            while len(self.of(run_id)) <= self._handed.get(run_id, 0):
+                await self._pull()
+        index = self._handed[run_id] = self._handed.get(run_id, 0) + 1
+        return self.of(run_id)[index - 1]
 
     async def take(self, count: int, *, timeout: float = WAIT) -> list[RunEvent]:
-        """The next ``count`` events, whatever their runs."""
+        """The first ``count`` events, whatever their runs."""
         with anyio.fail_after(timeout):
             while len(self.seen) < count:
-                self.seen.append(await anext(self._stream))
+                await self._pull()
         return self.seen[:count]
 
     def of(self, run_id: str) -> list[RunEvent]:
         return [event for event in self.seen if event.run_id == run_id]
+
+    async def close(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class Handshake:
