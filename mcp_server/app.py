@@ -16,6 +16,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -35,12 +36,15 @@ from mcp_server.edge.hosts import allowed as allowed_hosts
 from mcp_server.edge.probes import probe_routes
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
+from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.templates import apply_templates, read_templates_file
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, Unavailable, for_status
 from mcp_server.http import MCP_PATH, error_response
 from mcp_server.mcp_http import McpEndpoint
+from mcp_server.proxy.hosts import HostDispatch
+from mcp_server.proxy.sandboxes import SandboxSite
 from mcp_server.registry import Registry, registry
 from mcp_server.runtime.base import Runtime
 from mcp_server.server import build_server, request_principal, request_scope
@@ -68,7 +72,8 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stores = await open_stores(settings.db_path)
     await apply_templates(stores.templates, templates)
-    runtime = FairShare(make_runtime(settings), stores.run_queue, settings)
+    inner = make_runtime(settings)
+    runtime = FairShare(inner, stores.run_queue, settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
         keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
@@ -76,6 +81,8 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
         workflows=WorkflowService(stores.workflows, runtime, dispatcher, settings),
         policy=Policy(operator_email=settings.operator_email, admin_emails=settings.admins),
         templates=stores.templates,
+        # Sandboxes have their own quota; they bypass the run queue (their events still pass it).
+        sandboxes=SandboxService(stores.sandboxes, inner, dispatcher, settings),
     )
     services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
                         sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts)
@@ -160,6 +167,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         *auth_routes(settings, services.stores.users, services.keys, services.sessions),
     ]
 
+    sandbox_site = SandboxSite(services)
     limiter = RateLimiter(settings)
 
     @asynccontextmanager
@@ -167,10 +175,15 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         await limiter.warm_up()
         async with manager.run():
             yield
+        await sandbox_site.forwarder.close()
 
     return Starlette(
         routes=routes,
-        middleware=[edge_middleware(settings, authenticate, limiter, AuditLog(services.stores.audit), _read_only(reg))],
+        middleware=[
+            # Sandbox origins first: none of the gateway's layers below apply to them.
+            Middleware(HostDispatch, sites={services.parts.sandboxes.domain: sandbox_site}),
+            edge_middleware(settings, authenticate, limiter, AuditLog(services.stores.audit), _read_only(reg)),
+        ],
         exception_handlers=_exception_handlers(),
         lifespan=lifespan,
     )

@@ -117,12 +117,22 @@ class Settings(BaseSettings):
     user_namespaces: bool = False
     """``hostUsers: false``: run Pods in a user namespace (needs Kubernetes 1.33+ and a supporting runtime)."""
     sandbox_domain: str | None = None
+    """Sandbox URLs are ``{name}-{user hash}.{sandbox_domain}``; default ``sandboxes.localhost``."""
     apps_domain: str | None = None
 
     templates_file: Path | None = None
     """A YAML file of deployment templates, applied at start (see ``engine/templates.py``)."""
     toolsets: str = ""
     """Comma-separated toolsets to serve (``tasks,workflows``); empty or ``all``: every one."""
+
+    # Sandboxes (long-lived workloads).
+    sandbox_port: int = Field(default=8080, ge=1, le=65535)
+    """The port inside a sandbox that its URL reaches."""
+    max_sandboxes_per_user: int = Field(default=5, ge=0)
+    default_sandbox_timeout_seconds: int = Field(default=3600, ge=1)
+    max_sandbox_timeout_seconds: int = Field(default=24 * 3600, ge=1)
+    sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Largest file ``sandboxes_read_file`` returns (writes are bounded by ``max_body_bytes`` too)."""
 
     @field_validator("trusted_proxies")
     @classmethod

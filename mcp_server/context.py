@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.policy import Policy
 from mcp_server.auth.principal import Principal
+from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.store.audit import AuditStore
@@ -40,6 +41,7 @@ class Parts:
     workflows: WorkflowService
     policy: Policy
     templates: TemplateStore
+    sandboxes: SandboxService
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Context:
     workflows: WorkflowService
     policy: Policy
     templates: TemplateStore
+    sandboxes: SandboxService
     progress: Progress = _no_progress
     log: Log = _no_log
 
@@ -60,5 +63,6 @@ class Context:
         """The one way a door builds a handler's context."""
         return cls(principal=principal, keys=parts.keys, audit=parts.audit, tasks=parts.tasks,
                    workflows=parts.workflows, policy=parts.policy, templates=parts.templates,
+                   sandboxes=parts.sandboxes,
                    progress=progress or _no_progress,
                    log=log or _no_log)

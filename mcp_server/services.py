@@ -64,6 +64,7 @@ class Services:
         if self._lease is not None:
             tasks, workflows = self.parts.tasks, self.parts.workflows
             await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
+            await self.parts.sandboxes.recover()
             await workflows.resume()
         self.engine_running = True
 

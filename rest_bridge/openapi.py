@@ -17,9 +17,11 @@ _ERRORS = {
     "401": "Missing, invalid, expired or revoked credentials",
     "403": "The credential lacks the scope this endpoint needs",
     "404": "No such resource for this user",
+    "409": "Conflicts with the resource's state (a name in use, a sandbox that is not running)",
     "413": "Request body larger than 1 MiB",
     "429": "Rate limit exceeded",
     "500": "Internal error",
+    "503": "The runtime cannot do this now (cluster unreachable, or sandboxes not supported by it)",
 }
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -51,6 +53,15 @@ def _parameters(route: RestRoute, schema: dict[str, Any]) -> list[dict[str, Any]
     return params
 
 
+def _body_schema(route: RestRoute, ref: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's schema, less the fields the path carries (``/api/sandboxes/{sandboxId}/exec``)."""
+    if not route.path_params:
+        return ref
+    props = {k: v for k, v in schema.get("properties", {}).items() if k not in route.path_params}
+    required = [k for k in schema.get("required", []) if k not in route.path_params]
+    return {**schema, "properties": props, "required": required}
+
+
 def _operation(route: RestRoute, registry: Registry, defs: dict[str, Any], refs: dict[Any, Any]) -> dict[str, Any]:
     capability = registry.get(route.tool)
     input_ref = refs[(capability.input_model, "validation")]
@@ -79,7 +90,7 @@ def _operation(route: RestRoute, registry: Registry, defs: dict[str, Any], refs:
     if route.source == "body":
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": input_ref}},
+            "content": {"application/json": {"schema": _body_schema(route, input_ref, input_schema)}},
         }
     return operation
 

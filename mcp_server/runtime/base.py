@@ -13,6 +13,9 @@ Event flow::
 ``started`` comes at most once and never after ``exited`` (a run cancelled before it was seen
 running may only say ``exited``).
 
+Long-lived workloads (``Workloads`` below) add ``ready`` between the two and stay up until their
+deadline (which ``extend`` moves) or a cancel.
+
 After a gateway restart the engine calls ``recover(active)`` with every run it still believes
 is active; the runtime re-attaches to those still going (it may say ``started`` again, which the
 engine takes as a no-op) and emits ``exited`` for those that ended (or vanished) while the
@@ -32,7 +35,7 @@ these, each with its contract tests; the run methods below stay as they are.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -46,7 +49,7 @@ from mcp_server.models.sizes import SizeName as SizeName
 OUTPUT_LIMIT = 4096
 """Bytes of step output kept: the size of a Kubernetes termination message."""
 
-EventKind = Literal["started", "exited"]
+EventKind = Literal["started", "ready", "exited"]
 ExitReason = Literal["completed", "error", "timeout", "cancelled", "lost", "disk_limit", "memory_limit"]
 
 
@@ -116,6 +119,89 @@ class Runtime(Protocol):
         """Stop watching; runs keep going (they must survive a gateway restart)."""
 
 
+EXEC_STREAM_LIMIT = 1 << 20
+"""Bytes of each of an exec's stdout and stderr kept; the rest is dropped and ``truncated`` set."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """One command run inside a live workload, beside whatever it already runs."""
+
+    command: Sequence[str]
+    stdin: bytes = b""
+    cwd: str | None = None
+    """Relative to the workload's home (its work dir); None for the home itself."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    """128 + N when killed by signal N, as for runs; a timeout kills with SIGKILL (137)."""
+    stdout: bytes
+    stderr: bytes
+    truncated: bool
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the gateway's proxy reaches a workload's port: a Unix socket (local) or host:port."""
+
+    unix_socket: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadStats:
+    processes: int
+    memory_bytes: int
+
+
+OutputSink = Callable[[str, bytes], Awaitable[None]]
+"""Receives an exec's output as it comes: ``("stdout" | "stderr", chunk)``."""
+
+
+@runtime_checkable
+class Workloads(Protocol):
+    """Long-lived workloads (sandboxes, deployment replicas): they stay up until stopped or timed out.
+
+    A runtime that offers them exposes this as its ``workloads`` attribute. A workload is a run
+    (``RunSpec``) that is started with ``start`` below instead of ``Runtime.start``; it shares the
+    runtime's ``cancel``, ``remove``, ``recover`` and event stream, whose events for it are
+    ``started`` (it exists), ``ready`` (its agent answers: exec, files and the port work) and
+    ``exited`` (timeout, cancelled, or it died: ``error``/``lost``). ``ready`` may come again after
+    a restart; it means "still ready".
+    """
+
+    async def start(self, spec: RunSpec, *, port: int) -> None:
+        """Begin ``spec`` as a long-lived workload whose ``port`` the proxy may reach."""
+
+    async def exec(self, run_id: str, request: ExecRequest, sink: OutputSink | None = None) -> ExecResult:
+        """Run a command inside the workload; ``sink`` gets the output while it runs."""
+        ...
+
+    async def read_file(self, run_id: str, path: str, *, limit: int) -> bytes:
+        """A file's bytes, read inside the workload; ``path`` is confined to its home (400 otherwise)."""
+        ...
+
+    async def write_file(self, run_id: str, path: str, data: bytes) -> None:
+        """Create or replace a file inside the workload, confined as ``read_file``."""
+
+    async def extend(self, run_id: str, deadline: datetime) -> None:
+        """Move the workload's end to ``deadline``; holds across a gateway restart."""
+
+    def endpoint(self, run_id: str) -> Endpoint:
+        """Where the proxy connects to reach the workload's port."""
+        ...
+
+    async def stats(self, run_id: str) -> WorkloadStats:
+        """What the workload uses now."""
+        ...
+
+
 def last_line(text: str) -> str | None:
     """The last non-empty line of ``text``: a step's output when it wrote no output file."""
     for line in reversed(text.splitlines()):
@@ -144,3 +230,9 @@ def cap_output(text: str) -> str:
     if len(data) <= OUTPUT_LIMIT:
         return text
     return data[:OUTPUT_LIMIT].decode(errors="ignore")
+
+
+def workloads_of(runtime: Runtime) -> Workloads | None:
+    """The runtime's long-lived workloads, if it runs them (``Workloads``' docstring)."""
+    found = getattr(runtime, "workloads", None)
+    return found if isinstance(found, Workloads) else None

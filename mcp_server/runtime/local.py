@@ -17,11 +17,12 @@ SIGTERM to the run's process group and SIGKILL after ``grace_seconds``.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunEvent, RunSpec
 from mcp_server.runtime.retention import Retention
 from mcp_server.runtime.rundir import RunDir, remove_tree
 from mcp_server.runtime.shimkit import kill_cgroups, remove_cgroups
+from mcp_server.runtime.workload import WORKLOAD_LABEL, LocalWorkloads
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class LocalRuntime:
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._retention = Retention(self._runs_dir, settings.run_retention_seconds, self._remove_files)
         self._closed = False
+        self.workloads = LocalWorkloads(self, settings)
         if self._confinement.refusal is not None:
             logger.error("%s", self._confinement.refusal)
 
@@ -91,13 +94,23 @@ class LocalRuntime:
         return containment.describe(self._confinement, self._cgroups)
 
     async def start(self, spec: RunSpec) -> None:
+        await self.launch(spec)
+
+    async def launch(self, spec: RunSpec, *, planned: RunSpec | None = None,
+                     prepare: Callable[[RunDir], Sequence[int]] | None = None) -> None:
+        """Start run ``spec``, confined as ``planned`` says (its command, limits; default ``spec``).
+
+        ``prepare`` runs once the run's directory exists; the fds it returns become fds 3, 4, ...
+        of the run (and are closed here once handed down). Long-lived workloads use both.
+        """
         if self._closed:
             raise Unavailable("the local runtime is closed")
         run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id} already exists")
         cgroups = self._cgroups.dirs(spec.run_id) if self._cgroups is not None else []
-        plan = isolation.plan(spec, run.dir.work, self._confinement, cgroups)  # refuses before anything is made
+        # Refuses before anything is made.
+        plan = isolation.plan(planned or spec, run.dir.work, self._confinement, cgroups)
         self._make_cgroups(spec)
         try:
             run.dir.create(plan, timeout=spec.timeout_seconds, grace=self._grace)
@@ -107,7 +120,17 @@ class LocalRuntime:
         except BaseException:
             remove_cgroups(cgroups)
             raise
-        pid = self._spawn(run.dir)
+        pass_fds: Sequence[int] = ()
+        try:
+            pass_fds = prepare(run.dir) if prepare is not None else ()
+            pid = self._spawn(run.dir, pass_fds)
+        except BaseException:
+            remove_tree(run.dir.path)
+            remove_cgroups(cgroups)
+            raise
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
@@ -119,7 +142,7 @@ class LocalRuntime:
             raise Unavailable(f"cannot follow a new run: {exc.strerror}") from exc
         self._runs[spec.run_id] = run
         self._attach(run, pidfd)
-        self._emit(RunEvent(spec.run_id, "started", _now()))
+        self.emit(RunEvent(spec.run_id, "started", _now()))
 
     def _make_cgroups(self, spec: RunSpec) -> None:
         if self._cgroups is None:
@@ -129,8 +152,25 @@ class LocalRuntime:
         except OSError as exc:
             raise Unavailable(f"cannot create the run's cgroups: {exc.strerror}") from exc
 
-    def _spawn(self, run_dir: RunDir) -> int:
+    def signal_shim(self, run_id: str, signum: int) -> bool:
+        """Send ``signum`` to the run's supervisor; False when it is not running."""
+        run = self._runs.get(run_id) or self._adopt(run_id)
+        if run is None or run.pidfd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(run.pidfd, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def run_dir(self, run_id: str) -> RunDir:
+        return RunDir(self._runs_dir, run_id)
+
+    def _spawn(self, run_dir: RunDir, pass_fds: Sequence[int] = ()) -> int:
         log = run_dir.open_log()
+        # Out of the way first, so that no dup2 onto 3, 4, ... overwrites a passed fd still to come.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in pass_fds]
+        passed = [(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(high)]
         try:
             return os.posix_spawn(
                 sys.executable,
@@ -140,13 +180,15 @@ class LocalRuntime:
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, log, 1),
                     (os.POSIX_SPAWN_DUP2, log, 2),
+                    *passed,
                 ],
                 setsid=True,  # out of the gateway's session: its Ctrl-C or SIGHUP is not the run's
                 setsigmask=(),
                 setsigdef=_SHIM_SIGDEF,
             )
         finally:
-            os.close(log)
+            for fd in (log, *high):
+                os.close(fd)
 
     def _attach(self, run: _Run, pidfd: int) -> None:
         run.pidfd = pidfd
@@ -176,11 +218,11 @@ class LocalRuntime:
         else:
             message = "the run's supervisor ended without recording how the run ended"
             event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
-        self._emit(event)
+        self.emit(event)
         self._retention.schedule(run_id, event.at)
         run.done.set()
 
-    def _emit(self, event: RunEvent) -> None:
+    def emit(self, event: RunEvent) -> None:
         if not self._closed:
             self._events.put_nowait(event)
 
@@ -246,7 +288,7 @@ class LocalRuntime:
             try:
                 run = _Run(RunDir(self._runs_dir, spec.run_id), spec.timeout_seconds)
             except ValueError:
-                self._emit(RunEvent(spec.run_id, "exited", _now(), reason="lost", message="invalid run id"))
+                self.emit(RunEvent(spec.run_id, "exited", _now(), reason="lost", message="invalid run id"))
                 continue
             self._runs[spec.run_id] = run
             pidfd = _open_shim(run.dir)
@@ -254,6 +296,8 @@ class LocalRuntime:
                 self._finish(run)
             else:
                 self._attach(run, pidfd)
+                if spec.labels.get(WORKLOAD_LABEL):
+                    self.workloads.watch_ready(spec.run_id)
 
     def read_logs(self, run_id: str, *, tail: int) -> str:
         try:
@@ -276,6 +320,7 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
+        await self.workloads.close()
         self._retention.close()
         self._events.put_nowait(None)
 

@@ -61,8 +61,10 @@ SPEC_FILE = "spec.bin"
 LOG_FILE = "log"
 PID_FILE = "shim.pid"
 EXIT_FILE = "exit.json"
+DEADLINE_FILE = "deadline"
+"""Epoch seconds at which a long-lived run must end; re-read on SIGUSR1 (``extend``)."""
 _STOP = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
-_WAITED = {_signal.SIGCHLD, *_STOP}
+_WAITED = {_signal.SIGCHLD, _signal.SIGUSR1, *_STOP}
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -83,7 +85,7 @@ def main(run_dir: str) -> int:
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
         pump, out = shimkit.start_pump(os.path.join(run_dir, LOG_FILE), spec["log_bytes"])
         pid = _start(spec, prctl if spec["die_with_shim"] else None, out)
-        code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]))
+        code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]), run_dir)
         if code == 128 + _signal.SIGXFSZ and reason == "error":
             reason = "disk_limit"
         elif code == 128 + _signal.SIGKILL and reason == "error" and shimkit.oom_killed(cgroups):
@@ -189,12 +191,16 @@ def _exec(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, shim: i
         os._exit(127)
 
 
-def _supervise(pid: int, timeout: float, grace: float) -> tuple[int, str]:
+def _supervise(pid: int, timeout: float, grace: float, run_dir: str) -> tuple[int, str]:
     deadline: float | None = time.monotonic() + timeout
     reason = ""
     while (status := _exit_status(pid)) is None:
         signo = _next_signal(deadline)
         if signo == _signal.SIGCHLD:
+            continue
+        if signo == _signal.SIGUSR1:
+            if not reason:
+                deadline = _read_deadline(run_dir, deadline)
             continue
         if signo is None and reason:
             _kill_group(pid, _signal.SIGKILL)  # the grace is over
@@ -205,6 +211,16 @@ def _supervise(pid: int, timeout: float, grace: float) -> tuple[int, str]:
             deadline = time.monotonic() + grace
     code = status if status >= 0 else 128 - status
     return code, reason or ("completed" if code == 0 else "error")
+
+
+def _read_deadline(run_dir: str, current: float | None) -> float | None:
+    """The monotonic deadline the ``deadline`` file now asks for (``current`` if it is unreadable)."""
+    try:
+        with open(os.path.join(run_dir, DEADLINE_FILE), "rb") as file:
+            wanted = float(file.read())
+    except (OSError, ValueError):
+        return current
+    return time.monotonic() + max(0.0, wanted - time.time())
 
 
 def _next_signal(deadline: float | None) -> int | None:

@@ -126,7 +126,7 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await restarted.cancel("task_elsewhere")
             stuck = RunSpec("task_stuck", "rbac@example.com", "busybox", ["true"], size="large")
             await restarted.start(stuck)
-            assert "unschedulable" in str((await events.exited(stuck.run_id)).message)
+            assert "unschedulable" in str((await events.wait(stuck.run_id)).message)
         finally:
             await events.close()
             await restarted.close()

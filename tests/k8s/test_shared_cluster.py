@@ -17,7 +17,8 @@ from k8s.sim import FakeCluster, MeshInjector
 from k8s.sim.store import ApiError
 from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
-from tests.k8s.conftest import Events, make_settings
+from tests.k8s.conftest import make_settings
+from tests.runtime.support import Events
 
 _ids = itertools.count()
 OWNER = "tenant@example.com"
@@ -54,7 +55,7 @@ async def test_a_namespace_that_already_exists_gets_its_whole_policy(cluster: Fa
     cluster.store.create("namespaces", None, {"metadata": {"name": NAMESPACE}})  # e.g. a crash after the create
     run = spec("echo hi")
     await runtime.start(run)
-    assert (await events.exited(run.run_id)).output == "hi"
+    assert (await events.wait(run.run_id)).output == "hi"
     [namespace] = named(cluster, "namespaces", NAMESPACE)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for resource, name in (("networkpolicies", "kubegate-default-deny"), ("networkpolicies", "kubegate-network"),
@@ -68,7 +69,7 @@ async def test_a_policy_deleted_behind_our_back_is_back_before_the_next_run(clus
                                                                            events: Events) -> None:
     first = spec("echo one")
     await runtime.start(first)
-    await events.exited(first.run_id)
+    await events.wait(first.run_id)
     assert runtime.guard.verified(NAMESPACE)
     cluster.store.delete("networkpolicies", NAMESPACE, "kubegate-default-deny")
     cluster.store.delete("resourcequotas", NAMESPACE, "kubegate")
@@ -76,7 +77,7 @@ async def test_a_policy_deleted_behind_our_back_is_back_before_the_next_run(clus
                              and bool(named(cluster, "resourcequotas", "kubegate")))
     second = spec("echo two")
     await runtime.start(second)
-    assert (await events.exited(second.run_id)).output == "two"
+    assert (await events.wait(second.run_id)).output == "two"
     assert runtime.guard.repairs >= 1
 
 
@@ -95,7 +96,7 @@ async def test_a_failure_after_the_job_exists_ends_the_run_and_leaves_nothing(cl
     cluster.store.admission.append(refuse("secrets", "secrets are not allowed here"))
     run = spec("echo never", env={"TOKEN": "s3cr3t"})
     await runtime.start(run)  # the Job exists by now: the run is tracked, not raised and forgotten
-    exited = await events.exited(run.run_id)
+    exited = await events.wait(run.run_id)
     assert exited.reason == "error" and "could not start" in str(exited.message)
     await cluster.wait_until(lambda: not cluster.objects("jobs", selector(run)))
     assert cluster.objects("secrets") == [] and cluster.objects("pods", selector(run)) == []
@@ -109,7 +110,7 @@ async def test_the_secret_exists_only_once_owned_and_the_job_ran_only_after_it(c
     cluster.store.listeners.append(lambda resource, kind, obj: seen.append((resource, kind)) if resource in (
         "secrets", "pods") and kind == "ADDED" else None)
     await runtime.start(run)
-    assert (await events.exited(run.run_id)).output == "value"
+    assert (await events.wait(run.run_id)).output == "value"
     assert seen[:2] == [("secrets", "ADDED"), ("pods", "ADDED")]
 
 
@@ -119,7 +120,7 @@ async def test_status_and_logs_come_from_the_run_container_despite_an_injected_s
     cluster.store.admission.append(injector)
     run = spec('echo from-run; printf done > "$KUBEGATE_OUTPUT"; exit 0')
     await runtime.start(run)
-    exited = await events.exited(run.run_id)
+    exited = await events.wait(run.run_id)
     assert (exited.reason, exited.exit_code, exited.output) == ("completed", 0, "done")
     assert runtime.read_logs(run.run_id, tail=100) == "from-run\n"
     assert injector.injected == 1
@@ -131,7 +132,7 @@ async def test_the_opt_out_keeps_a_well_behaved_mesh_out(cluster: FakeCluster, r
     cluster.store.admission.append(injector)
     run = spec("echo alone")
     await runtime.start(run)
-    await events.exited(run.run_id)
+    await events.wait(run.run_id)
     assert injector.injected == 0
 
 
@@ -154,7 +155,7 @@ async def test_a_run_that_never_gets_a_pod_ends_with_the_reason(cluster: FakeClu
     try:
         run = spec("echo never")
         await runtime.start(run)
-        exited = await events.exited(run.run_id)
+        exited = await events.wait(run.run_id)
         assert exited.reason == "error" and str(exited.message).startswith(expected), exited.message
         if setup == "quota":
             assert "exceeded quota: kubegate" in str(exited.message)
@@ -173,16 +174,16 @@ async def test_an_eviction_is_reported_as_such(cluster: FakeCluster, runtime: Ku
     assert (await events.next(run.run_id)).kind == "started"
     [pod] = cluster.objects("pods", selector(run))
     cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])
-    exited = await events.exited(run.run_id)
+    exited = await events.wait(run.run_id)
     assert exited.reason == "error" and str(exited.message).startswith("evicted"), exited.message
     assert "exit code" not in str(exited.message)
 
 
 async def until_logged(runtime: KubernetesRuntime, run_id: str, needle: str) -> None:
+    """Poll the gateway's copy of the log, within a bounded deadline, until ``needle`` is in it."""
     with anyio.fail_after(20):
-        async for _ in runtime.logs(run_id, follow=True):
-            if needle in runtime.read_logs(run_id, tail=1000):
-                return
+        while needle not in runtime.read_logs(run_id, tail=1000):
+            await anyio.sleep(0.02)
 
 
 async def test_the_log_copy_survives_rotation_without_losing_or_repeating_lines(
@@ -199,7 +200,7 @@ async def test_the_log_copy_survives_rotation_without_losing_or_repeating_lines(
     await until_logged(runtime, run.run_id, "d\n")
     cluster.rotate_logs(pod["metadata"]["namespace"], pod["metadata"]["name"])
     second.touch()
-    assert (await events.exited(run.run_id)).output == "e"
+    assert (await events.wait(run.run_id)).output == "e"
     assert runtime.read_logs(run.run_id, tail=100) == "a\nb\nwaiting\nc\nd\ne\n"
 
 
@@ -207,11 +208,11 @@ async def test_the_job_is_deleted_once_its_result_was_taken(cluster: FakeCluster
                                                             events: Events) -> None:
     run = spec("echo kept", env={"A": "1"})
     await runtime.start(run)
-    await events.exited(run.run_id)
+    await events.wait(run.run_id)
     assert cluster.objects("jobs", selector(run))  # the engine has not asked for the next event yet
     other = spec("echo next")
     await runtime.start(other)
-    await events.exited(other.run_id)  # asking for more means the first result was recorded
+    await events.wait(other.run_id)  # asking for more means the first result was recorded
     await cluster.wait_until(lambda: not cluster.objects("jobs", selector(run))
                              and not cluster.objects("secrets", selector(run)))
 
@@ -224,7 +225,7 @@ async def test_recovery_collects_finished_jobs_whose_result_was_recorded(cluster
     run = spec("echo recorded")
     try:
         await first.start(run)
-        await events.exited(run.run_id)
+        await events.wait(run.run_id)
     finally:
         await events.close()
         await first.close()
@@ -260,7 +261,7 @@ async def test_a_terminating_namespace_refuses_the_start_until_it_is_gone(cluste
     await cluster.wait_until(lambda: not named(cluster, "namespaces", NAMESPACE), timeout=40)
     later = spec("echo after")
     await runtime.start(later)
-    assert (await events.exited(later.run_id)).output == "after"
+    assert (await events.wait(later.run_id)).output == "after"
 
 
 async def test_ready_means_every_watch_has_synced(cluster: FakeCluster, runtime: KubernetesRuntime,
@@ -268,5 +269,5 @@ async def test_ready_means_every_watch_has_synced(cluster: FakeCluster, runtime:
     assert not runtime.ready()
     run = spec("echo up")
     await runtime.start(run)
-    await events.exited(run.run_id)
+    await events.wait(run.run_id)
     assert runtime.ready()

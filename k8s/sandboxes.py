@@ -1,0 +1,92 @@
+"""Pure functions from a sandbox's ``RunSpec`` to the Kubernetes objects that would run it.
+
+A sandbox is a one-Pod ``batch/v1`` Job (a Job's ``activeDeadlineSeconds`` can be raised by
+``extend``; a Pod's cannot), a Secret with its env and password (the run's Secret), a ClusterIP
+Service in front of its port, and a NetworkPolicy that lets only the gateway's pods reach it.
+Its egress follows the namespace's ``network`` policy, as for runs.
+
+Only the objects are here so far: the Kubernetes runtime does not run sandboxes yet (see the
+README), so nothing calls these functions outside their tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from k8s import manifests
+from mcp_server.runtime.base import RunSpec
+
+Manifest = dict[str, Any]
+
+KEEP_ALIVE = ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
+"""What the sandbox's container runs: nothing, until it is told to stop; work arrives by pods/exec."""
+GATEWAY_NAMESPACE = "kubegate"
+GATEWAY_LABELS = {"app.kubernetes.io/name": "kubegate"}
+
+
+def objects(spec: RunSpec, namespace: str, *, port: int, ttl_seconds: int,
+            gateway_namespace: str = GATEWAY_NAMESPACE) -> list[Manifest]:
+    """Job (suspended until its Secret exists), Service and NetworkPolicy of one sandbox, in order.
+
+    The Secret is owned by the Job, so it is made from the created Job: ``secret``.
+    """
+    kept = replace(spec, command=KEEP_ALIVE)
+    job = manifests.job(kept, namespace, ttl_seconds=ttl_seconds)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    return [job, service(kept, namespace, port), ingress_policy(kept, namespace, port, gateway_namespace)]
+
+
+def secret(spec: RunSpec, namespace: str, created_job: Manifest) -> Manifest:
+    """The sandbox's env and password, owned by its Job (as for runs)."""
+    return manifests.secret(replace(spec, command=KEEP_ALIVE), namespace, created_job)
+
+
+def _selector(spec: RunSpec) -> dict[str, str]:
+    return {manifests.RUN_LABEL: manifests.label_value(spec.run_id)}
+
+
+def service(spec: RunSpec, namespace: str, port: int) -> Manifest:
+    """The address the gateway's proxy dials: ``{name}.{namespace}.svc:{port}``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(spec),
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def ingress_policy(spec: RunSpec, namespace: str, port: int, gateway_namespace: str) -> Manifest:
+    """Only the gateway's pods may open connections to the sandbox, and only to its port."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, namespace),
+        "spec": {
+            "podSelector": {"matchLabels": _selector(spec)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway_namespace}},
+                    "podSelector": {"matchLabels": dict(GATEWAY_LABELS)},
+                }],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }],
+        },
+    }
+
+
+def deadline_patch(job_started: datetime, deadline: datetime) -> Manifest:
+    """The merge patch that moves a sandbox Job's end to ``deadline`` (its deadline counts from its start)."""
+    return {"spec": {"activeDeadlineSeconds": max(1, int(round((deadline - job_started).total_seconds())))}}
+
+
+def _meta(spec: RunSpec, namespace: str) -> Manifest:
+    return {"name": manifests.job_name(spec.run_id), "namespace": namespace, "labels": manifests.run_labels(spec),
+            "annotations": {manifests.RUN_ID_ANNOTATION: spec.run_id, manifests.OWNER_ANNOTATION: spec.owner}}

@@ -1,0 +1,1 @@
+"""Host-based proxy to workloads' own origins (sandbox URLs; deployments reuse ``forward``)."""
