@@ -44,8 +44,12 @@ class Capability:
 
     @property
     def toolset(self) -> str:
-        """The resource prefix of the name (``api_keys`` of ``api_keys_create``): what KUBEGATE_TOOLSETS picks."""
-        return self.name.rpartition("_")[0]
+        """The resource: the capabilities module that declares it (``api_keys`` for ``api_keys_create``).
+
+        Taken from the module, not the name, so ``sandboxes_read_file`` belongs to ``sandboxes``.
+        This is what KUBEGATE_TOOLSETS picks.
+        """
+        return self.handler.__module__.rpartition(".")[2]
 
 
 class Registry:

@@ -38,15 +38,16 @@ PrincipalSource = Callable[[ServerRequestContext[Any, Any]], Awaitable[Principal
 ValiditySource = Callable[[ServerRequestContext[Any, Any]], Awaitable[bool]]
 
 _WORDS = {"api_keys": "API keys", "tasks": "one-off tasks", "workflows": "multi-step workflows (DAGs of steps)",
-          "audit": "the audit log"}
+          "audit": "the audit log", "sandboxes": "sandboxes (long-lived isolated environments)",
+          "templates": "deployment templates"}
 
 
 def instructions(registry: Registry) -> str:
     """What the server offers, generated from the registry so it names only what exists."""
     resources: dict[str, list[str]] = {}
     for capability in registry.list():
-        resource, _, action = capability.name.rpartition("_")
-        resources.setdefault(resource, []).append(action)
+        resource = capability.toolset
+        resources.setdefault(resource, []).append(capability.name.removeprefix(f"{resource}_"))
     offered = "; ".join(f"{_WORDS.get(r, r.replace('_', ' '))} ({', '.join(a)})" for r, a in resources.items())
     return ("kubegate runs work on Kubernetes (or this machine). Tools are named <resource>_<action>; "
             f"it offers {offered}. Create returns at once; follow long work with the *_wait tools.")

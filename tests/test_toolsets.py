@@ -35,6 +35,7 @@ def test_every_capability_belongs_to_the_toolset_its_name_begins_with() -> None:
     toolsets = registry.toolsets()
     assert {"api_keys", "audit", "tasks", "templates", "workflows"} <= set(toolsets)
     assert all(c.name.startswith(f"{c.toolset}_") for c in registry.list())
+    assert {c.name for c in registry.select("sandboxes").list()} >= {"sandboxes_read_file", "sandboxes_write_file"}
     picked = registry.select("api-keys,audit")  # a dash is as good as an underscore
     assert {c.toolset for c in picked.list()} == {"api_keys", "audit"}
     assert registry.select("") is registry and registry.select("all") is registry

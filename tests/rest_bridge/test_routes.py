@@ -35,8 +35,8 @@ def test_tool_names_are_resource_action() -> None:
     """``<resource>_<action>``; the resource is the toolset. Its scope is a known one, read for read-only tools
     (a resource may borrow another's scope: templates are read with deployments:read)."""
     for capability in registry.list():
-        resource, _, action = capability.name.rpartition("_")
-        assert resource and action and resource == capability.toolset, capability.name
+        action = capability.name.removeprefix(f"{capability.toolset}_")
+        assert action and action != capability.name, capability.name
         assert valid_scope(capability.scope) and ":" in capability.scope, capability.name
         assert capability.read_only == capability.scope.endswith(":read"), capability.name
 
