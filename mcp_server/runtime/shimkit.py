@@ -16,9 +16,12 @@ sandbox is released once it reports ready.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import time
+
+_NS_GET_USERNS = 0xB701  # linux/nsfs.h: the user namespace that owns a namespace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -105,14 +108,21 @@ def attach_network(slirp: list[str], info_read: int, block_write: int, rootless:
         child = int(info[marker + 12 :].split(b",")[0].split(b"}")[0])
         _await_loopback(child)
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
-        argv = [*slirp, f"--ready-fd={ready_write}", "--netns-type=path", f"/proc/{child}/ns/net", "tap0"]
+        netns = os.open(f"/proc/{child}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        owner = _owning_userns(netns) if rootless else -1
+        argv = [*slirp, f"--ready-fd={ready_write}", "--netns-type=path", f"/proc/self/fd/{netns}", "tap0"]
         if rootless:
-            argv[1:1] = [f"--userns-path=/proc/{child}/ns/user"]
+            argv[1:1] = [f"--userns-path=/proc/self/fd/{owner}"]
+            os.set_inheritable(owner, True)
+        os.set_inheritable(netns, True)
         os.set_inheritable(ready_write, True)
         slirp_pid = os.posix_spawn(argv[0], argv, {}, setsigmask=(), file_actions=[
             (os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)
         ])
         os.close(ready_write)
+        for fd in (netns, owner):
+            if fd >= 0:
+                os.close(fd)
         if not _read_until(ready_read, b"1"):
             raise OSError("slirp4netns did not come up")
         os.close(ready_read)
@@ -123,6 +133,18 @@ def attach_network(slirp: list[str], info_read: int, block_write: int, rootless:
         os.close(block_write)
         os.close(info_read)
     return slirp_pid
+
+
+def _owning_userns(netns: int) -> int:
+    """The user namespace that owns the run's network namespace, as a close-on-exec fd.
+
+    ``/proc/PID/ns/user`` is not it: with ``--disable-userns`` bwrap nests a second user
+    namespace after it reports the pid, and slirp joining that one gets EPERM on ``setns(net)``
+    whenever it wins the race. The kernel names the owner directly (``NS_GET_USERNS``).
+    """
+    owner = fcntl.ioctl(netns, _NS_GET_USERNS)
+    os.set_inheritable(owner, False)
+    return owner
 
 
 def _await_loopback(child: int) -> None:
