@@ -15,7 +15,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 
+from k8s.client import KubeClient
 from k8s.sim import FakeCluster
+from mcp_server.errors import NotFound
 
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
 POD = {
@@ -104,3 +106,22 @@ async def test_a_missing_executable_or_pod_is_an_error_not_a_hang(cluster: FakeC
     # The official client reports a refused upgrade in its reason, with the API's Status after it.
     reason = str(raised.value.reason)
     assert "Handshake status 404" in reason and 'pods \\"gone\\" not found' in reason
+
+
+async def test_the_runtimes_client_execs_with_the_official_async_client(cluster: FakeCluster) -> None:
+    kube = await KubeClient.connect(cluster.kubeconfig_path)
+    try:
+        seen: list[tuple[int, bytes]] = []
+        outcome = await kube.exec("demo", "box", "main", ["sh", "-c", "echo out; echo err >&2; exit 4"],
+                                  sink=lambda channel, data: seen.append((channel, data)))
+        assert (outcome.stdout, outcome.stderr, outcome.exit_code) == (b"out\n", b"err\n", 4)
+        assert sorted(seen) == [(1, b"out\n"), (2, b"err\n")]
+        payload = bytes(range(256)) * 600  # several frames, every byte value
+        written = await kube.exec("demo", "box", "main", ["sh", "-c", "cat > blob"], stdin=payload)
+        assert written.exit_code == 0
+        read = await kube.exec("demo", "box", "main", ["cat", "blob"])
+        assert read.stdout == payload
+        with pytest.raises(NotFound):
+            await kube.exec("demo", "gone", "main", ["true"])
+    finally:
+        await kube.close()
