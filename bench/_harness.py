@@ -102,3 +102,12 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def report_ratio(name: str, value: float, baseline: str, *, better: str = "higher") -> None:
+    """One machine-readable line (``RATIO {json}``) that ``bench/run_all.py`` gathers into RESULTS.md.
+
+    ``better`` says which way is good: ``higher`` (a throughput ratio) or ``lower`` (a latency ratio).
+    """
+    print("RATIO " + json.dumps({"name": name, "value": round(value, 3), "baseline": baseline, "better": better}),
+          flush=True)

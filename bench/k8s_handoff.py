@@ -18,10 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._harness import report_ratio
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server.config import Settings
 from mcp_server.runtime.base import RunSpec
+
+NEEDS = ("fake-cluster",)
 
 COMMAND = ["sh", "-c", "echo hello > $KUBEGATE_OUTPUT"]
 
@@ -71,10 +74,13 @@ def measure_k8s_overhead(runs: int = 20) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=20)
-    result = measure_k8s_overhead(parser.parse_args().runs)
+    parser.add_argument("--quick", action="store_true", help="5 runs: a fast look")
+    opts = parser.parse_args()
+    result = measure_k8s_overhead(5 if opts.quick else opts.runs)
     print(f"bare process      {result['bare_s'] * 1000:8.1f} ms/run (median)")
     print(f"kubernetes (sim)  {result['kubernetes_s'] * 1000:8.1f} ms/run (median)")
     print(f"ratio             {result['ratio']:8.1f}x")
+    report_ratio("Kubernetes runtime (fake cluster), s per run", result["ratio"], "bare local process", better="lower")
 
 
 if __name__ == "__main__":

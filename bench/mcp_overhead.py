@@ -27,7 +27,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import free_port, kubegate, median, mint_key, start, wrk_cpu  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, report_ratio, start, wrk_cpu  # noqa: E402
+
+NEEDS = ("wrk",)
 
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
            "MCP-Protocol-Version": "2025-11-25"}
@@ -106,6 +108,9 @@ def report(mode: str, rates: dict[str, list[float]], cpu: dict[str, list[float]]
     paired = median([k / b for k, b in zip(rates["kubegate"], rates["bare"], strict=True)])
     paired_frozen = median([k / t for k, t in zip(rates["kubegate"], rates["frozen"], strict=True)])
     print(f"{'median of per-round ratios':32}: {paired:.2f}x, frozen {paired_frozen:.2f}x")
+    report_ratio(f"MCP calls/s, kubegate api_keys_list ({mode})", paired, "bare MCP SDK echo tool, same wrk load")
+    report_ratio(f"MCP calls/s, kubegate vs GC-tuned bare ({mode})", paired_frozen,
+                 "bare MCP SDK echo tool with gc.freeze()")
     bare_cpu, frozen_cpu, kg_cpu = (median(cpu[n]) for n in ("bare", "frozen", "kubegate"))
     print(f"{'server CPU per call':32}: bare {bare_cpu:.0f} us, bare frozen {frozen_cpu:.0f} us, "
           f"kubegate {kg_cpu:.0f} us")
@@ -119,7 +124,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one short round: a fast look, noisier")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.seconds, opts.rounds = 2, 1
     for mode in (("session", "stateless") if opts.mode == "both" else (opts.mode,)):
         measure(mode, opts)
 

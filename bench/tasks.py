@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, percentile, report_ratio  # noqa: E402
 
 from mcp_server.config import Settings  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402
@@ -101,7 +101,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="20 samples and a burst of 40: a fast look")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.samples, opts.burst = 20, 40
     data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-"))
     key = mint_key(data_dir)
     port = free_port()
@@ -129,6 +132,10 @@ async def main() -> None:
         bare, bwrap, sandbox = overhead
         print(f"isolation overhead per run of `true`: bare {bare:.1f} ms, bare bwrap {bwrap:.1f} ms, "
               f"kubegate sandbox {sandbox:.1f} ms ({sandbox / bwrap:.2f}x bare bwrap, {sandbox / bare:.1f}x bare)")
+        report_ratio("run start in kubegate's sandbox, per `true`", sandbox / bwrap, "bare bwrap of `true`",
+                     better="lower")
+        report_ratio("run start in kubegate's sandbox vs no isolation", sandbox / bare, "bare subprocess of `true`",
+                     better="lower")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from mcp_server.auth.sessions import SessionStore
 from mcp_server.auth.wiring import auth_routes, edge_middleware
 from mcp_server.config import Settings
 from mcp_server.context import Parts
+from mcp_server.dashboard.routes import dashboard_routes
 from mcp_server.edge.hosts import allowed as allowed_hosts
 from mcp_server.edge.probes import probe_routes
 from mcp_server.engine.dispatcher import Dispatcher
@@ -160,6 +161,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         Route(f"/.well-known/oauth-protected-resource{MCP_PATH}", resource_metadata, methods=["GET"]),
         *docs_routes(reg, settings),
         *auth_routes(settings, services.stores.users, services.keys, services.sessions),
+        *dashboard_routes(reg, services),
     ]
 
     sandbox_site = SandboxSite(services)

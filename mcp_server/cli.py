@@ -1,4 +1,9 @@
-"""``kubegate``: serve | stdio | keys create | migrate | version."""
+"""``kubegate``: serve | stdio | keys create|list|revoke | migrate | version, and the client commands.
+
+Every failure a person can cause (a setting out of range, settings that contradict each other,
+a refused key, no gateway at the URL) ends the command with one plain line on stderr, never a
+traceback; every command that opens a data dir names it, absolute.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mcp_server import __version__
+from mcp_server.cli_keys import add_key_parsers, keys_list, keys_revoke
 from mcp_server.cli_run import add_parsers as add_run_parsers
-from mcp_server.cli_run import run as run_and_watch
-from mcp_server.config import Settings
+from mcp_server.cli_run import run as run_client
+from mcp_server.config import Settings, SettingsError, inconsistencies, load_settings
 from mcp_server.errors import KubegateError
 
 
@@ -23,7 +29,15 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    try:
+        settings = load_settings(overrides)
+    except SettingsError as exc:
+        raise SystemExit(f"kubegate: {exc}") from None
+    if args.command in ("serve", "stdio"):
+        problems = inconsistencies(settings)
+        if problems:
+            raise SystemExit(f"kubegate: {'; '.join(problems)}")
+    return settings
 
 
 async def _serve(settings: Settings) -> None:
@@ -36,6 +50,7 @@ async def _serve(settings: Settings) -> None:
     from mcp_server.app import build_app, open_services
     from mcp_server.auth.guards import guarded_http_protocol, install_log_redaction
     from mcp_server.auth.routes import dev_login_refusal
+    from mcp_server.cli_serve import Banner, BannerServer
     from mcp_server.edge.logs import configure as configure_logs
 
     refusal = dev_login_refusal(settings)
@@ -54,9 +69,7 @@ async def _serve(settings: Settings) -> None:
         configure_logs(settings.log_format)
         install_log_redaction()
         _freeze_startup_heap()
-        print(f"kubegate {__version__} listening on {settings.public_url} (data in {settings.data_dir}); "
-              f"runs: {_describe(services.containment())}", file=sys.stderr, flush=True)
-        await uvicorn.Server(config).serve()
+        await BannerServer(config, Banner(services, _describe(services.containment()))).serve()
     finally:
         await services.close()
 
@@ -87,7 +100,9 @@ async def _stdio(settings: Settings) -> None:
 
     services = await open_services(settings)
     try:
-        await services.stdio_principal()  # refuse a bad KUBEGATE_API_KEY at start, plainly
+        principal = await services.stdio_principal()  # refuse a bad KUBEGATE_API_KEY at start, plainly
+        print(f"kubegate {__version__}: MCP over stdio as {principal.email}; data dir {settings.data_dir}",
+              file=sys.stderr, flush=True)
 
         async def current(ctx: Any) -> Any:
             return await services.stdio_principal()  # and again on every request, as HTTP does
@@ -125,6 +140,7 @@ async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, 
         key = created["apiKey"]
         print(f"Created API key {key['id']} '{key['name']}' for {principal.email}"
               f" (scopes: {' '.join(key['scopes'])}; expires: {key.get('expiresAt') or 'never'}).")
+        print(f"Data dir: {settings.data_dir} (a gateway must use this same data dir to accept the key).")
         print("Store it now: it is not shown again.")
         print(key["key"])
     finally:
@@ -135,30 +151,40 @@ async def _migrate(settings: Settings) -> None:
     from mcp_server.store.stores import open_stores
 
     stores = await open_stores(settings.db_path)
-    print(f"schema version {await stores.schema_version()} at {settings.db_path}")
+    print(f"schema version {await stores.schema_version()} at {settings.db_path} (data dir {settings.data_dir})")
     await stores.close()
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubegate", description="MCP-first gateway to run work on Kubernetes")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve MCP over HTTP, the REST API and login")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--public-url")
-    for p in (serve, sub.add_parser("stdio", help="serve MCP over stdio"),
+    parser = argparse.ArgumentParser(
+        prog="kubegate", description="MCP-first gateway to run work on Kubernetes.",
+        epilog="Settings come from flags, KUBEGATE_* variables, then ~/.config/kubegate/config.toml.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve MCP over HTTP, the REST API, the dashboard and login")
+    serve.add_argument("--host", help="address to listen on (KUBEGATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (KUBEGATE_PORT, default 8080)")
+    serve.add_argument("--public-url", help="URL people and clients reach the gateway at (KUBEGATE_PUBLIC_URL)")
+    for p in (serve, sub.add_parser("stdio", help="serve MCP over stdio (agent harnesses launch this)"),
               sub.add_parser("migrate", help="apply database migrations and exit")):
-        p.add_argument("--data-dir")
-    keys = sub.add_parser("keys", help="manage API keys locally").add_subparsers(dest="keys_command", required=True)
+        _data_dir_option(p)
+    keys = sub.add_parser("keys", help="manage API keys on this machine's data dir").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION")
     create = keys.add_parser("create", help="mint an API key; it is printed alone on the last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scopes", nargs="+")
+    create.add_argument("--name", required=True, help="a label for the key, e.g. the machine that uses it")
+    create.add_argument("--scopes", nargs="+", metavar="SCOPE",
+                        help="e.g. tasks:read tasks:write (default: every scope)")
     create.add_argument("--user", help="email of the key's owner (default: the local operator)")
-    create.add_argument("--expires-in-days", type=int, default=90)
-    create.add_argument("--data-dir")
+    create.add_argument("--expires-in-days", type=int, default=90, metavar="N", help="1-3650 (default 90)")
+    _data_dir_option(create)
+    add_key_parsers(keys, _data_dir_option)
     sub.add_parser("version", help="print the version")
     add_run_parsers(sub)
     return parser
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="where the database, logs and runs live (KUBEGATE_DATA_DIR, "
+                                           "default ./.kubegate); use the gateway's own, absolute path")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -167,16 +193,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"kubegate {__version__}")
         return
     if args.command in ("tasks", "workflows"):
-        sys.exit(_run_status(run_and_watch(args)))
+        # The SDK's client logs a notification that lands after its session closed as a traceback;
+        # these commands report every failure that matters themselves, in one line.
+        logging.getLogger("mcp").setLevel(logging.CRITICAL)
+        sys.exit(_run_status(run_client(args)))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The SDK logs every stateless request's transport teardown at INFO: noise that costs throughput.
     logging.getLogger("mcp").setLevel(logging.WARNING)
     settings = _settings(args)
+    keys: dict[str, Callable[[], Awaitable[None]]] = {
+        "create": lambda: _keys_create(settings, args.name, args.scopes, args.user, args.expires_in_days),
+        "list": lambda: keys_list(settings, args.user),
+        "revoke": lambda: keys_revoke(settings, args.user, args.key_id),
+    }
     runners: dict[str, Callable[[], Awaitable[None]]] = {
         "serve": lambda: _serve(settings),
         "stdio": lambda: _stdio(settings),
         "migrate": lambda: _migrate(settings),
-        "keys": lambda: _keys_create(settings, args.name, args.scopes, args.user, args.expires_in_days),
+        "keys": lambda: keys[args.keys_command](),
     }
     _run(runners[args.command]())
 

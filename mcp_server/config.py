@@ -1,17 +1,34 @@
-"""Settings: every knob has a working default and comes from ``KUBEGATE_*`` or a CLI flag."""
+"""Settings: every knob has a working default and comes from a CLI flag, ``KUBEGATE_*`` or the config file.
+
+Precedence, highest first: flags, the environment, ``~/.config/kubegate/config.toml`` (keys are
+the setting names without the prefix, e.g. ``data_dir = "/srv/kubegate"``), the defaults.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from mcp_server.models import durations
 from mcp_server.runtime.sandbox import DEFAULT_MASKED, DEFAULT_READONLY
+
+
+def config_file() -> Path:
+    """``$XDG_CONFIG_HOME/kubegate/config.toml``, by default ``~/.config/kubegate/config.toml``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kubegate" / "config.toml"
 
 
 class Settings(BaseSettings):
@@ -129,6 +146,14 @@ class Settings(BaseSettings):
     sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest file ``sandboxes_read_file`` returns (writes are bounded by ``max_body_bytes`` too)."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_parse(cls, value: str) -> str:
@@ -148,6 +173,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().absolute()
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
@@ -187,3 +213,39 @@ class Settings(BaseSettings):
     def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+
+def inconsistencies(settings: Settings) -> list[str]:
+    """Settings that are each in range but contradict one another; checked when a server starts."""
+    found: list[str] = []
+    if settings.default_timeout_seconds > settings.max_timeout_seconds:
+        found.append(f"KUBEGATE_DEFAULT_TIMEOUT_SECONDS ({settings.default_timeout_seconds}) is above "
+                     f"KUBEGATE_MAX_TIMEOUT_SECONDS ({settings.max_timeout_seconds})")
+    if bool(settings.oidc_client_id) != bool(settings.oidc_client_secret):
+        found.append("login is half-configured: set both KUBEGATE_OIDC_CLIENT_ID and KUBEGATE_OIDC_CLIENT_SECRET")
+    elif settings.oidc_client_id and settings.oidc_provider == "oidc" and not settings.oidc_issuer:
+        found.append("login is half-configured: a client id and secret need KUBEGATE_OIDC_ISSUER "
+                     "(or KUBEGATE_OIDC_PROVIDER=google|github)")
+    return found
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, said in one line that names it."""
+
+
+_SECRETS = frozenset({"api_key", "oidc_client_secret", "session_secret", "metrics_token", "database_url"})
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """``Settings`` from flags (``overrides``), the environment and the config file, or a ``SettingsError``."""
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        if not field:
+            raise SettingsError(first["msg"]) from None
+        shown = "" if field in _SECRETS or "input" not in first else f"={first['input']}"
+        raise SettingsError(f"KUBEGATE_{field.upper()}{shown}: {first['msg']}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{config_file()} is not valid TOML: {exc}") from None

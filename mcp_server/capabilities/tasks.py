@@ -59,7 +59,9 @@ async def tasks_get(ctx: Context, args: TaskRef) -> TaskEnvelope:
 @registry.capability(scope="tasks:write", title="Delete a task", destructive=True, idempotent=True)
 async def tasks_delete(ctx: Context, args: TaskRef) -> TaskEnvelope:
     """Stop the task if it is running, then delete it with its Job, logs and files."""
-    return TaskEnvelope(task=task_model(await ctx.tasks.delete(ctx.principal.user_id, args.task_id)))
+    task = await ctx.tasks.delete(ctx.principal.user_id, args.task_id)
+    ctx.tasks.dispatcher.feed.publish(task.id, removed_for=ctx.principal.user_id)
+    return TaskEnvelope(task=task_model(task))
 
 
 @registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True,

@@ -90,6 +90,7 @@ async def workflows_get(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
 async def workflows_delete(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
     """Stop the workflow's running steps, then delete it with its runs, logs and files."""
     workflow, steps = await ctx.workflows.delete(ctx.principal.user_id, args.workflow_id)
+    ctx.workflows.dispatcher.feed.publish(workflow.id, removed_for=ctx.principal.user_id)
     return WorkflowEnvelope(workflow=workflow_model(workflow, [step_model(s) for s in steps]))
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from mcp_server.engine.changes import ChangeFeed
 from mcp_server.observability import METRICS
 from mcp_server.runtime.base import RunEvent, Runtime
 
@@ -36,6 +37,8 @@ class Dispatcher:
         self._handlers: dict[str, EventHandler] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._consumer: asyncio.Task[None] | None = None
+        self.feed = ChangeFeed()
+        """Every change, for the dashboard's event streams."""
 
     def route(self, prefix: str, handler: EventHandler) -> None:
         self._handlers[prefix] = handler
@@ -63,6 +66,7 @@ class Dispatcher:
                 log.exception("handling %s of %s failed", event.kind, event.run_id)
 
     def changed(self, object_id: str) -> None:
+        self.feed.publish(object_id)
         for waiter in self._waiters.pop(object_id, set()):
             waiter.set()
 

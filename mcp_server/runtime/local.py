@@ -31,6 +31,7 @@ from mcp_server.config import Settings
 from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime import containment, isolation, shim
 from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunEvent, RunSpec
+from mcp_server.runtime.follow import RunsFollower
 from mcp_server.runtime.retention import Retention
 from mcp_server.runtime.rundir import RunDir, remove_tree
 from mcp_server.runtime.shimkit import kill_cgroups, remove_cgroups
@@ -65,6 +66,7 @@ class LocalRuntime:
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._retention = Retention(self._runs_dir, settings.run_retention_seconds, self._remove_files)
         self._closed = False
+        self._follower: RunsFollower | None = None
         self.workloads = LocalWorkloads(self, settings)
         if self._confinement.refusal is not None:
             logger.error("%s", self._confinement.refusal)
@@ -281,6 +283,9 @@ class LocalRuntime:
         return run
 
     async def recover(self, active: Sequence[RunSpec]) -> None:
+        if self._follower is None:  # only the recovering process follows runs other processes start
+            self._follower = RunsFollower(self._runs_dir, self.follow)
+            self._follower.start()
         self._retention.sweep({spec.run_id for spec in active})
         for spec in active:
             if spec.run_id in self._runs:
@@ -298,6 +303,20 @@ class LocalRuntime:
                 self._attach(run, pidfd)
                 if spec.labels.get(WORKLOAD_LABEL):
                     self.workloads.watch_ready(spec.run_id)
+
+    def follow(self, run_id: str) -> None:
+        """A run another process started has recorded its end: report it as if this runtime had started it."""
+        if self._closed or run_id in self._runs:
+            return
+        if self._adopt(run_id) is not None:
+            return  # its shim is still exiting: its end reports the run
+        try:
+            run = _Run(RunDir(self._runs_dir, run_id), timeout=0.0)
+        except ValueError:
+            return
+        if run.dir.exit_record() is not None:
+            self._runs[run_id] = run
+            self._finish(run)
 
     def read_logs(self, run_id: str, *, tail: int) -> str:
         try:
@@ -320,6 +339,8 @@ class LocalRuntime:
                 os.close(run.pidfd)
                 run.pidfd = None
         self._closed = True
+        if self._follower is not None:
+            self._follower.close()
         await self.workloads.close()
         self._retention.close()
         self._events.put_nowait(None)

@@ -17,7 +17,8 @@ from k8s.sim import FakeCluster, MeshInjector
 from k8s.sim.store import ApiError
 from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
-from tests.k8s.conftest import Events, make_settings
+from tests.k8s.conftest import make_settings
+from tests.runtime.support import Events
 
 _ids = itertools.count()
 OWNER = "tenant@example.com"
