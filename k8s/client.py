@@ -29,6 +29,7 @@ Kind = Literal["jobs", "pods", "namespaces", "networkpolicies", "resourcequotas"
 
 _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "Secret": ("core", "secret", client.V1Secret),
+    "Service": ("core", "service", client.V1Service),
     "Job": ("batch", "job", client.V1Job),
     "NetworkPolicy": ("net", "network_policy", client.V1NetworkPolicy),
     "ResourceQuota": ("core", "resource_quota", client.V1ResourceQuota),
@@ -190,6 +191,12 @@ class KubeClient:
     async def resume_job(self, namespace: str, name: str) -> None:
         patch = {"spec": {"suspend": False}}
         await _json(self._batch.patch_namespaced_job_without_preload_content(
+            name, namespace, patch, _content_type="application/merge-patch+json"))
+
+    async def set_job_deadline(self, namespace: str, name: str, seconds: int) -> Obj:
+        """Move a running Job's ``activeDeadlineSeconds`` (counted from its start): a sandbox's ``extend``."""
+        patch = {"spec": {"activeDeadlineSeconds": seconds}}
+        return await _json(self._batch.patch_namespaced_job_without_preload_content(
             name, namespace, patch, _content_type="application/merge-patch+json"))
 
     async def delete_job(self, namespace: str, name: str) -> bool:
