@@ -39,6 +39,7 @@ from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
+from mcp_server.engine.templates import apply_templates, read_templates_file
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, Unavailable, for_status
 from mcp_server.http import MCP_PATH, error_response
@@ -68,8 +69,10 @@ def make_runtime(settings: Settings) -> Runtime:
 
 async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
+    templates = read_templates_file(settings.templates_file) if settings.templates_file else []
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stores = await open_stores(settings.db_path)
+    await apply_templates(stores.templates, templates)
     inner = make_runtime(settings)
     runtime = FairShare(inner, stores.run_queue, settings)
     dispatcher = Dispatcher(runtime)
@@ -78,6 +81,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
         tasks=TaskService(stores.tasks, runtime, dispatcher, settings),
         workflows=WorkflowService(stores.workflows, runtime, dispatcher, settings),
         policy=Policy(operator_email=settings.operator_email, admin_emails=settings.admins),
+        templates=stores.templates,
         # Sandboxes have their own quota; they bypass the run queue (their events still pass it).
         sandboxes=SandboxService(stores.sandboxes, inner, dispatcher, settings),
     )
@@ -122,6 +126,7 @@ def _read_only(reg: Registry) -> Callable[[str], bool]:
 
 def build_app(services: Services, reg: Registry = registry) -> Starlette:
     settings = services.settings
+    reg = reg.select(settings.toolsets)
 
     authenticate = Authenticator(services.keys, services.sessions)
 

@@ -114,7 +114,8 @@ async def _stdio(settings: Settings) -> None:
                 return False
             return True
 
-        server = build_server(services, registry, current, still_valid=still_valid, door="stdio")
+        server = build_server(services, registry.select(settings.toolsets), current, still_valid=still_valid,
+                              door="stdio")
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:

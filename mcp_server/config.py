@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     """Sandbox URLs are ``{name}-{user hash}.{sandbox_domain}``; default ``sandboxes.localhost``."""
     apps_domain: str | None = None
 
+    templates_file: Path | None = None
+    """A YAML file of deployment templates, applied at start (see ``engine/templates.py``)."""
+    toolsets: str = ""
+    """Comma-separated toolsets to serve (``tasks,workflows``); empty or ``all``: every one."""
+
     # Sandboxes (long-lived workloads).
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     """The port inside a sandbox that its URL reaches."""

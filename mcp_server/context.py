@@ -17,6 +17,7 @@ from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.store.audit import AuditStore
+from mcp_server.store.templates import TemplateStore
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 Log = Callable[[str, str], Awaitable[None]]
@@ -39,6 +40,7 @@ class Parts:
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy
+    templates: TemplateStore
     sandboxes: SandboxService
 
 
@@ -50,6 +52,7 @@ class Context:
     tasks: TaskService
     workflows: WorkflowService
     policy: Policy
+    templates: TemplateStore
     sandboxes: SandboxService
     progress: Progress = _no_progress
     log: Log = _no_log
@@ -59,6 +62,7 @@ class Context:
                       log: Log | None = None) -> Context:
         """The one way a door builds a handler's context."""
         return cls(principal=principal, keys=parts.keys, audit=parts.audit, tasks=parts.tasks,
-                   workflows=parts.workflows, policy=parts.policy, sandboxes=parts.sandboxes,
+                   workflows=parts.workflows, policy=parts.policy, templates=parts.templates,
+                   sandboxes=parts.sandboxes,
                    progress=progress or _no_progress,
                    log=log or _no_log)

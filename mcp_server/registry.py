@@ -39,6 +39,17 @@ class Capability:
     mcp_only: bool = False
     waits: bool = False
     """Runs until something happens (``*_wait``): stopped with 401 if its credential is revoked meanwhile."""
+    admin: bool = False
+    """Only administrators may call it (the handler checks); tools/list hides it from everyone else."""
+
+    @property
+    def toolset(self) -> str:
+        """The resource: the capabilities module that declares it (``api_keys`` for ``api_keys_create``).
+
+        Taken from the module, not the name, so ``sandboxes_read_file`` belongs to ``sandboxes``.
+        This is what KUBEGATE_TOOLSETS picks.
+        """
+        return self.handler.__module__.rpartition(".")[2]
 
 
 class Registry:
@@ -46,7 +57,8 @@ class Registry:
         self._capabilities: dict[str, Capability] = {}
 
     def capability(self, *, scope: str, title: str, read_only: bool = False, destructive: bool = False,
-                   idempotent: bool = False, mcp_only: bool = False, waits: bool = False) -> Callable[[H], H]:
+                   idempotent: bool = False, mcp_only: bool = False, waits: bool = False,
+                   admin: bool = False) -> Callable[[H], H]:
         """Declare the decorated handler as a capability named after the function."""
 
         def register(handler: H) -> H:
@@ -58,7 +70,7 @@ class Registry:
                 name=handler.__name__, handler=handler, input_model=hints[params[1]],
                 output_model=hints["return"], scope=scope, title=title,
                 description=inspect.cleandoc(handler.__doc__ or title), read_only=read_only,
-                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only, waits=waits,
+                destructive=destructive, idempotent=idempotent, mcp_only=mcp_only, waits=waits, admin=admin,
             ))
             return handler
 
@@ -77,6 +89,27 @@ class Registry:
 
     def list(self) -> list[Capability]:
         return list(self._capabilities.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._capabilities
+
+    def toolsets(self) -> tuple[str, ...]:
+        return tuple(sorted({c.toolset for c in self._capabilities.values()}))
+
+    def select(self, toolsets: str) -> Registry:
+        """A registry of only the named toolsets (comma-separated; empty or ``all``: this one)."""
+        wanted = {t.strip().replace("-", "_") for t in toolsets.split(",") if t.strip()}
+        if not wanted or wanted == {"all"}:
+            return self
+        unknown = sorted(wanted - set(self.toolsets()))
+        if unknown:
+            raise ValidationFailed(f"unknown toolset(s) {', '.join(unknown)}; valid: all, {', '.join(self.toolsets())}",
+                                   field="KUBEGATE_TOOLSETS")
+        selected = Registry()
+        for capability in self.list():
+            if capability.toolset in wanted:
+                selected.add(capability)
+        return selected
 
     async def call(self, name: str, ctx: Context, arguments: dict[str, Any], *, strict: bool = True,
                    door: str = "internal") -> dict[str, Any]:

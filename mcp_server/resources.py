@@ -31,6 +31,11 @@ class ResourceKind:
     mime_type: str
     reader: Reader
 
+    @property
+    def toolset(self) -> str:
+        """The resource after the scheme (``tasks`` of ``kubegate://tasks/...``), as a tool's name begins."""
+        return self.uri_template.partition("://")[2].split("/")[0].replace("-", "_")
+
     def match(self, uri: str) -> dict[str, str] | None:
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[A-Za-z0-9_.-]+)", re.escape(self.uri_template))
         found = re.fullmatch(pattern, uri)
@@ -50,21 +55,22 @@ def resource(name: str, uri_template: str, *, scope: str, description: str,
 
 
 class ResourceSet:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, toolsets: tuple[str, ...] | None = None) -> None:
         self._parts = services.parts
+        self._kinds = [k for k in KINDS if toolsets is None or k.toolset in toolsets]
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [
             types.ResourceTemplate(name=k.name, uri_template=k.uri_template, description=k.description,
                                    mime_type=k.mime_type)
-            for k in KINDS
+            for k in self._kinds
         ]
 
     async def listing(self, principal: Principal) -> list[types.Resource]:
         return []
 
     async def read(self, principal: Principal, uri: str) -> tuple[str, str]:
-        for kind in KINDS:
+        for kind in self._kinds:
             variables = kind.match(uri)
             if variables is None:
                 continue

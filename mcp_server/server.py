@@ -27,6 +27,7 @@ from mcp_server.context import Context
 from mcp_server.edge.calls import call, door_context
 from mcp_server.edge.scope import require_principal
 from mcp_server.errors import KubegateError, NotFound, Unauthorized
+from mcp_server.models.schema import input_schema
 from mcp_server.registry import Capability, Registry
 from mcp_server.resources import ResourceSet
 from mcp_server.services import Services
@@ -37,15 +38,16 @@ PrincipalSource = Callable[[ServerRequestContext[Any, Any]], Awaitable[Principal
 ValiditySource = Callable[[ServerRequestContext[Any, Any]], Awaitable[bool]]
 
 _WORDS = {"api_keys": "API keys", "tasks": "one-off tasks", "workflows": "multi-step workflows (DAGs of steps)",
-          "audit": "the audit log"}
+          "audit": "the audit log", "sandboxes": "sandboxes (long-lived isolated environments)",
+          "templates": "deployment templates"}
 
 
 def instructions(registry: Registry) -> str:
     """What the server offers, generated from the registry so it names only what exists."""
     resources: dict[str, list[str]] = {}
     for capability in registry.list():
-        resource, _, action = capability.name.rpartition("_")
-        resources.setdefault(resource, []).append(action)
+        resource = capability.toolset
+        resources.setdefault(resource, []).append(capability.name.removeprefix(f"{resource}_"))
     offered = "; ".join(f"{_WORDS.get(r, r.replace('_', ' '))} ({', '.join(a)})" for r, a in resources.items())
     return ("kubegate runs work on Kubernetes (or this machine). Tools are named <resource>_<action>; "
             f"it offers {offered}. Create returns at once; follow long work with the *_wait tools.")
@@ -56,7 +58,7 @@ def tool_definition(capability: Capability) -> types.Tool:
         name=capability.name,
         title=capability.title,
         description=capability.description,
-        input_schema=capability.input_model.model_json_schema(by_alias=True),
+        input_schema=input_schema(capability.input_model),
         output_schema=capability.output_model.model_json_schema(by_alias=True, mode="serialization"),
         annotations=types.ToolAnnotations(
             title=capability.title,
@@ -97,7 +99,7 @@ class _Handlers:
         self.principal_of = principal_of
         self.still_valid = still_valid
         self.door = door
-        self.resources = ResourceSet(services)
+        self.resources = ResourceSet(services, registry.toolsets())
         # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
         self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
 
@@ -121,7 +123,9 @@ class _Handlers:
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = await self.principal_of(ctx)
-        allowed = [tool for capability, tool in self.tools.values() if principal.allows(capability.scope)]
+        admin = self.services.parts.policy.is_admin(principal)
+        allowed = [tool for capability, tool in self.tools.values()
+                   if principal.allows(capability.scope) and (admin or not capability.admin)]
         return types.ListToolsResult(tools=allowed)
 
     async def call_tool(

@@ -68,7 +68,8 @@ def rest_routes(registry: Registry, services: Services) -> list[BaseRoute]:
     """
     by_path: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        registry.get(route.tool)
+        if route.tool not in registry:  # its toolset is not served (KUBEGATE_TOOLSETS): no route, so 404
+            continue
         by_path.setdefault(route.path, {})[route.method] = _endpoint(route, registry, services)
     out: list[BaseRoute] = []
     for path, endpoints in by_path.items():

@@ -96,7 +96,8 @@ def _operation(route: RestRoute, registry: Registry, defs: dict[str, Any], refs:
 
 
 def build_openapi(registry: Registry, public_url: str) -> dict[str, Any]:
-    used = [registry.get(r.tool) for r in ROUTES]
+    served = [r for r in ROUTES if r.tool in registry]  # KUBEGATE_TOOLSETS may leave some out
+    used = [registry.get(r.tool) for r in served]
     models: list[tuple[type[BaseModel], Any]] = []
     for cap in used:
         for pair in ((cap.input_model, "validation"), (cap.output_model, "serialization")):
@@ -106,7 +107,7 @@ def build_openapi(registry: Registry, public_url: str) -> dict[str, Any]:
     defs: dict[str, Any] = top.get("$defs", {})
     defs["Error"] = ERROR_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in served:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, registry, defs, dict(refs))
     return {
         "openapi": "3.1.0",

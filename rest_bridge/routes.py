@@ -16,7 +16,7 @@ Source = Literal["query", "body"]
 
 @dataclass(frozen=True, slots=True)
 class RestRoute:
-    method: Literal["GET", "POST", "DELETE"]
+    method: Literal["GET", "POST", "PATCH", "DELETE"]
     path: str
     tool: str
     source: Source = "query"
@@ -48,4 +48,9 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "/api/sandboxes/{sandboxId}/files", "sandboxes_write_file", source="body"),
     RestRoute("POST", "/api/sandboxes/{sandboxId}/extend", "sandboxes_extend", source="body"),
     RestRoute("GET", "/api/audit", "audit_list"),
+    RestRoute("GET", "/api/templates", "templates_list"),
+    RestRoute("POST", "/api/templates", "templates_create", source="body", status=201),
+    RestRoute("GET", "/api/templates/{name}", "templates_get"),
+    RestRoute("PATCH", "/api/templates/{name}", "templates_update", source="body"),
+    RestRoute("DELETE", "/api/templates/{name}", "templates_delete"),
 )

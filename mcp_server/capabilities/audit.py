@@ -18,7 +18,8 @@ def _event(record: AuditRecord) -> AuditEvent:
     )
 
 
-@registry.capability(scope="audit:read", title="List audit events", read_only=True, idempotent=True)
+@registry.capability(scope="audit:read", title="List audit events", read_only=True, idempotent=True,
+                     admin=True)
 async def audit_list(ctx: Context, args: AuditQuery) -> AuditList:
     """List state-changing requests (who, what, when, from where, status), newest first. Admins only."""
     ctx.policy.require_admin(ctx.principal, "read the audit log")

@@ -16,6 +16,7 @@ from mcp_server.store.run_queue import RunQueue
 from mcp_server.store.sandboxes import SandboxRepository
 from mcp_server.store.sessions import SessionRepository
 from mcp_server.store.tasks import TaskStore
+from mcp_server.store.templates import TemplateStore
 from mcp_server.store.users import UserStore
 from mcp_server.store.workflows import WorkflowStore
 
@@ -28,6 +29,7 @@ class Stores:
     audit: AuditStore
     tasks: TaskStore
     workflows: WorkflowStore
+    templates: TemplateStore
     run_queue: RunQueue
     sandboxes: SandboxRepository
     _db: Database
@@ -48,4 +50,4 @@ async def open_stores(db_path: Path) -> Stores:
     db = await Database.open(db_path)
     return Stores(users=UserStore(db), api_keys=ApiKeyStore(db), sessions=SessionRepository(db),
                   audit=AuditStore(db), tasks=TaskStore(db), workflows=WorkflowStore(db), run_queue=RunQueue(db),
-                  sandboxes=SandboxRepository(db), _db=db)
+                  sandboxes=SandboxRepository(db), templates=TemplateStore(db), _db=db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 import mcp_server.capabilities  # noqa: F401
+from mcp_server.auth.principal import valid_scope
 from mcp_server.registry import registry
 from rest_bridge.routes import ROUTES
 from tests.gateway import Gateway
@@ -31,10 +32,13 @@ def test_every_tool_is_routed_or_marked_mcp_only() -> None:
 
 
 def test_tool_names_are_resource_action() -> None:
+    """``<resource>_<action>``; the resource is the toolset. Its scope is a known one, read for read-only tools
+    (a resource may borrow another's scope: templates are read with deployments:read)."""
     for capability in registry.list():
-        resource, _, action = capability.name.rpartition("_")
-        assert resource and action, capability.name
-        assert capability.scope.split(":")[0].replace("-", "_") in capability.name, capability.name
+        action = capability.name.removeprefix(f"{capability.toolset}_")
+        assert action and action != capability.name, capability.name
+        assert valid_scope(capability.scope) and ":" in capability.scope, capability.name
+        assert capability.read_only == capability.scope.endswith(":read"), capability.name
 
 
 async def test_openapi_document_covers_every_route(gateway: Gateway) -> None:
