@@ -9,6 +9,7 @@ one place. ``ApiException`` and transport failures become ``mcp_server.errors`` 
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import aiohttp
 from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
+from kubernetes.aio.stream import WsApiClient
 
 from mcp_server import errors
 
@@ -27,6 +29,7 @@ Kind = Literal["jobs", "pods", "namespaces", "networkpolicies", "resourcequotas"
 
 _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "Secret": ("core", "secret", client.V1Secret),
+    "Service": ("core", "service", client.V1Service),
     "Job": ("batch", "job", client.V1Job),
     "NetworkPolicy": ("net", "network_policy", client.V1NetworkPolicy),
     "ResourceQuota": ("core", "resource_quota", client.V1ResourceQuota),
@@ -101,6 +104,31 @@ async def _json(request: Awaitable[aiohttp.ClientResponse]) -> Obj:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class ExecOutcome:
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+
+
+ExecSink = Callable[[int, bytes], None]
+"""Called with (1 stdout | 2 stderr, bytes) as a command's output arrives."""
+EXEC_PROTOCOL = "v5.channel.k8s.io"
+"""v5 (Kubernetes 1.30+) can close stdin, which a command reading a file's bytes needs to see its end."""
+_STDIN, _STATUS, _CLOSE = 0, 3, 255
+
+
+def exit_code(status: Obj) -> int:
+    """The command's exit code from the status channel's ``Status``; other failures become our errors."""
+    if status.get("status") == "Success":
+        return 0
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode":
+                return int(cause["message"])
+    raise errors.for_status(int(status.get("code") or 500), f"Kubernetes exec: {status.get('message') or status}")
+
+
 class KubeClient:
     """The calls the runtime makes, and nothing else (``deploy/`` RBAC grants exactly these)."""
 
@@ -110,6 +138,8 @@ class KubeClient:
                                         "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api)}
         self._core = self._groups["core"]
         self._batch = self._groups["batch"]
+        self._ws = WsApiClient(api.configuration)  # type: ignore[no-untyped-call]
+        self._ws_core = client.CoreV1Api(self._ws)
 
     @classmethod
     async def connect(cls, kubeconfig: Path | None) -> KubeClient:
@@ -124,6 +154,7 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._api.close()  # type: ignore[no-untyped-call]
+        await self._ws.close()  # type: ignore[no-untyped-call]
 
     def _method(self, verb: str, kind: str) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
         group, stem, _ = _TYPES[kind]
@@ -160,6 +191,12 @@ class KubeClient:
     async def resume_job(self, namespace: str, name: str) -> None:
         patch = {"spec": {"suspend": False}}
         await _json(self._batch.patch_namespaced_job_without_preload_content(
+            name, namespace, patch, _content_type="application/merge-patch+json"))
+
+    async def set_job_deadline(self, namespace: str, name: str, seconds: int) -> Obj:
+        """Move a running Job's ``activeDeadlineSeconds`` (counted from its start): a sandbox's ``extend``."""
+        patch = {"spec": {"activeDeadlineSeconds": seconds}}
+        return await _json(self._batch.patch_namespaced_job_without_preload_content(
             name, namespace, patch, _content_type="application/merge-patch+json"))
 
     async def delete_job(self, namespace: str, name: str) -> bool:
@@ -216,3 +253,44 @@ class KubeClient:
         async with _response(request) as resp:
             async for chunk in resp.content.iter_any():
                 yield chunk
+
+    async def exec(self, namespace: str, pod: str, container: str, command: builtins.list[str], *,
+                   stdin: bytes | None = None, sink: ExecSink | None = None) -> ExecOutcome:
+        """Run ``command`` in a container through ``pods/exec``: stdout and stderr apart, the exit code from
+        the status channel. ``stdin`` is sent whole, then closed."""
+        try:
+            # Through ``WsApiClient`` the call answers aiohttp's ``ws_connect``, not the typed response.
+            connecting: Any = await self._ws_core.connect_get_namespaced_pod_exec_without_preload_content(
+                pod, namespace, container=container, command=command, stdin=stdin is not None, stdout=True,
+                stderr=True, tty=False, _headers={"sec-websocket-protocol": EXEC_PROTOCOL})
+            async with connecting as ws:
+                if stdin is not None:
+                    for at in range(0, len(stdin), 65536):
+                        await ws.send_bytes(bytes([_STDIN]) + stdin[at:at + 65536])
+                    await ws.send_bytes(bytes([_CLOSE, _STDIN]))
+                return await _exec_frames(ws, sink)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise errors.for_status(exc.status, f"Kubernetes exec: {exc.message}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.for_status(503, f"Kubernetes API unreachable: {exc}") from exc
+
+
+async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | None) -> ExecOutcome:
+    out: dict[int, list[bytes]] = {1: [], 2: []}
+    status: Obj | None = None
+    async for message in ws:
+        if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            break
+        data = message.data if isinstance(message.data, bytes) else str(message.data).encode()
+        if not data:
+            continue
+        channel, payload = data[0], data[1:]
+        if channel in out and payload:
+            out[channel].append(payload)
+            if sink is not None:
+                sink(channel, payload)
+        elif channel == _STATUS:
+            status = json.loads(payload)
+    if status is None:
+        raise errors.for_status(502, "Kubernetes exec: the stream ended without the command's status")
+    return ExecOutcome(b"".join(out[1]), b"".join(out[2]), exit_code(status))

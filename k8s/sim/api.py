@@ -20,8 +20,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from k8s.sim.execs import Exec
 from k8s.sim.kubelet import Kubelet
 from k8s.sim.policies import AdmissionPolicies, Write
 from k8s.sim.store import RESOURCES, ApiError, Obj, Store, Watcher
@@ -99,7 +101,14 @@ class Api:
 
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-        return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
+        return Starlette(routes=[WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.exec),
+                                 Route("/{path:path}", self.handle, methods=methods)])
+
+    async def exec(self, websocket: WebSocket) -> None:
+        """``pods/exec``: RBAC asks ``create`` of it, whichever method opens the WebSocket."""
+        namespace, name = websocket.path_params["namespace"], websocket.path_params["name"]
+        self.audit.add(("create", "", "pods/exec", namespace))
+        await Exec(self.kubelet).serve(websocket, namespace, name)
 
     async def handle(self, request: Request) -> Response:
         try:

@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from k8s.sim import services
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _QUALIFIED = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
@@ -65,6 +67,9 @@ def semantic_errors(resource: str, obj: dict[str, Any]) -> list[str]:
                 base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 problems.append(f"data[{key!r}]: not base64")
+    if resource == "services":
+        problems += services.errors(obj)
+        problems += _labels_errors((obj.get("spec") or {}).get("selector") or {}, "spec.selector")
     if resource == "pods":
         problems += _pod_spec_errors(obj.get("spec") or {}, "spec")
     if resource == "jobs":

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import uvicorn
 
-from k8s.sim import admission
+from k8s.sim import admission, services
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
 from k8s.sim.kubelet import Kubelet
@@ -48,6 +48,7 @@ class FakeCluster:
         self.kubeconfig_path = kubeconfig_path or self._workdir / "kubeconfig"
         self.store = Store(history=history, validate=validate)
         self.store.defaulters["jobs"] = default_job
+        self.store.defaulters["services"] = services.defaulter()
         self.audit: Audit = set()
         self.kubelet = Kubelet(self.store, self._workdir)
         self.controller = JobController(self.store, self.kubelet)
@@ -142,6 +143,14 @@ class FakeCluster:
     def rotate_logs(self, namespace: str, name: str) -> None:
         """Rotate the Pod's container logs: later reads start after this point, open follows end."""
         self.kubelet.rotate(self.store.get("pods", namespace, name)["metadata"]["uid"])
+
+    def service_address(self, namespace: str, name: str, port: int) -> tuple[str, int]:
+        """Where ``{name}.{namespace}.svc:{port}`` is reached here: its Pods listen on the host's loopback."""
+        spec = self.store.get("services", namespace, name)["spec"]
+        for entry in spec.get("ports") or []:
+            if entry["port"] == port and isinstance(entry.get("targetPort"), int):
+                return "127.0.0.1", int(entry["targetPort"])
+        raise LookupError(f"service {namespace}/{name} has no numeric target for port {port}")
 
     def compact(self) -> None:
         """Expire the watch history so resuming from an old resourceVersion gets 410 Gone."""

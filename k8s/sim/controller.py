@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from k8s.sim.kubelet import Kubelet
@@ -78,6 +79,8 @@ class JobController:
         self._kubelet = kubelet
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
         self._running: set[str] = set()
+        self._deadlines: dict[str, tuple[int, asyncio.TimerHandle]] = {}
+        """Per running Job uid: the activeDeadlineSeconds its timer was set for, and that timer."""
         self._tasks: set[asyncio.Task[None]] = set()
         store.listeners.append(self._on_event)
 
@@ -93,6 +96,8 @@ class JobController:
 
     def _on_event(self, resource: str, kind: str, obj: Obj) -> None:
         meta = obj["metadata"]
+        if resource == "jobs" and kind == "MODIFIED" and meta["uid"] in self._running:
+            self._soon(self._rearm, obj)
         if resource == "jobs" and kind in ("ADDED", "MODIFIED") and meta["uid"] not in self._running:
             if obj["spec"].get("suspend"):
                 if kind == "ADDED":
@@ -102,6 +107,8 @@ class JobController:
                 self._soon(self._start, obj)
         elif resource == "jobs" and kind == "DELETED":
             self._running.discard(meta["uid"])
+            if (armed := self._deadlines.pop(meta["uid"], None)) is not None:
+                armed[1].cancel()
             for timer in self._timers.pop(meta["uid"], []):
                 timer.cancel()
         elif resource == "pods" and kind == "MODIFIED" and obj["status"].get("phase") in ("Succeeded", "Failed"):
@@ -128,9 +135,25 @@ class JobController:
             obj["status"] = {"startTime": now(), "active": 1, "ready": 0, "terminating": 0,
                              **({"conditions": conditions} if conditions else {})}
         self._store.update("jobs", meta["namespace"], meta["name"], started)
-        if (deadline := job["spec"].get("activeDeadlineSeconds")) is not None:
-            self._later(job, deadline, self._spawn_deadline, meta["namespace"], meta["name"])
         self._create_pod(job, meta, template)
+        self._rearm(self._store.get("jobs", meta["namespace"], meta["name"]))
+
+    def _rearm(self, job: Obj) -> None:
+        """Set the deadline timer from the Job's start; a changed ``activeDeadlineSeconds`` moves it, as upstream."""
+        meta, seconds = job["metadata"], job["spec"].get("activeDeadlineSeconds")
+        armed = self._deadlines.get(meta["uid"])
+        if (armed and armed[0] == seconds) or _finished(job) or not job.get("status", {}).get("startTime"):
+            return
+        if armed is not None:
+            armed[1].cancel()
+            del self._deadlines[meta["uid"]]
+        if seconds is None:
+            return
+        started = datetime.strptime(job["status"]["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        left = max(0.0, seconds - (datetime.now(UTC) - started).total_seconds())
+        handle = asyncio.get_running_loop().call_later(left, self._guarded, self._spawn_deadline, meta["namespace"],
+                                                       meta["name"])
+        self._deadlines[meta["uid"]] = (seconds, handle)
 
     def _create_pod(self, job: Obj, meta: Obj, template: Obj) -> None:
         pod = {
@@ -224,6 +247,8 @@ class JobController:
         for timers in self._timers.values():
             for timer in timers:
                 timer.cancel()
+        for _, handle in self._deadlines.values():
+            handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -180,6 +180,12 @@ class Kubelet:
     async def log(self, namespace: str, name: str, container: str | None, *, follow: bool, timestamps: bool,
                   since_seconds: int | None) -> AsyncIterator[bytes]:
         """One container's output; with ``follow``, until it ends, the Pod goes or the log rotates."""
+        running = self.container(namespace, name, container)
+        since = time.time_ns() - since_seconds * 1_000_000_000 if since_seconds is not None else None
+        return running.follow(follow, timestamps, since)
+
+    def container(self, namespace: str, name: str, container: str | None) -> Container:
+        """The started container ``container`` (the only one when ``None``) of a Pod, or the API's 400/404."""
         pod = self._store.get("pods", namespace, name)
         names = [c["name"] for c in pod["spec"]["containers"]]
         if container is None and len(names) > 1:
@@ -192,5 +198,4 @@ class Kubelet:
         if running is None:
             raise ApiError(400, "BadRequest", f'container "{chosen}" in pod "{name}" is waiting to start: '
                                               "ContainerCreating")
-        since = time.time_ns() - since_seconds * 1_000_000_000 if since_seconds is not None else None
-        return running.follow(follow, timestamps, since)
+        return running

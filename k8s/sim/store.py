@@ -39,6 +39,7 @@ RESOURCES: dict[str, Resource] = {
     "namespaces": Resource("v1", "Namespace", namespaced=False),
     "secrets": Resource("v1", "Secret"),
     "pods": Resource("v1", "Pod"),
+    "services": Resource("v1", "Service"),
     "jobs": Resource("batch/v1", "Job"),
     "networkpolicies": Resource("networking.k8s.io/v1", "NetworkPolicy"),
     "resourcequotas": Resource("v1", "ResourceQuota"),

@@ -1,0 +1,53 @@
+"""A sandbox's objects, written through the runtime's client into the strict fake cluster, and used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from k8s import manifests, sandboxes
+from k8s.client import KubeClient
+from k8s.sim import FakeCluster
+from tests.k8s.test_sandbox_manifests import NAMESPACE, SPEC
+
+
+@pytest.fixture
+async def kube(cluster: FakeCluster) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.connect(cluster.kubeconfig_path)
+    yield client
+    await client.close()
+
+
+def _running(cluster: FakeCluster) -> bool:
+    return any(pod["status"].get("phase") == "Running" for pod in cluster.objects("pods"))
+
+
+async def test_a_sandbox_runs_takes_exec_and_a_new_deadline_and_its_job_takes_pod_and_secret(
+        cluster: FakeCluster, kube: KubeClient) -> None:
+    await kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    job, service, policy = sandboxes.objects(SPEC, NAMESPACE, port=8080, ttl_seconds=60)
+    created = await kube.create(job)
+    await kube.create(sandboxes.secret(SPEC, NAMESPACE, created))
+    await kube.resume_job(NAMESPACE, created["metadata"]["name"])
+    stored = await kube.create(service)
+    await kube.create(policy)
+    assert stored["spec"]["clusterIP"].startswith("10.96.")
+    name = manifests.job_name(SPEC.run_id)
+    assert cluster.service_address(NAMESPACE, name, 8080) == ("127.0.0.1", 8080)
+    await cluster.wait_until(lambda: _running(cluster))
+    [pod] = cluster.objects("pods")
+    container = pod["spec"]["containers"][0]["name"]
+    # The Secret's env reached the container; stdout and stderr stay apart; the exit code comes back.
+    outcome = await kube.exec(NAMESPACE, pod["metadata"]["name"], container,
+                              ["sh", "-c", 'printf %s "$MODE"; echo no >&2; exit 2'])
+    assert (outcome.stdout, outcome.stderr, outcome.exit_code) == (b"dev", b"no\n", 2)
+    started = datetime.strptime(created["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    patch = sandboxes.deadline_patch(started, started + timedelta(hours=2))
+    extended = await kube.set_job_deadline(NAMESPACE, name, patch["spec"]["activeDeadlineSeconds"])
+    assert extended["spec"]["activeDeadlineSeconds"] == 7200
+    assert await kube.delete_job(NAMESPACE, name)
+    await cluster.wait_until(lambda: not cluster.objects("pods") and not cluster.objects("secrets"))
+    assert "pw" not in json.dumps(cluster.objects("jobs") + cluster.objects("services"))  # the password: Secret only
