@@ -24,6 +24,9 @@ from mcp_server.runtime.base import RunSpec
 from mcp_server.runtime.rundir import RunDir, remove_tree
 
 NOBODY = 65534
+# Not the coverage-measured boot of tests/runtime/conftest.py: a shim running as uid 65534 can
+# neither import root's coverage nor write root's data file. Taken at import, before the patch.
+PLAIN_BOOT = shim.BOOT
 SETPRIV = ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
 
 
@@ -65,7 +68,7 @@ def _run_as_nobody(home: Path, script: str, *, network: bool = False) -> tuple[s
         for path in (top, *(os.path.join(top, f) for f in files)):
             os.chown(path, NOBODY, NOBODY)
     try:
-        subprocess.run([*SETPRIV, "/usr/bin/python3", "-I", "-S", "-c", shim.BOOT, str(Path(shim.__file__).parent),
+        subprocess.run([*SETPRIV, "/usr/bin/python3", "-I", "-S", "-c", PLAIN_BOOT, str(Path(shim.__file__).parent),
                         str(run_dir.path)], stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=60, check=True)
     finally:
         os.close(log)
