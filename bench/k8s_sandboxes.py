@@ -9,7 +9,7 @@ Reports, in one run against one fake cluster:
 - HTTP requests/s through the sandbox URL (gateway -> Service cluster IP -> pod IP -> server)
   against the same server hit at its Service's cluster IP directly; both with wrk.
 
-    python bench/k8s_sandboxes.py [--samples 30] [--seconds 5]
+    python bench/k8s_sandboxes.py [--samples 30] [--seconds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, report_ratio  # noqa: E402
 from sandboxes import exec_latency, line, running, started_at, wrk_get  # noqa: E402
 
 from k8s import manifests  # noqa: E402
@@ -40,6 +40,7 @@ from k8s.workloads import pod_ready  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402
 from mcp_server.runtime.base import RunSpec  # noqa: E402
 
+NEEDS = ("wrk", "fake-cluster")
 SERVER = "python3 -m http.server 8080"
 
 
@@ -158,11 +159,16 @@ async def main(samples: int, seconds: int) -> None:
     print(f"HTTP through the sandbox URL          {through:9.0f} req/s")
     print(f"HTTP to its Service's cluster IP      {direct:9.0f} req/s")
     print(f"{'URL / direct':<38} {through / direct:7.2f}x")
+    report_ratio("k8s sandbox create->running p50", median(create_times) / median(bare_creates),
+                 "a bare Job to its Pod Ready", better="lower")
+    report_ratio("k8s sandbox exec p50", median(exec_times) / median(bare_execs), "a bare pods/exec", better="lower")
+    report_ratio("k8s sandbox URL req/s", through / direct, "its Service's cluster IP hit directly")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="5 samples, 2 s of load")
     options = parser.parse_args()
-    asyncio.run(main(options.samples, options.seconds))
+    asyncio.run(main(5 if options.quick else options.samples, 2 if options.quick else options.seconds))
