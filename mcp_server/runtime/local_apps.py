@@ -95,6 +95,7 @@ class LocalApps:
         app = self._apps.get(spec.name)
         if app is None:
             app = self._apps[spec.name] = _App(spec)
+            await self._adopt(app)
             app.task = asyncio.get_running_loop().create_task(self._converge_forever(app), name=f"app-{spec.name}")
         app.spec = spec
         app.wake.set()
@@ -165,16 +166,16 @@ class LocalApps:
             if stray[len(PREFIX):].rsplit("_", 2)[0] not in wanted:
                 await self._runtime.remove(stray)
         for spec in specs:
-            app = self._apps.get(spec.name) or _App(spec)
-            self._apps[spec.name] = app
-            found = []
-            for rid in self._runtime.run_ids(f"{PREFIX}{spec.name}_"):
-                revision, index = (int(part) for part in rid.rsplit("_", 2)[1:])
-                if rid not in app.replicas:
-                    app.replicas[rid] = _Replica(rid, index, revision)
-                    found.append(_replica_spec(spec, rid))
-            await self._runtime.recover(found)
             await self.apply(spec)
+
+    async def _adopt(self, app: _App) -> None:
+        """Take over the replicas of ``app`` already on disk (started before a restart, or by another process)."""
+        found = []
+        for rid in self._runtime.run_ids(f"{PREFIX}{app.spec.name}_"):
+            revision, index = (int(part) for part in rid.rsplit("_", 2)[1:])
+            app.replicas[rid] = _Replica(rid, index, revision)
+            found.append(_replica_spec(app.spec, rid))
+        await self._runtime.recover(found)
 
     async def close(self) -> None:
         for app in self._apps.values():
@@ -190,6 +191,11 @@ class LocalApps:
         app, replica = found
         if event.kind == "ready" and replica.watcher is None:
             replica.watcher = asyncio.get_running_loop().create_task(self._watch(app, replica))
+        elif event.kind == "exited" and event.reason == "cancelled" and not replica.removing:
+            # Stopped on purpose, by another process keeping the same app: it is no longer wanted.
+            del app.replicas[replica.run_id]
+            app.wake.set()
+            self._publish(app)
         elif event.kind == "exited" and not replica.removing:
             lines = [line for line in (event.output or event.message or "").splitlines() if line.strip()]
             replica.state = {**replica.state, "ready": False, "lastError": "\n".join(
@@ -253,11 +259,25 @@ class LocalApps:
 
     async def _start(self, app: _App, replica: _Replica) -> None:
         spec = _replica_spec(app.spec, replica.run_id)
+        exists = self._runtime.run_dir(replica.run_id).path.exists
         try:
-            await self._workloads.start(spec, port=app.spec.port)
+            if exists():  # another process keeping this app started it first: follow that one
+                await self._runtime.recover([spec])
+            else:
+                await self._workloads.start(spec, port=app.spec.port)
         except KubegateError as exc:
-            replica.state = {"ready": False, "failing": True, "lastError": f"cannot start the replica: {exc}"}
+            if exists():
+                await self._runtime.recover([spec])
+            else:
+                replica.state = {"ready": False, "failing": True, "lastError": f"cannot start the replica: {exc}"}
+                asyncio.get_running_loop().call_later(_RESTART_DELAY, self._retry, app, replica)
         self._publish(app)
+
+    def _retry(self, app: _App, replica: _Replica) -> None:
+        """Try a replica that could not start again (its slot is free once it leaves ``replicas``)."""
+        if app.replicas.get(replica.run_id) is replica and replica.watcher is None and not replica.removing:
+            del app.replicas[replica.run_id]
+            app.wake.set()
 
     async def _remove(self, replica: _Replica) -> None:
         replica.removing = True
