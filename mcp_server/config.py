@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     """Largest file ``sandboxes_read_file`` returns (writes are bounded by ``max_body_bytes`` too)."""
 
     # Deployments (long-running apps; their URLs are ``{name}.{apps_domain}``, default ``apps.localhost``).
-    max_deployments_per_user: int = Field(default=10, ge=0)
+    max_deployments_per_user: int = Field(default=10, ge=0, le=500)
 
     @classmethod
     def settings_customise_sources(

@@ -54,29 +54,28 @@ def deployment_model(service: DeploymentService, r: DeploymentRecord, *, brief: 
 
 @registry.capability(scope="deployments:read", title="List deployments", read_only=True, idempotent=True)
 async def deployments_list(ctx: Context, args: DeploymentListQuery) -> DeploymentList:
-    """List your deployments, newest first; status filter (running = Ready)."""
-    records, cursor = await ctx.deployments.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
-    return DeploymentList(deployments=[deployment_model(ctx.deployments, r, brief=True) for r in records],
-                          next_cursor=cursor)
+    """Your deployments, newest first (status running = Ready)."""
+    records = await ctx.deployments.list(ctx.principal.user_id, args.status)
+    return DeploymentList(deployments=[deployment_model(ctx.deployments, r, brief=True) for r in records])
 
 
 @registry.capability(scope="deployments:write", title="Create a deployment")
 async def deployments_create(ctx: Context, args: DeploymentCreate) -> Deployment:
-    """Deploy a template (templates_list) or an image+port; answers Pending, Ready soon after."""
+    """Deploy a template (templates_list) or an image+port."""
     record = await ctx.deployments.create(ctx.principal.user_id, args)
     return deployment_model(ctx.deployments, record)
 
 
 @registry.capability(scope="deployments:read", title="Deployment status", read_only=True, idempotent=True)
 async def deployments_status(ctx: Context, args: DeploymentRef) -> Deployment:
-    """A deployment's current status, URL and lastError."""
+    """A deployment's status, URL and lastError."""
     record = await ctx.deployments.get(ctx.principal.user_id, args.name)
     return deployment_model(ctx.deployments, record, brief=True)
 
 
 @registry.capability(scope="deployments:read", title="Get a deployment", read_only=True, idempotent=True)
 async def deployments_get(ctx: Context, args: DeploymentRef) -> Deployment:
-    """A deployment in full (env, port, health path)."""
+    """A deployment in full."""
     record = await ctx.deployments.get(ctx.principal.user_id, args.name)
     return deployment_model(ctx.deployments, record)
 
@@ -90,21 +89,21 @@ async def deployments_scale(ctx: Context, args: DeploymentScale) -> Deployment:
 
 @registry.capability(scope="deployments:write", title="Update a deployment")
 async def deployments_update(ctx: Context, args: DeploymentUpdate) -> Deployment:
-    """Change image, env or template version: a rolling restart."""
+    """Change image, env or template version."""
     record = await ctx.deployments.update(ctx.principal.user_id, args.name, args)
     return deployment_model(ctx.deployments, record)
 
 
 @registry.capability(scope="deployments:write", title="Delete a deployment", destructive=True, idempotent=True)
 async def deployments_delete(ctx: Context, args: DeploymentRef) -> Deployment:
-    """Stop and remove a deployment (Deleting, then gone)."""
+    """Stop and remove a deployment."""
     record = await ctx.deployments.delete(ctx.principal.user_id, args.name)
     return deployment_model(ctx.deployments, record, brief=True)
 
 
 @registry.capability(scope="deployments:read", title="Deployment logs", read_only=True, idempotent=True)
 async def deployments_logs(ctx: Context, args: DeploymentLogsQuery) -> DeploymentLogs:
-    """Last log lines of all replicas (or one), optionally since e.g. 5m."""
+    """Log lines; since e.g. 5m."""
     lines = await ctx.deployments.logs(ctx.principal.user_id, args.name, tail=args.tail, since=args.since,
                                        replica=args.replica)
     return DeploymentLogs(name=args.name, lines=[

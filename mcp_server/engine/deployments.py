@@ -141,9 +141,8 @@ class DeploymentService:
             raise NotFound(f"Deployment '{name}' not found; deployments_list shows yours")
         return record
 
-    async def page(self, user_id: str, status: str | None, limit: int,
-                   cursor: str | None) -> tuple[list[DeploymentRecord], str | None]:
-        return await self.repo.page(user_id, "Ready" if status == "running" else status, limit, cursor)
+    async def list(self, user_id: str, status: str | None) -> list[DeploymentRecord]:
+        return await self.repo.list(user_id, "Ready" if status == "running" else status)
 
     async def _changeable(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.get(user_id, name)

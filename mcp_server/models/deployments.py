@@ -12,23 +12,26 @@ from pydantic import Field, StringConstraints, WithJsonSchema
 
 from mcp_server.models.base import Wire
 from mcp_server.models.templates import EnvVarOut, LeanImage, Port
-from mcp_server.models.validation import Command, Duration, Env, Limit
+from mcp_server.models.validation import Command, Duration, Env
 from mcp_server.models.validation import DnsLabel as _DnsLabel
 
 DeploymentStatus = Literal["Pending", "Provisioning", "Ready", "Error", "Deleting"]
 StatusFilter = Literal["Pending", "Provisioning", "Ready", "Error", "Deleting", "running"]
 Visibility = Literal["public", "internal"]
-Name = Annotated[_DnsLabel, WithJsonSchema({"type": "string", "maxLength": 63})]
-Replicas = Annotated[int, Field(ge=1, le=20)]
-Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z:._-]{1,64}~[a-z0-9-]{1,63}$")]
+Name = Annotated[_DnsLabel, WithJsonSchema({"type": "string"})]
+_INT = WithJsonSchema({"type": "integer"})
+"""Bounds are checked (and the error says them) but not spelled out in every schema."""
+Replicas = Annotated[int, Field(ge=1, le=20), _INT]
+LeanEnv = Annotated[Env, WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}})]
+LeanCommand = Annotated[Command, WithJsonSchema({"type": "array", "items": {"type": "string"}})]
 
 
 class DeploymentCreate(Wire):
     template: Name | None = None
-    image: LeanImage | None = Field(default=None, description="Instead of template; needs port")
-    port: Port | None = None
-    command: Command | None = Field(default=None, description="What runs locally")
-    env_vars: Env = Field(default_factory=dict)
+    image: LeanImage | None = Field(default=None, description="Or a template")
+    port: Annotated[Port, _INT] | None = None
+    command: LeanCommand | None = Field(default=None, description="Runs locally")
+    env_vars: LeanEnv = Field(default_factory=dict)
     replicas: Replicas = 1
     visibility: Visibility = "public"
 
@@ -38,9 +41,9 @@ class DeploymentRef(Wire):
 
 
 class DeploymentListQuery(Wire):
+    """No paging: a user has at most KUBEGATE_MAX_DEPLOYMENTS_PER_USER (<= 500) deployments."""
+
     status: StatusFilter | None = None
-    limit: Limit = 50
-    cursor: Cursor | None = None
 
 
 class DeploymentScale(DeploymentRef):
@@ -49,12 +52,12 @@ class DeploymentScale(DeploymentRef):
 
 class DeploymentUpdate(DeploymentRef):
     image: LeanImage | None = None
-    env_vars: Env | None = Field(default=None, description="Merged; null value unsets")
-    template_version: Annotated[int, Field(ge=1)] | None = None
+    env_vars: LeanEnv | None = Field(default=None, description="Merged")
+    template_version: Annotated[int, Field(ge=1), _INT] | None = None
 
 
 class DeploymentLogsQuery(DeploymentRef):
-    tail: Annotated[int, Field(ge=1, le=10000)] = 100
+    tail: Annotated[int, Field(ge=1, le=10000), _INT] = 100
     since: Duration | None = None
     replica: Annotated[str, StringConstraints(max_length=63)] | None = None
 
@@ -88,7 +91,6 @@ class Deployment(Wire):
 
 class DeploymentList(Wire):
     deployments: list[Deployment]
-    next_cursor: str | None = None
 
 
 class LogLineOut(Wire):

@@ -8,7 +8,6 @@ from typing import Any
 
 from mcp_server.errors import Forbidden
 from mcp_server.store.db import Database
-from mcp_server.store.pages import decode_cursor
 from mcp_server.store.rows import Row, insert
 from mcp_server.store.templates import EnvVar
 
@@ -80,21 +79,15 @@ class DeploymentRepository:
     async def all(self) -> list[DeploymentRecord]:
         return [await self._load(row) for row in await self.db.fetch_all("SELECT * FROM deployments")]
 
-    async def page(self, user_id: str, status: str | None, limit: int,
-                   cursor: str | None) -> tuple[list[DeploymentRecord], str | None]:
+    async def list(self, user_id: str, status: str | None) -> list[DeploymentRecord]:
+        """A user's deployments, newest first (the quota bounds how many)."""
         where, params = ["user_id = ?"], [user_id]
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        if cursor is not None:
-            where.append("(created_at, name) < (?, ?)")
-            params.extend(decode_cursor(cursor))
         rows = await self.db.fetch_all(
-            f"SELECT * FROM deployments WHERE {' AND '.join(where)} ORDER BY created_at DESC, name DESC LIMIT ?",
-            [*params, limit + 1])
-        more, rows = len(rows) > limit, rows[:limit]
-        cursor_out = f"{rows[-1]['created_at']}~{rows[-1]['name']}" if more and rows else None
-        return [await self._load(row) for row in rows], cursor_out
+            f"SELECT * FROM deployments WHERE {' AND '.join(where)} ORDER BY created_at DESC, name DESC", params)
+        return [await self._load(row) for row in rows]
 
     async def replace(self, record: DeploymentRecord) -> None:
         """Write every field of ``record`` (its spec changed: image, env, replicas, revision)."""
