@@ -24,18 +24,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mcp_server.errors import KubegateError
+from mcp_server.models.templates import quantity_value
 from mcp_server.runtime.apps import (
     AppEvent,
     AppIngress,
     AppMetrics,
     AppPhase,
+    AppResources,
     AppSpec,
     AppStatus,
     LogLine,
     ReplicaMetrics,
     ReplicaStatus,
 )
-from mcp_server.runtime.base import Endpoint, RunEvent, RunSpec
+from mcp_server.runtime.base import SIZES, Endpoint, RunEvent, RunSpec, SizeName
 from mcp_server.runtime.workload import WORKLOAD_LABEL
 
 if TYPE_CHECKING:
@@ -331,8 +333,15 @@ def _replica_spec(spec: AppSpec, rid: str) -> RunSpec:
     config = json.dumps({"command": list(spec.command), "port": spec.port, "health": spec.health_path})
     env = {**spec.env, **spec.secret_env, "PORT": str(spec.port), "KUBEGATE_APP": config}
     return RunSpec(run_id=rid, owner=spec.owner, image=spec.image, command=list(spec.command), env=env,
-                   timeout_seconds=_FOREVER, network=False,
+                   timeout_seconds=_FOREVER, network=False, size=size_for(spec.resources),
                    labels={**spec.labels, "app": spec.name, WORKLOAD_LABEL: "1"})
+
+
+def size_for(resources: AppResources) -> SizeName:
+    """The smallest local size that holds the app's CPU and memory limits (the largest if none does)."""
+    cpu, memory = quantity_value(resources.cpu_limit) * 1000, quantity_value(resources.memory_limit) / 2**20
+    fitting = [s.name for s in SIZES.values() if s.cpu_millis >= cpu and s.memory_mib >= memory]
+    return fitting[0] if fitting else list(SIZES)[-1]
 
 
 def _parse_log(text: str, replica: str) -> list[LogLine]:

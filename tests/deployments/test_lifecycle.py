@@ -85,3 +85,7 @@ async def test_the_status_route_is_its_own(rest: Door) -> None:
     assert bad.error_status == 400
     no_port = await rest.call("deployments_create", {"image": "busybox", "command": ["true"]})
     assert no_port.error_status == 400 and "port" in no_port.body["message"]
+    too_many = await rest.call("deployments_create", {"template": "hello-python", "replicas": 50})
+    assert too_many.error_status == 400 and "20" in too_many.body["message"], too_many.body
+    no_command = await rest.call("deployments_create", {"image": "busybox", "port": 80})
+    assert no_command.error_status == 400 and "command" in no_command.body["message"]
