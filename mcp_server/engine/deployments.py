@@ -133,7 +133,9 @@ class DeploymentService:
         """Have this process's runtime keep ``record`` as stored (another process may have changed it)."""
         if self.apps is not None and record.status != "Deleting" and \
                 self._applied.get(record.name) != (record.revision, record.replicas):
-            await self._apply(self.apps, record)
+            full = await self.repo.by_name(record.name)  # ``record`` may come without its env
+            if full is not None:
+                await self._apply(self.apps, full)
 
     async def get(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.repo.get(user_id, name)
@@ -203,7 +205,7 @@ class DeploymentService:
         return await self._require_apps().metrics(name)
 
     async def by_host(self, label: str) -> DeploymentRecord | None:
-        record = await self.repo.by_name(label)
+        record = await self.repo.by_name(label, env=False)
         if record is not None:
             await self.ensure(record)
         return record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from mcp_server.errors import Forbidden
@@ -72,9 +72,12 @@ class DeploymentRepository:
         row = await self.db.fetch_one("SELECT * FROM deployments WHERE name = ? AND user_id = ?", (name, user_id))
         return await self._load(row) if row else None
 
-    async def by_name(self, name: str) -> DeploymentRecord | None:
+    async def by_name(self, name: str, *, env: bool = True) -> DeploymentRecord | None:
+        """The deployment called ``name``; without its env when ``env`` is False (one query, for the proxy)."""
         row = await self.db.fetch_one("SELECT * FROM deployments WHERE name = ?", (name,))
-        return await self._load(row) if row else None
+        if row is None:
+            return None
+        return await self._load(row) if env else _bare(row)
 
     async def all(self) -> list[DeploymentRecord]:
         return [await self._load(row) for row in await self.db.fetch_all("SELECT * FROM deployments")]
@@ -115,6 +118,9 @@ class DeploymentRepository:
     async def _load(self, row: Row) -> DeploymentRecord:
         env = await self.db.fetch_all(
             "SELECT env_name, value, secret FROM deployment_env WHERE name = ? ORDER BY position", (row["name"],))
-        command = tuple(json.loads(row["command"])) if row["command"] is not None else None
-        return DeploymentRecord(**{**row, "command": command},
-                                env=tuple(EnvVar(e["env_name"], e["value"], bool(e["secret"])) for e in env))
+        return replace(_bare(row), env=tuple(EnvVar(e["env_name"], e["value"], bool(e["secret"])) for e in env))
+
+
+def _bare(row: Row) -> DeploymentRecord:
+    command = tuple(json.loads(row["command"])) if row["command"] is not None else None
+    return DeploymentRecord(**{**row, "command": command})
