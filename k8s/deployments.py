@@ -9,28 +9,27 @@ delete (background propagation) removes it all.
 
 The Deployment is created with zero replicas, its Secret next (owned by it), then scaled: no Pod
 ever starts before its env exists, as with a run's suspended Job. The pod template carries a
-digest of the env, so changing the env rolls the Pods.
+``revision``, so a new revision (image, command, env...) rolls the Pods.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from k8s.manifests import NONROOT_UID, Placement, dns_name, label_value
 from k8s.policy import EPHEMERAL_MIB, MANAGED_BY, MANAGER, OWNER_ANNOTATION, OWNER_LABEL
 from k8s.sandboxes import GATEWAY_LABELS, GATEWAY_NAMESPACE
+from mcp_server.runtime.apps import AppSpec
 
 Manifest = dict[str, Any]
 
 APP_LABEL = "kubegate.dev/deployment"
 APP_ANNOTATION = "kubegate.dev/deployment"
-ENV_DIGEST = "kubegate.dev/env-digest"
+REVISION_ANNOTATION = "kubegate.dev/revision"
+NO_PLACEMENT = Placement()
 CONTAINER = "app"
 """The app's container; status, logs and metrics are read from it by name (a mesh may inject others)."""
 PORT_NAME = "http"
@@ -41,32 +40,13 @@ SCRATCH = f"{EPHEMERAL_MIB['small']}Mi"
 """Scratch disk per replica: the namespace's quota requires an ephemeral-storage request and limit."""
 
 
-@dataclass(frozen=True, slots=True)
-class AppSpec:
-    """Everything the cluster needs to serve one deployment; no knowledge of templates or users' records."""
-
-    name: str
-    owner: str
-    image: str
-    port: int
-    command: Sequence[str] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    replicas: int = 1
-    health_path: str = "/"
-    cpu_request: str = "100m"
-    cpu_limit: str = "500m"
-    memory_request: str = "128Mi"
-    memory_limit: str = "512Mi"
-    public: bool = True
-
-
 def object_name(name: str) -> str:
     """Deployment, Secret, Service, NetworkPolicy and Ingress name: a DNS-1035 label (Services need a letter first)."""
     return name if _DNS_1035.match(name) else dns_name("app-", name)
 
 
-def host(name: str, domain: str) -> str:
-    return f"{name}.{domain}"
+def host(spec: AppSpec, domain: str) -> str:
+    return spec.host or f"{spec.name}.{domain}"
 
 
 def labels(spec: AppSpec) -> dict[str, str]:
@@ -82,25 +62,29 @@ def _meta(spec: AppSpec, namespace: str) -> Manifest:
             "annotations": {APP_ANNOTATION: spec.name, OWNER_ANNOTATION: spec.owner}}
 
 
-def env_digest(env: Mapping[str, str]) -> str:
-    return hashlib.sha256(json.dumps(dict(env), sort_keys=True).encode()).hexdigest()[:16]
+def env(spec: AppSpec) -> dict[str, str]:
+    """Every env value, plain and secret alike: all of it reaches the app through the Secret only."""
+    return {**spec.env, **spec.secret_env}
 
 
 def _container(spec: AppSpec, secret_name: str) -> Manifest:
-    env = [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}} for key in sorted(spec.env)]
+    limits = spec.resources
+    refs = [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+            for key in sorted(env(spec))]
     container: Manifest = {
         "name": CONTAINER,
         "image": spec.image,
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
-        "env": env,
+        "env": refs,
         "resources": {
-            "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request, "ephemeral-storage": SCRATCH},
-            "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit, "ephemeral-storage": SCRATCH},
+            "requests": {"cpu": limits.cpu_request, "memory": limits.memory_request, "ephemeral-storage": SCRATCH},
+            "limits": {"cpu": limits.cpu_limit, "memory": limits.memory_limit, "ephemeral-storage": SCRATCH},
         },
         "readinessProbe": {
             "httpGet": {"path": spec.health_path, "port": spec.port, "scheme": "HTTP"},
             "periodSeconds": 2, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 3,
         },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -113,7 +97,7 @@ def _container(spec: AppSpec, secret_name: str) -> Manifest:
     return container
 
 
-def deployment(spec: AppSpec, namespace: str, *, placement: Placement = Placement(),
+def deployment(spec: AppSpec, namespace: str, *, placement: Placement = NO_PLACEMENT,
                replicas: int | None = None) -> Manifest:
     """The Deployment; ``replicas=0`` at creation, until its Secret exists (``scale`` then sets them)."""
     meta = _meta(spec, namespace)
@@ -125,7 +109,7 @@ def deployment(spec: AppSpec, namespace: str, *, placement: Placement = Placemen
         "containers": [_container(spec, meta["name"])],
     }
     placement.apply(pod)
-    template_annotations = {**meta["annotations"], ENV_DIGEST: env_digest(spec.env)}
+    template_annotations = {**meta["annotations"], REVISION_ANNOTATION: str(spec.revision)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -154,7 +138,7 @@ def _owned(spec: AppSpec, namespace: str, created: Mapping[str, Any]) -> Manifes
 
 
 def secret(spec: AppSpec, namespace: str, created: Mapping[str, Any]) -> Manifest:
-    data = {key: base64.b64encode(value.encode()).decode() for key, value in spec.env.items()}
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in env(spec).items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": _owned(spec, namespace, created), "type": "Opaque",
             "data": data}
 
@@ -182,7 +166,7 @@ def ingress(spec: AppSpec, namespace: str, created: Mapping[str, Any], *, domain
             ingress_class: str | None = None) -> Manifest:
     """``{name}.{domain}`` to the Service's port; only for public deployments."""
     backend = {"service": {"name": object_name(spec.name), "port": {"name": PORT_NAME}}}
-    body: Manifest = {"rules": [{"host": host(spec.name, domain), "http": {"paths": [
+    body: Manifest = {"rules": [{"host": host(spec, domain), "http": {"paths": [
         {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}
     if ingress_class:
         body["ingressClassName"] = ingress_class
@@ -190,7 +174,7 @@ def ingress(spec: AppSpec, namespace: str, created: Mapping[str, Any], *, domain
             "spec": body}
 
 
-def template_patch(spec: AppSpec, namespace: str, *, placement: Placement = Placement()) -> Manifest:
-    """The merge patch that changes image, command, env digest and resources: the controller rolls the Pods."""
+def template_patch(spec: AppSpec, namespace: str, *, placement: Placement = NO_PLACEMENT) -> Manifest:
+    """The merge patch that changes image, command, env, revision and resources: the controller rolls the Pods."""
     desired = deployment(spec, namespace, placement=placement)
     return {"spec": {"template": desired["spec"]["template"]}}

@@ -21,8 +21,9 @@ import uvicorn
 from k8s.sim import admission, services
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
-from k8s.sim.kubelet import Kubelet
+from k8s.sim.deployments import DeploymentController
 from k8s.sim.policies import AdmissionPolicies
+from k8s.sim.restarts import RestartingKubelet
 from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 
@@ -50,8 +51,9 @@ class FakeCluster:
         self.store.defaulters["jobs"] = default_job
         self.store.defaulters["services"] = services.defaulter()
         self.audit: Audit = set()
-        self.kubelet = Kubelet(self.store, self._workdir)
+        self.kubelet = RestartingKubelet(self.store, self._workdir)
         self.controller = JobController(self.store, self.kubelet)
+        self.deployments = DeploymentController(self.store)
         self.runtime_classes: set[str] = {"gvisor"}
         self.store.admission += [admission.quota(self.store), admission.runtime_classes(self.runtime_classes)]
         self._api: Api | None = None
@@ -88,6 +90,7 @@ class FakeCluster:
             self._api.watches_open.set()
         self.store.drop_watches()
         await self.controller.close()
+        self.deployments.close()
         await self.kubelet.close()
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True

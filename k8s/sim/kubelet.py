@@ -109,7 +109,7 @@ class Kubelet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _set_status(self, pod: Obj, phase: str, statuses: list[Obj], *, scheduled: str | None = None,
-                    **extra: Any) -> bool:
+                    ready: bool | None = None, **extra: Any) -> bool:
         meta = pod["metadata"]
 
         def mutate(obj: Obj) -> None:
@@ -121,12 +121,12 @@ class Kubelet:
                      "lastTransitionTime": now()}]}
                 return
             obj["spec"]["nodeName"] = NODE
-            ready = "True" if phase == "Running" else "False"
+            is_ready = "True" if (phase == "Running" if ready is None else ready) else "False"
             obj["status"] = {
                 "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
                 "startTime": old.get("startTime") or now(), "qosClass": "Guaranteed",
                 "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
-                               {"type": "Ready", "status": ready, "lastTransitionTime": now()}, *kept],
+                               {"type": "Ready", "status": is_ready, "lastTransitionTime": now()}, *kept],
                 "containerStatuses": statuses, **extra,
             }
         try:

@@ -1,0 +1,53 @@
+"""A small HTTP app for Deployment tests: answers ``/healthz`` (200) and ``/`` with ``$GREETING``.
+
+Replicas of it share the fake cluster's one network (every simulated Pod runs on the host), so
+it binds with ``SO_REUSEPORT``: two replicas on one port both listen, as two Pods would on
+their own addresses. ``CRASH_AFTER`` (seconds) makes it exit 3 after printing a last line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SOURCE = r'''
+import http.server, os, socket, sys, threading, time
+port = int(sys.argv[1])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 200 if self.path in ("/", "/healthz") else 404
+        body = os.environ.get("GREETING", "hello").encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+crash = os.environ.get("CRASH_AFTER")
+if crash is not None:
+    time.sleep(float(crash))
+    print("fatal: the database is unreachable", flush=True)
+    sys.exit(3)
+server = Server(("127.0.0.1", port), Handler)
+print(f"listening on {port} as {os.environ.get('HOSTNAME')}", flush=True)
+server.serve_forever()
+'''
+
+
+def command(directory: Path, port: int) -> list[str]:
+    """The app's command line: the script written into ``directory``, run by this Python."""
+    path = directory / "app.py"
+    path.write_text(SOURCE)
+    return [sys.executable, str(path), str(port)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
