@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -35,7 +36,8 @@ def condition(cluster: FakeCluster, kind: str) -> dict[str, Any] | None:
 
 def ready_pods(cluster: FakeCluster) -> list[dict[str, Any]]:
     return [p for p in cluster.objects("pods", "app=web") if not p["metadata"].get("deletionTimestamp")
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])]
+            and any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in p.get("status", {}).get("conditions") or [])]
 
 
 def rolled_out(cluster: FakeCluster, replicas: int) -> bool:
@@ -79,7 +81,9 @@ async def test_a_deployment_becomes_available_scales_and_rolls_without_a_gap(clu
             await cluster.wait_until(lambda: len(ready_pods(cluster)) >= 2 and rolled_out(cluster, 2)
                                      if condition(cluster, "Progressing")["reason"] != "ReplicaSetUpdated"  # type: ignore[index]
                                      else _never_below(cluster, 2), timeout=30)
-            assert (await app.get(f"http://127.0.0.1:{port}/")).text == "bonjour"
+            # Pods share the host's network here, so a new Pod's probe may have been answered by an old sibling
+            # on the same port: the new version is served once its own process listens.
+            await answers(app, f"http://127.0.0.1:{port}/", "bonjour")
         old, new = sorted(cluster.objects("replicasets"), key=lambda rs: rs["metadata"]["annotations"][
             "deployment.kubernetes.io/revision"])
         assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 2)
@@ -92,6 +96,17 @@ async def test_a_deployment_becomes_available_scales_and_rolls_without_a_gap(clu
         assert deleted.status_code == 200
         await cluster.wait_until(lambda: not cluster.objects("pods") and not cluster.objects("replicasets"),
                                  timeout=30)
+
+
+async def answers(app: httpx.AsyncClient, url: str, text: str) -> None:
+    with anyio.fail_after(20):
+        while True:
+            try:
+                if (await app.get(url)).text == text:
+                    return
+            except httpx.TransportError:
+                pass
+            await anyio.sleep(0.05)
 
 
 def _never_below(cluster: FakeCluster, replicas: int) -> bool:
