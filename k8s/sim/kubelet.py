@@ -95,6 +95,10 @@ class Kubelet:
     async def terminate_pod(self, pod: Obj, grace: float) -> None:
         await self.terminate(pod["metadata"]["uid"], grace)
 
+    def containers_of(self, uid: str) -> dict[str, Container]:
+        """The started containers of a Pod, by name (empty before it runs and after it is gone)."""
+        return dict(self._pods.get(uid, {}))
+
     def rotate(self, uid: str) -> None:
         """Rotate every container log of a Pod: reads start after this point, open follows end."""
         for container in self._pods.get(uid, {}).values():
