@@ -33,8 +33,6 @@ NO_PLACEMENT = Placement()
 CONTAINER = "app"
 """The app's container; status, logs and metrics are read from it by name (a mesh may inject others)."""
 PORT_NAME = "http"
-PROGRESS_DEADLINE = 600
-"""Seconds a rollout may go without progress before the Deployment says ``ProgressDeadlineExceeded``."""
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 SCRATCH = f"{EPHEMERAL_MIB['small']}Mi"
 """Scratch disk per replica: the namespace's quota requires an ephemeral-storage request and limit."""
@@ -98,7 +96,7 @@ def _container(spec: AppSpec, secret_name: str) -> Manifest:
 
 
 def deployment(spec: AppSpec, namespace: str, *, placement: Placement = NO_PLACEMENT,
-               replicas: int | None = None) -> Manifest:
+               replicas: int | None = None, progress_deadline: int = 600) -> Manifest:
     """The Deployment; ``replicas=0`` at creation, until its Secret exists (``scale`` then sets them)."""
     meta = _meta(spec, namespace)
     pod: Manifest = {
@@ -117,7 +115,7 @@ def deployment(spec: AppSpec, namespace: str, *, placement: Placement = NO_PLACE
         "spec": {
             "replicas": spec.replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector(spec)},
-            "progressDeadlineSeconds": PROGRESS_DEADLINE,
+            "progressDeadlineSeconds": progress_deadline,
             "revisionHistoryLimit": 3,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
             "template": {"metadata": {"labels": labels(spec), "annotations": template_annotations}, "spec": pod},

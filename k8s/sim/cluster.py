@@ -134,6 +134,11 @@ class FakeCluster:
         self._api.policies = AdmissionPolicies(documents, user)
         return self._api.policies
 
+    def serve_metrics(self, served: bool = True) -> None:
+        """Serve ``metrics.k8s.io`` (as with metrics-server installed) or answer it 404 (without)."""
+        assert self._api is not None
+        self._api.metrics_served = served
+
     def evict(self, namespace: str, name: str, reason: str = "EvictionByEvictionAPI") -> None:
         """Evict a Pod as the Eviction API or a preempting scheduler does: DisruptionTarget, graceful deletion."""
         def disrupt(pod: Obj) -> None:
