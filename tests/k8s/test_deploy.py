@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
 from mcp_server.runtime.base import RunSpec
+from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
 from tests.k8s.conftest import make_settings
 from tests.runtime.support import Events
 
@@ -115,6 +117,7 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await runtime.cancel(held.run_id)
             await events.wait(held.run_id)
             await runtime.remove(done.run_id)
+            await exercise_every_app_call(runtime, tmp_path)
         finally:
             await events.close()
             await runtime.close()
@@ -138,6 +141,24 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
         bootstrap = {("create", "rbac.authorization.k8s.io", "rolebindings")}
         assert cluster_wide | bootstrap == {rule for rule in rules("kubegate") if rule[0] != "bind"}
         assert inside == rules("kubegate-runner") | bootstrap
+
+
+async def exercise_every_app_call(runtime: KubernetesRuntime, tmp_path: Path) -> None:
+    """Create, scale, update, read logs and metrics of, make internal and delete one deployment."""
+    reader = AppEvents(runtime.apps)
+    try:
+        spec = app_spec(tmp_path, owner="rbac@example.com", env={"A": "1"})
+        await runtime.apps.apply(spec)
+        await reader.until("web", phase("Ready", ready=1))
+        await runtime.apps.apply(replace(spec, replicas=2))
+        await runtime.apps.apply(revised(replace(spec, replicas=2), env={"A": "2"}, public=False))
+        await reader.until("web", phase("Ready", ready=2, revision=2))
+        assert await runtime.apps.read_logs("web", tail=5)
+        assert (await runtime.apps.metrics("web")).available
+        await runtime.apps.delete("web")
+        await reader.gone("web")
+    finally:
+        await reader.close()
 
 
 GATEWAY = "system:serviceaccount:kubegate:kubegate"
