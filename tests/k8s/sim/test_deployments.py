@@ -123,8 +123,8 @@ async def test_a_crashing_container_is_restarted_with_back_off_and_its_last_line
 
         def looping() -> bool:
             pods = cluster.objects("pods", "app=web")
-            status = pods[0]["status"]["containerStatuses"][0] if pods and "containerStatuses" in pods[0][
-                "status"] else {}
+            statuses = pods[0].get("status", {}).get("containerStatuses") if pods else None
+            status = statuses[0] if statuses else {}
             return status.get("restartCount", 0) >= 2 and "waiting" in status.get("state", {})
         await cluster.wait_until(looping, timeout=30)
         [pod] = cluster.objects("pods", "app=web")
