@@ -50,6 +50,8 @@ class _App:
     pods: dict[str, Obj] = field(default_factory=dict)
     deleting: bool = False
     last: AppStatus | None = None
+    service: Endpoint | None = None
+    """The Service's ``clusterIP:port``, from the Services watch: where the gateway's proxy reaches the app."""
 
 
 class KubernetesApps:
@@ -97,6 +99,15 @@ class KubernetesApps:
         else:
             app.pods[meta["name"]] = obj
         self._changed(app)
+
+    def on_service(self, kind: str, obj: Obj) -> None:
+        app = self._app_of(obj) if deployments.APP_ANNOTATION in (obj["metadata"].get("annotations") or {}) else None
+        if app is None or obj["metadata"]["name"] != app.object_name:
+            return
+        spec = obj.get("spec") or {}
+        address, ports = spec.get("clusterIP"), spec.get("ports") or []
+        usable = kind != "DELETED" and address and address != "None" and ports
+        app.service = Endpoint(host=str(address), port=int(ports[0]["port"])) if usable else None
 
     def relisted(self, objs: list[Obj]) -> None:
         """Deployments that vanished while the watch was interrupted are gone."""
@@ -241,10 +252,9 @@ class KubernetesApps:
 
     def endpoints(self, name: str) -> Sequence[Endpoint]:
         app = self._apps.get(name)
-        if app is None or app.last is None or app.last.ready_replicas == 0 or app.deleting:
+        if app is None or app.service is None or app.last is None or app.last.ready_replicas == 0 or app.deleting:
             return []
-        port = app.spec.port if app.spec else _port(app.deployment)
-        return [Endpoint(host=f"{app.object_name}.{app.namespace}.svc", port=port)]
+        return [app.service]
 
     async def events(self) -> AsyncIterator[AppEvent]:
         await self._kube()

@@ -25,8 +25,8 @@ from kubernetes.aio.stream import WsApiClient
 from mcp_server import errors
 
 Obj = dict[str, Any]
-Kind = Literal["jobs", "pods", "namespaces", "networkpolicies", "resourcequotas", "limitranges", "rolebindings",
-               "deployments"]
+Kind = Literal["jobs", "pods", "services", "namespaces", "networkpolicies", "resourcequotas", "limitranges",
+               "rolebindings", "deployments"]
 
 _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "Secret": ("core", "secret", client.V1Secret),
@@ -43,6 +43,7 @@ _TYPES: dict[str, tuple[str, str, type[Any]]] = {
 _LISTS: dict[Kind, tuple[str, str]] = {
     "jobs": ("batch", "list_job_for_all_namespaces"),
     "pods": ("core", "list_pod_for_all_namespaces"),
+    "services": ("core", "list_service_for_all_namespaces"),
     "namespaces": ("core", "list_namespace"),
     "networkpolicies": ("net", "list_network_policy_for_all_namespaces"),
     "resourcequotas": ("core", "list_resource_quota_for_all_namespaces"),
@@ -113,6 +114,8 @@ class ExecOutcome:
     stdout: bytes
     stderr: bytes
     exit_code: int
+    truncated: bool = False
+    """Some of stdout or stderr went beyond ``exec``'s ``limit`` and was dropped."""
 
 
 ExecSink = Callable[[int, bytes], None]
@@ -280,9 +283,10 @@ class KubeClient:
                 yield chunk
 
     async def exec(self, namespace: str, pod: str, container: str, command: builtins.list[str], *,
-                   stdin: bytes | None = None, sink: ExecSink | None = None) -> ExecOutcome:
+                   stdin: bytes | None = None, sink: ExecSink | None = None, limit: int | None = None) -> ExecOutcome:
         """Run ``command`` in a container through ``pods/exec``: stdout and stderr apart, the exit code from
-        the status channel. ``stdin`` is sent whole, then closed."""
+        the status channel. ``stdin`` is sent whole, then closed. Each stream keeps at most ``limit`` bytes
+        (the sink sees only those too)."""
         try:
             # Through ``WsApiClient`` the call answers aiohttp's ``ws_connect``, not the typed response.
             connecting: Any = await self._ws_core.connect_get_namespaced_pod_exec_without_preload_content(
@@ -293,15 +297,18 @@ class KubeClient:
                     for at in range(0, len(stdin), 65536):
                         await ws.send_bytes(bytes([_STDIN]) + stdin[at:at + 65536])
                     await ws.send_bytes(bytes([_CLOSE, _STDIN]))
-                return await _exec_frames(ws, sink)
+                return await _exec_frames(ws, sink, limit)
         except aiohttp.WSServerHandshakeError as exc:
             raise errors.for_status(exc.status, f"Kubernetes exec: {exc.message}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.for_status(503, f"Kubernetes API unreachable: {exc}") from exc
 
 
-async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | None) -> ExecOutcome:
+async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | None,
+                       limit: int | None) -> ExecOutcome:
     out: dict[int, list[bytes]] = {1: [], 2: []}
+    kept = {1: 0, 2: 0}
+    truncated = False
     status: Obj | None = None
     async for message in ws:
         if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
@@ -311,6 +318,13 @@ async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | Non
             continue
         channel, payload = data[0], data[1:]
         if channel in out and payload:
+            if limit is not None:
+                room = max(0, limit - kept[channel])
+                truncated = truncated or len(payload) > room
+                payload = payload[:room]
+                kept[channel] += len(payload)
+            if not payload:
+                continue
             out[channel].append(payload)
             if sink is not None:
                 sink(channel, payload)
@@ -318,4 +332,4 @@ async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | Non
             status = json.loads(payload)
     if status is None:
         raise errors.for_status(502, "Kubernetes exec: the stream ended without the command's status")
-    return ExecOutcome(b"".join(out[1]), b"".join(out[2]), exit_code(status))
+    return ExecOutcome(b"".join(out[1]), b"".join(out[2]), exit_code(status), truncated)

@@ -22,7 +22,9 @@ from k8s.sim import admission, services
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
 from k8s.sim.deployments import DeploymentController
+from k8s.sim.podnet import PodNetwork
 from k8s.sim.policies import AdmissionPolicies
+from k8s.sim.proxy import ServiceProxy
 from k8s.sim.restarts import RestartingKubelet
 from k8s.sim.store import InvalidWrite, Obj, Store, now
 
@@ -43,15 +45,17 @@ class FakeCluster:
     """A one-node cluster in this process; ``invalid_writes`` and ``audit`` are there for assertions."""
 
     def __init__(self, *, port: int = 0, kubeconfig_path: Path | None = None, history: int = 10_000,
-                 validate: bool = True) -> None:
+                 validate: bool = True, pod_network: bool | None = None) -> None:
         self._port = port
         self._workdir = Path(tempfile.mkdtemp(prefix="kubegate-sim-"))
         self.kubeconfig_path = kubeconfig_path or self._workdir / "kubeconfig"
         self.store = Store(history=history, validate=validate)
         self.store.defaulters["jobs"] = default_job
-        self.store.defaulters["services"] = services.defaulter()
+        self.proxy = ServiceProxy(self.store)
+        self.store.defaulters["services"] = services.defaulter(self.proxy.allocate)
         self.audit: Audit = set()
-        self.kubelet = RestartingKubelet(self.store, self._workdir)
+        # A network namespace and address per Pod when it can make them (root); ``pod_network`` forces it.
+        self.kubelet = RestartingKubelet(self.store, self._workdir, PodNetwork(pod_network))
         self.controller = JobController(self.store, self.kubelet)
         self.deployments = DeploymentController(self.store)
         self.runtime_classes: set[str] = {"gvisor"}
@@ -92,6 +96,7 @@ class FakeCluster:
         await self.controller.close()
         self.deployments.close()
         await self.kubelet.close()
+        await self.proxy.close()
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
@@ -153,12 +158,11 @@ class FakeCluster:
         self.kubelet.rotate(self.store.get("pods", namespace, name)["metadata"]["uid"])
 
     def service_address(self, namespace: str, name: str, port: int) -> tuple[str, int]:
-        """Where ``{name}.{namespace}.svc:{port}`` is reached here: its Pods listen on the host's loopback."""
+        """Where ``{name}.{namespace}.svc:{port}`` is reached from this machine: ``clusterIP:port`` (``proxy``)."""
         spec = self.store.get("services", namespace, name)["spec"]
-        for entry in spec.get("ports") or []:
-            if entry["port"] == port and isinstance(entry.get("targetPort"), int):
-                return "127.0.0.1", int(entry["targetPort"])
-        raise LookupError(f"service {namespace}/{name} has no numeric target for port {port}")
+        if not any(int(entry["port"]) == port for entry in spec.get("ports") or []):
+            raise LookupError(f"service {namespace}/{name} has no port {port}")
+        return str(spec["clusterIP"]), port
 
     def compact(self) -> None:
         """Expire the watch history so resuming from an old resourceVersion gets 410 Gone."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from k8s.sim.containers import Container, ContainerConfigError, environment
+from k8s.sim.podnet import PodNet, PodNetwork
 from k8s.sim.store import ApiError, Obj, Store, now
 
 NODE = "sim-node"
@@ -62,12 +63,20 @@ class Node:
         return None
 
 
+def _tcp_ports(specs: list[Obj]) -> list[int]:
+    """The TCP ports the Pod's containers declare: what its network forwards from its address."""
+    return sorted({int(port["containerPort"]) for spec in specs for port in spec.get("ports") or []
+                   if port.get("protocol", "TCP") == "TCP"})
+
+
 class Kubelet:
-    def __init__(self, store: Store, workdir: Path) -> None:
+    def __init__(self, store: Store, workdir: Path, network: PodNetwork | None = None) -> None:
         self._store = store
         self._workdir = workdir
         self.node = Node()
+        self.network = network or PodNetwork(enabled=False)
         self._pods: dict[str, dict[str, Container]] = {}
+        self._nets: dict[str, PodNet] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         store.listeners.append(self._on_event)
         store.terminator = self.terminate_pod
@@ -81,6 +90,12 @@ class Kubelet:
         elif kind == "DELETED" and uid in self._pods:
             for container in self._pods.pop(uid).values():
                 container.signal(signal.SIGKILL)
+            self._release(uid)
+
+    def _release(self, uid: str) -> None:
+        """Take down a Pod's network once nothing runs in it."""
+        if (net := self._nets.pop(uid, None)) is not None:
+            self._spawn(net.close())
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -108,6 +123,9 @@ class Kubelet:
         for containers in self._pods.values():
             for container in containers.values():
                 container.signal(signal.SIGKILL)
+        for net in list(self._nets.values()):
+            await net.close()
+        self._nets.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -154,6 +172,7 @@ class Kubelet:
             return
         workdir = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['uid'][:8]}-", dir=self._workdir))
         containers: dict[str, Container] = {}
+        uid = pod["metadata"]["uid"]
         try:
             for spec in specs:
                 env = environment(self._store, pod, spec, workdir / spec["name"])
@@ -161,11 +180,30 @@ class Kubelet:
         except ContainerConfigError as exc:
             self._set_status(pod, "Pending", [_waiting(s, "CreateContainerConfigError", str(exc)) for s in specs])
             return
-        self._pods[pod["metadata"]["uid"]] = containers
+        try:
+            net = await self.network.attach(_tcp_ports(specs))
+        except OSError as exc:
+            self._set_status(pod, "Pending", [_waiting(s, "ContainerCreating", f"pod network: {exc}") for s in specs])
+            return
+        if not self._store_has(pod):  # deleted while its network was being made
+            await net.close()
+            return
+        self._nets[uid] = net
+        self._pods[uid] = containers
         for container in containers.values():
+            container.net = net
             await container.start()
-        self._publish(pod, containers, podIP="10.0.0.1", podIPs=[{"ip": "10.0.0.1"}])
+        self._publish(pod, containers, podIP=net.ip, podIPs=[{"ip": net.ip}])
         await asyncio.gather(*(self._wait(pod, containers, c) for c in containers.values()))
+        if self._pods.get(uid) is containers:
+            self._release(uid)
+
+    def _store_has(self, pod: Obj) -> bool:
+        meta = pod["metadata"]
+        try:
+            return bool(self._store.get("pods", meta["namespace"], meta["name"])["metadata"]["uid"] == meta["uid"])
+        except ApiError:
+            return False
 
     async def _wait(self, pod: Obj, containers: dict[str, Container], container: Container) -> None:
         await container.wait()

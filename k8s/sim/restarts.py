@@ -22,6 +22,7 @@ from typing import Any
 from k8s.sim import probes
 from k8s.sim.containers import Container
 from k8s.sim.kubelet import Kubelet
+from k8s.sim.podnet import PodNetwork
 from k8s.sim.store import Obj, Store
 
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
@@ -44,8 +45,8 @@ def _fallback(container: Container) -> str:
 
 
 class RestartingKubelet(Kubelet):
-    def __init__(self, store: Store, workdir: Path) -> None:
-        super().__init__(store, workdir)
+    def __init__(self, store: Store, workdir: Path, network: PodNetwork | None = None) -> None:
+        super().__init__(store, workdir, network)
         self.backoff_base = 10.0
         self.backoff_cap = 300.0
         self._lives: dict[str, dict[str, Life]] = {}
@@ -104,6 +105,7 @@ class RestartingKubelet(Kubelet):
         if not self._alive(meta["uid"], containers):
             return None
         fresh = Container(ended.spec, ended.workdir, ended.env)
+        fresh.net = ended.net  # the Pod keeps its network (and address) across its containers' restarts
         ended.message_path.write_bytes(b"")
         containers[name] = fresh
         life.restarts += 1

@@ -54,6 +54,7 @@ async def get(cluster: FakeCluster, name: str, port: int, path: str = "/") -> st
 
 
 async def answers(cluster: FakeCluster, port: int, text: str) -> None:
+    """Bounded: the Service may still route to the old Pod, being terminated, for a moment."""
     with anyio.fail_after(20):
         while True:
             try:
@@ -88,7 +89,7 @@ async def test_an_app_is_served_scaled_updated_and_deleted(cluster: FakeCluster,
     policy = one(cluster, "networkpolicies")
     assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": spec.port}]  # type: ignore[index]
     [endpoint] = runtime.apps.endpoints("web")
-    assert (endpoint.host, endpoint.port) == (f"web.{NAMESPACE}.svc", spec.port)
+    assert (endpoint.host, endpoint.port) == cluster.service_address(NAMESPACE, "web", spec.port)
 
     logs = await runtime.apps.read_logs("web", tail=10)
     assert any("listening on" in line.text for line in logs)
@@ -106,8 +107,6 @@ async def test_an_app_is_served_scaled_updated_and_deleted(cluster: FakeCluster,
     update = revised(spec, env={"GREETING": "bonjour"})
     await runtime.apps.apply(update)
     await app_events.until("web", phase("Ready", ready=1, revision=2))
-    # Pods share the host's network in the fake cluster: the new Pod's probe may have been answered by the old
-    # one on the same port, so the new value is served once the new process itself listens.
     await answers(cluster, spec.port, "bonjour")
 
     await runtime.apps.delete("web")

@@ -1,8 +1,9 @@
 """A small HTTP app for Deployment tests: answers ``/healthz`` (200) and ``/`` with ``$GREETING``.
 
-Replicas of it share the fake cluster's one network (every simulated Pod runs on the host), so
-it binds with ``SO_REUSEPORT``: two replicas on one port both listen, as two Pods would on
-their own addresses. ``CRASH_AFTER`` (seconds) makes it exit 3 after printing a last line.
+It listens on every address of its Pod's network (``k8s.sim.podnet`` forwards the Pod's address to
+it); with ``SO_REUSEPORT``, so that replicas still both listen where the fake cluster cannot give
+Pods networks of their own (not root) and they share the host's. ``CRASH_AFTER`` (seconds) makes
+it exit 3 after printing a last line.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if crash is not None:
     time.sleep(float(crash))
     print("fatal: the database is unreachable", flush=True)
     sys.exit(3)
-server = Server(("127.0.0.1", port), Handler)
+server = Server(("0.0.0.0", port), Handler)
 print(f"listening on {port} as {os.environ.get('HOSTNAME')}", flush=True)
 server.serve_forever()
 '''

@@ -19,7 +19,7 @@ DEPLOYMENTS = "/apis/apps/v1/namespaces/demo/deployments"
 
 def deployment(argv: list[str], port: int, *, replicas: int = 1, path: str = "/healthz",
                env: dict[str, str] | None = None, deadline: int = 600) -> dict[str, Any]:
-    container = {"name": "web", "image": "python:3.11", "command": argv,
+    container = {"name": "web", "image": "python:3.11", "command": argv, "ports": [{"containerPort": port}],
                  "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
                  "terminationMessagePolicy": "FallbackToLogsOnError",
                  "readinessProbe": {"httpGet": {"path": path, "port": port}, "periodSeconds": 1}}
@@ -69,7 +69,8 @@ async def test_a_deployment_becomes_available_scales_and_rolls_without_a_gap(clu
         [first] = cluster.objects("replicasets")
         assert first["metadata"]["labels"]["pod-template-hash"] in first["metadata"]["name"]
         async with httpx.AsyncClient() as app:
-            assert (await app.get(f"http://127.0.0.1:{port}/")).text == "hello"
+            for address in addresses(cluster):
+                assert (await app.get(f"http://{address}:{port}/")).text == "hello"
 
             patch = {"spec": {"template": {"spec": {"containers": [
                 {**deployment(command(tmp_path, port), port)["spec"]["template"]["spec"]["containers"][0],
@@ -81,9 +82,8 @@ async def test_a_deployment_becomes_available_scales_and_rolls_without_a_gap(clu
             await cluster.wait_until(lambda: len(ready_pods(cluster)) >= 2 and rolled_out(cluster, 2)
                                      if condition(cluster, "Progressing")["reason"] != "ReplicaSetUpdated"  # type: ignore[index]
                                      else _never_below(cluster, 2), timeout=30)
-            # Pods share the host's network here, so a new Pod's probe may have been answered by an old sibling
-            # on the same port: the new version is served once its own process listens.
-            await answers(app, f"http://127.0.0.1:{port}/", "bonjour")
+            for address in addresses(cluster):
+                await answers(app, f"http://{address}:{port}/", "bonjour")
         old, new = sorted(cluster.objects("replicasets"), key=lambda rs: rs["metadata"]["annotations"][
             "deployment.kubernetes.io/revision"])
         assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 2)
@@ -98,7 +98,12 @@ async def test_a_deployment_becomes_available_scales_and_rolls_without_a_gap(clu
                                  timeout=30)
 
 
+def addresses(cluster: FakeCluster) -> list[str]:
+    return [p["status"]["podIP"] for p in ready_pods(cluster)]
+
+
 async def answers(app: httpx.AsyncClient, url: str, text: str) -> None:
+    """Bounded: where Pods share the host's network (not root), an old sibling may answer for a while."""
     with anyio.fail_after(20):
         while True:
             try:
