@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
-from mcp_server.runtime.base import RunSpec
+from mcp_server.runtime.base import ExecRequest, RunSpec
 from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
 from tests.k8s.conftest import make_settings
 from tests.runtime.support import Events
@@ -72,7 +73,10 @@ def test_the_gateway_has_a_network_policy_of_its_own() -> None:
     [ingress] = policy["spec"]["ingress"]
     assert "namespaceSelector" in ingress["from"][0]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert ports == {53, 443, 6443}
+    assert ports == {53, 443, 6443, 8080}
+    # The sandboxes' port only towards kubegate's own namespaces.
+    [sandboxes] = [rule for rule in policy["spec"]["egress"] if rule["ports"][0]["port"] == 8080]
+    assert sandboxes["to"] == [{"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "kubegate"}}}]
 
 
 def test_the_admission_policy_binds_the_gateway_account_and_covers_every_kind_it_writes() -> None:
@@ -91,7 +95,7 @@ def test_the_admission_policy_binds_the_gateway_account_and_covers_every_kind_it
     assert written == covered
     text = str(policy["spec"]["validations"])
     for rule in ("startsWith('kg-')", "pod-security.kubernetes.io/enforce", "serviceAccountName", "emptyDir",
-                 "hostNetwork", "hostPID", "hostIPC", "hostPort", "hostUsers", "kubegate-runner"):
+                 "hostNetwork", "hostPID", "hostIPC", "hostPort", "hostUsers", "kubegate-runner", "ClusterIP"):
         assert rule in text
 
 
@@ -112,6 +116,7 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await runtime.start(held)
             await events.wait(done.run_id)
             assert (await events.next(held.run_id)).kind == "started"
+            await use_a_sandbox(runtime, events)
             namespace = manifests.namespace_name("kg-", done.owner)
             await tamper_with_every_policy_object(cluster, namespace)
             await runtime.cancel(held.run_id)
@@ -164,6 +169,19 @@ async def exercise_every_app_call(runtime: KubernetesRuntime, tmp_path: Path) ->
 GATEWAY = "system:serviceaccount:kubegate:kubegate"
 
 
+async def use_a_sandbox(runtime: KubernetesRuntime, events: Events) -> None:
+    """Every call a sandbox makes: its objects, exec, both file ways, stats, extend, removal."""
+    sandbox = RunSpec("sandbox_rbac", "rbac@example.com", "ubuntu", ["agent"], env={"KUBEGATE_SANDBOX_PASSWORD": "p"})
+    await runtime.workloads.start(sandbox, port=8080)
+    await events.wait(sandbox.run_id, "ready")
+    assert (await runtime.workloads.exec(sandbox.run_id, ExecRequest(["true"]))).exit_code == 0
+    await runtime.workloads.write_file(sandbox.run_id, "f", b"x")
+    assert await runtime.workloads.read_file(sandbox.run_id, "f", limit=10) == b"x"
+    assert (await runtime.workloads.stats(sandbox.run_id)).processes > 0
+    await runtime.workloads.extend(sandbox.run_id, datetime.now(UTC) + timedelta(hours=1))
+    await runtime.remove(sandbox.run_id)
+
+
 def admission_documents() -> list[dict[str, Any]]:
     return documents(DEPLOY / "kubernetes" / "admission.yaml")
 
@@ -203,6 +221,10 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
                 kube.create({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                              "metadata": {"name": "open", "namespace": "kube-system"},
                              "spec": {"podSelector": {}, "ingress": [{}]}}),
+                kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "out", "namespace": ours},
+                             "spec": {"type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80}]}}),
+                kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": ours},
+                             "spec": {"externalIPs": ["192.0.2.1"], "selector": {"a": "b"}, "ports": [{"port": 80}]}}),
                 kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                              "metadata": {"name": "me", "namespace": ours},
                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
