@@ -123,7 +123,10 @@ class KubernetesApps:
             self._queue.put_nowait(AppEvent(app.name, datetime.now(UTC), None))
             return
         if app.spec is None and app.deployment is None:
-            return  # Pods of an app this process knows nothing of (yet): wait for its Deployment or recover
+            # Pods of an app this process knows nothing of: not yet listed, or left over from a deleted one.
+            if not app.pods:
+                self._apps.pop(app.name, None)
+            return
         current = self._status(app)
         if current != app.last:
             app.last = current
@@ -219,7 +222,9 @@ class KubernetesApps:
 
     def status(self, name: str) -> AppStatus | None:
         app = self._apps.get(name)
-        return None if app is None or app.deleting else (app.last or self._status(app))
+        if app is None or app.deleting or (app.spec is None and app.deployment is None):
+            return None
+        return app.last or self._status(app)
 
     async def read_logs(self, name: str, *, tail: int, since: datetime | None = None,
                         replica: str | None = None) -> Sequence[LogLine]:
