@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest file ``sandboxes_read_file`` returns (writes are bounded by ``max_body_bytes`` too)."""
 
+    # Deployments (long-running apps; their URLs are ``{name}.{apps_domain}``, default ``apps.localhost``).
+    max_deployments_per_user: int = Field(default=10, ge=0, le=500)
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
