@@ -1,8 +1,8 @@
 """The simulated kubelet's care of long-running Pods: restarts with CrashLoopBackOff, readiness probes.
 
 A container of a Pod with ``restartPolicy: Always`` (or ``OnFailure``, after a failure) that
-exits is started again after a back-off that doubles from ``backoff_base`` up to
-``backoff_cap`` (10 s and 300 s on a real kubelet); meanwhile it waits with reason
+exits is started again: at once the first time, then after a back-off that doubles from
+``backoff_base`` up to ``backoff_cap`` (10 s and 300 s on a real kubelet); meanwhile it waits with reason
 ``CrashLoopBackOff``, ``lastState.terminated`` says how it ended and ``restartCount`` counts up.
 With ``terminationMessagePolicy: FallbackToLogsOnError`` a failed container's message is the
 tail of its log, as upstream. An HTTP readiness probe is sent to the Pod's address on the
@@ -96,12 +96,13 @@ class RestartingKubelet(Kubelet):
         if ended.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError" and ended.exit_code \
                 and not life.last.get("message") and (tail := _fallback(ended)):
             life.last["message"] = tail
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** life.restarts)
         life.ready = False
-        life.waiting = {"reason": "CrashLoopBackOff", "message": f"back-off {delay:g}s restarting failed "
-                        f"container={name} pod={meta['name']}_{meta['namespace']}({meta['uid']})"}
-        self._publish(pod, containers)
-        await asyncio.sleep(delay)
+        if life.restarts:  # as a kubelet: the first restart is at once, back-off starts with the second
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** (life.restarts - 1))
+            life.waiting = {"reason": "CrashLoopBackOff", "message": f"back-off {delay:g}s restarting failed "
+                            f"container={name} pod={meta['name']}_{meta['namespace']}({meta['uid']})"}
+            self._publish(pod, containers)
+            await asyncio.sleep(delay)
         if not self._alive(meta["uid"], containers):
             return None
         fresh = Container(ended.spec, ended.workdir, ended.env)
