@@ -1,7 +1,8 @@
 """Reading a deployment's state from its Deployment and Pods as the cluster reports them (pure).
 
-``Ready`` needs every desired replica of the current revision ready (its readiness probe on the
-health path answered) and the Deployment's controller to have seen the current spec. ``Error``
+``Ready`` needs every replica the Deployment asks for, of the current revision, ready (its
+readiness probe on the health path answered) and the Deployment's controller to have seen the
+current spec. ``Error``
 comes from the Pods (a container waiting in ``CrashLoopBackOff``, ``ImagePullBackOff`` or
 another reason that does not heal by itself) or from the Deployment (``Progressing`` False with
 ``ProgressDeadlineExceeded``); ``last_error`` names the reason, the replica and, for a crash, the
@@ -97,12 +98,15 @@ def app_status(name: str, desired: int, port: int, deployment: Obj | None, pods:
     ready_now = sum(1 for p in live if revision(p) == current and ready(p))
     error = next((text for p in live if (text := failure(p)) is not None), None) or stalled(deployment)
     seen = deployment.get("status", {}).get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
-    scaled = deployment.get("spec", {}).get("replicas") == desired
+    # The Deployment's count is the truth every gateway process shares; ``desired`` (this process's spec, which
+    # another process may have changed since) only tells a Deployment still at 0 while being created apart.
+    wanted = int(deployment.get("spec", {}).get("replicas") or 0)
+    creating = wanted == 0 and desired > 0
     phase: AppPhase = "Provisioning"
     if error is not None:
         phase = "Error"
-    elif seen and scaled and ready_now >= desired:
+    elif seen and not creating and ready_now >= wanted:
         phase = "Ready"
-    return AppStatus(name=name, phase=phase, replicas=desired, ready_replicas=ready_now, revision=current,
+    return AppStatus(name=name, phase=phase, replicas=desired if creating else wanted, ready_replicas=ready_now, revision=current,
                      last_error=error, replica_status=tuple(replica(p, port) for p in live),
                      ingresses=tuple(ingresses))
