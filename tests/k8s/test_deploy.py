@@ -11,11 +11,12 @@ import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from k8s import manifests
+from k8s import deployments, manifests
 from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
+from mcp_server.runtime.apps import AppSpec
 from mcp_server.runtime.base import ExecRequest, RunSpec
 from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
 from tests.k8s.conftest import make_settings
@@ -192,6 +193,12 @@ def hostile_job(namespace: str, run_id: str = "task_evil", **pod: Any) -> dict[s
     return job
 
 
+def hostile_deployment(namespace: str, name: str = "shop", **pod: Any) -> dict[str, Any]:
+    deployment = deployments.deployment(AppSpec(name, "mallory", "busybox", 8080), namespace)
+    deployment["spec"]["template"]["spec"].update(pod)
+    return deployment
+
+
 async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(tmp_path: Path) -> None:
     async with FakeCluster() as cluster:
         policies = cluster.enforce(admission_documents(), GATEWAY)
@@ -204,7 +211,11 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.create(hostile_job(ours))  # what kubegate itself writes is allowed
             scratch = [{"name": "scratch", "emptyDir": {}}]
             await kube.create(hostile_job(ours, "task_ok", hostUsers=False, volumes=scratch))
+            await kube.create(hostile_deployment(ours))  # a deployment as kubegate writes it is allowed
             attempts = [
+                kube.create(hostile_deployment(ours, "evil-1", hostNetwork=True)),
+                kube.create(hostile_deployment(ours, "evil-2", serviceAccountName="admin")),
+                kube.create(hostile_deployment(ours, "evil-3", volumes=[{"name": "root", "hostPath": {"path": "/"}}])),
                 kube.create(hostile_job("kube-system")),
                 kube.create(hostile_job(ours, serviceAccountName="admin")),
                 kube.create(hostile_job(ours, automountServiceAccountToken=True)),
@@ -238,6 +249,7 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.close()
         assert len(policies.denials) == len(attempts)
         assert [job["metadata"]["namespace"] for job in cluster.objects("jobs")] == [ours, ours]
+        assert [d["metadata"]["name"] for d in cluster.objects("deployments")] == ["shop"]
 
 
 async def tamper_with_every_policy_object(cluster: FakeCluster, namespace: str) -> None:
