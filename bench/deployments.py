@@ -10,7 +10,7 @@ Reports, in one run:
 - crash -> Ready again: the app exits on a request; the time until the runtime reports it Ready
   again (restart after its backoff, which is 0.25 s for a first crash, plus start and health).
 
-    python bench/deployments.py [--samples 20] [--seconds 5]
+    python bench/deployments.py [--samples 20] [--seconds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, percentile, report_ratio  # noqa: E402
 from sandboxes import wrk_get  # noqa: E402
 
 from mcp_server.ids import parse  # noqa: E402
 
+NEEDS = ("wrk",)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "templates.yaml"
 CRASHER = """
 import http.server, os
@@ -193,11 +194,17 @@ async def main(samples: int, seconds: int) -> None:
     print(f"HTTP through the deployment URL       {through:9.0f} req/s")
     print(f"HTTP to the same app, direct          {direct:9.0f} req/s")
     print(f"{'URL / direct':<38} {through / direct:7.2f}x   (target >= 0.5x)")
+    report_ratio("deployment create->Ready / the app bare, p50", median(create_times) / median(bare_times),
+                 "the same app started bare, polled on its health path", better="lower")
+    report_ratio("deployment URL req/s / direct", through / direct, "the same app hit directly")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="5 samples, 2 s of load")
     options = parser.parse_args()
+    if options.quick:
+        options.samples, options.seconds = 5, 2
     asyncio.run(main(options.samples, options.seconds))

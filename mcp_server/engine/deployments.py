@@ -141,6 +141,7 @@ class DeploymentService:
         record = await self.repo.get(user_id, name)
         if record is None:
             raise NotFound(f"Deployment '{name}' not found; deployments_list shows yours")
+        await self.ensure(record)
         return record
 
     async def list(self, user_id: str, status: str | None) -> list[DeploymentRecord]:
@@ -181,11 +182,11 @@ class DeploymentService:
     async def delete(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.get(user_id, name)
         await self.repo.mark_deleting(name, stamp())
+        self._applied.pop(name, None)  # from now on its events are not this process's business
         self._spawn(self._remove(name))
         return replace(record, status="Deleting")
 
     async def _remove(self, name: str) -> None:
-        self._applied.pop(name, None)
         if self.apps is not None:
             await self.apps.delete(name)  # its event removes the row
         else:
@@ -214,9 +215,16 @@ class DeploymentService:
         return self.apps.endpoints(name) if self.apps is not None else []
 
     async def on_event(self, event: AppEvent) -> None:
+        """Write down what the runtime reports; first converge on the stored spec if another process changed it."""
         if event.status is None:
             await self.repo.delete(event.name)
         else:
+            record = await self.repo.by_name(event.name, env=False)
+            if record is None or record.status == "Deleting":  # deleted through another process
+                if self.apps is not None and self._applied.pop(event.name, None) is not None:
+                    self._spawn(self.apps.delete(event.name))
+                return
+            await self.ensure(record)
             s = event.status
             await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at))
         self.dispatcher.changed(event.name)
