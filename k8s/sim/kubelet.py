@@ -185,7 +185,7 @@ class Kubelet:
         except OSError as exc:
             self._set_status(pod, "Pending", [_waiting(s, "ContainerCreating", f"pod network: {exc}") for s in specs])
             return
-        if not self._store_has(pod):  # deleted while its network was being made
+        if not self._still_wanted(pod):  # deleted (or being deleted) while its network was being made
             await net.close()
             return
         self._nets[uid] = net
@@ -198,12 +198,13 @@ class Kubelet:
         if self._pods.get(uid) is containers:
             self._release(uid)
 
-    def _store_has(self, pod: Obj) -> bool:
+    def _still_wanted(self, pod: Obj) -> bool:
         meta = pod["metadata"]
         try:
-            return bool(self._store.get("pods", meta["namespace"], meta["name"])["metadata"]["uid"] == meta["uid"])
+            stored = self._store.get("pods", meta["namespace"], meta["name"])["metadata"]
         except ApiError:
             return False
+        return bool(stored["uid"] == meta["uid"] and not stored.get("deletionTimestamp"))
 
     async def _wait(self, pod: Obj, containers: dict[str, Container], container: Container) -> None:
         await container.wait()

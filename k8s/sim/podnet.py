@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import os
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,8 +93,13 @@ class PodNetwork:
         self.enabled = self.available() if enabled is None else enabled
 
     @staticmethod
+    @functools.cache
     def available() -> bool:
-        return os.geteuid() == 0 and all(shutil.which(tool) for tool in ("nsenter", "slirp4netns", "unshare"))
+        """Root, the tools, and a kernel (or container) that lets this process make a network namespace."""
+        if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("nsenter", "slirp4netns", "unshare")):
+            return False
+        probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, check=False)
+        return probe.returncode == 0
 
     async def attach(self, ports: Sequence[int]) -> PodNet:
         """A network for a new Pod whose declared TCP ``ports`` must be reachable at its address."""

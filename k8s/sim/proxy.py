@@ -59,6 +59,7 @@ class ServiceProxy:
         self._servers: dict[str, list[asyncio.AbstractServer]] = {}
         self._turn = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
         store.listeners.append(self._on_event)
 
     def allocate(self, service: Obj) -> None:
@@ -114,9 +115,11 @@ class ServiceProxy:
         except OSError:
             writer.close()
             return
+        self._open |= {writer, far_writer}  # so that ``close`` ends open connections too
         try:
             await asyncio.gather(_pipe(reader, far_writer), _pipe(far_reader, writer))
         finally:
+            self._open -= {writer, far_writer}
             far_writer.close()
             writer.close()
 
@@ -142,6 +145,8 @@ class ServiceProxy:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for writer in list(self._open):
+            writer.close()
         for servers in self._servers.values():
             for server in servers:
                 server.close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
-from k8s import manifests, sandboxes
-from k8s.client import KubeClient
+from k8s import client, manifests, sandboxes
+from k8s.client import Kind, KubeClient
 from k8s.sim import FakeCluster
 from tests.k8s.test_sandbox_manifests import NAMESPACE, SPEC
 
@@ -50,3 +51,13 @@ async def test_a_sandbox_runs_takes_exec_and_a_new_deadline_and_its_job_takes_po
     assert await kube.delete_job(NAMESPACE, name)
     await cluster.wait_until(lambda: not cluster.objects("pods") and not cluster.objects("secrets"))
     assert "pw" not in json.dumps(cluster.objects("jobs") + cluster.objects("services"))  # the password: Secret only
+
+
+def test_every_kind_has_its_own_calls() -> None:
+    """No kind falls through to another's branch: each listed kind lists itself, each written kind is its own model."""
+    assert set(get_args(Kind)) == set(client._LISTS)
+    for kind, (_, method) in client._LISTS.items():
+        singular = kind[:-3] + "y" if kind.endswith("ies") else kind[:-1]
+        assert method.replace("_", "").startswith(f"list{singular}"), (kind, method)
+    for kind, (_, stem, model) in client._TYPES.items():
+        assert stem.replace("_", "") == kind.lower() and model.__name__ == f"V1{kind}", kind

@@ -12,6 +12,7 @@ from k8s import manifests, status
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from k8s.sim.podnet import PodNetwork
+from k8s.sim.store import ApiError
 from mcp_server import errors
 from mcp_server.runtime.base import ExecRequest, RunSpec, workloads_of
 from tests.runtime.support import Events
@@ -131,3 +132,17 @@ async def test_the_deadline_ends_a_workload_with_timeout(
     assert (await events.wait("sandbox_short", "exited", timeout=30)).reason == "timeout"
     with pytest.raises(errors.Unavailable):
         await runtime.workloads.exec("sandbox_short", ExecRequest(["true"]))
+
+
+async def test_a_start_that_fails_half_way_leaves_nothing_behind(cluster: FakeCluster,
+                                                                 runtime: KubernetesRuntime) -> None:
+    def refuse_services(resource: str, obj: dict[str, object]) -> None:
+        if resource == "services":
+            raise ApiError(403, "Forbidden", "services are not allowed here")
+    cluster.store.admission.append(refuse_services)
+    with pytest.raises(errors.Forbidden):
+        await runtime.workloads.start(_spec("sandbox_half"), port=PORT)
+    # The Job (suspended: its Pod never ran) and what it owned are gone; the run is not tracked.
+    await cluster.wait_until(lambda: not cluster.objects("jobs") and not cluster.objects(
+        "networkpolicies", manifests.RUN_LABEL) and not cluster.objects("secrets"))
+    assert cluster.objects("pods") == []
