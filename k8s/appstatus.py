@@ -107,6 +107,6 @@ def app_status(name: str, desired: int, port: int, deployment: Obj | None, pods:
         phase = "Error"
     elif seen and not creating and ready_now >= wanted:
         phase = "Ready"
-    return AppStatus(name=name, phase=phase, replicas=desired if creating else wanted, ready_replicas=ready_now, revision=current,
-                     last_error=error, replica_status=tuple(replica(p, port) for p in live),
+    return AppStatus(name=name, phase=phase, replicas=desired if creating else wanted, ready_replicas=ready_now,
+                     revision=current, last_error=error, replica_status=tuple(replica(p, port) for p in live),
                      ingresses=tuple(ingresses))
