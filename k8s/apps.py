@@ -50,6 +50,8 @@ class _App:
     pods: dict[str, Obj] = field(default_factory=dict)
     deleting: bool = False
     last: AppStatus | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set whenever the Deployments watch brings this app's Deployment."""
     service: Endpoint | None = None
     """The Service's ``clusterIP:port``, from the Services watch: where the gateway's proxy reaches the app."""
 
@@ -66,6 +68,7 @@ class KubernetesApps:
         self._spawn = spawn
         self.domain = settings.apps_domain or DEFAULT_DOMAIN
         self._apps: dict[str, _App] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._queue: asyncio.Queue[AppEvent] = asyncio.Queue()
 
     # Watch handlers --------------------------------------------------------------------------------
@@ -85,6 +88,8 @@ class KubernetesApps:
         if app is None or obj["metadata"]["name"] != app.object_name:
             return
         app.deployment = None if kind == "DELETED" else obj
+        if app.deployment is not None:
+            app.arrived.set()
         self._changed(app)
 
     def on_pod(self, kind: str, obj: Obj) -> None:
@@ -149,6 +154,10 @@ class KubernetesApps:
     async def apply(self, spec: AppSpec) -> None:
         kube = await self._kube()
         await self._synced()
+        async with self._locks.setdefault(spec.name, asyncio.Lock()):  # one change of an app at a time, here
+            await self._apply(kube, spec)
+
+    async def _apply(self, kube: KubeClient, spec: AppSpec) -> None:
         app = self._apps.get(spec.name)
         namespace = namespace_name(self._settings.namespace_prefix, spec.owner)
         if app is not None and app.namespace != namespace:
@@ -158,10 +167,23 @@ class KubernetesApps:
         previous, app.spec, app.deleting = app.spec, spec, False
         if app.deployment is None:
             self._changed(app)
-            await self._create(kube, app, spec)
+            try:
+                await self._create(kube, app, spec)
+            except errors.Conflict:  # another gateway process made it first: converge once the watch has it
+                await self._seen(app)
+                await self._converge(kube, app, None, spec)
         else:
             await self._converge(kube, app, previous, spec)
         self._changed(app)
+
+    async def _seen(self, app: _App) -> None:
+        try:
+            async with asyncio.timeout(SYNC_SECONDS):
+                while app.deployment is None:
+                    app.arrived.clear()
+                    await app.arrived.wait()
+        except TimeoutError:
+            raise errors.Unavailable(f"deployment {app.name} exists but no watch has shown it; try again") from None
 
     async def _create(self, kube: KubeClient, app: _App, spec: AppSpec) -> None:
         ns = app.namespace
@@ -211,6 +233,10 @@ class KubernetesApps:
     async def delete(self, name: str) -> None:
         kube = await self._kube()
         await self._synced()
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            await self._delete(kube, name)
+
+    async def _delete(self, kube: KubeClient, name: str) -> None:
         app = self._apps.get(name)
         if app is None:
             self._queue.put_nowait(AppEvent(name, datetime.now(UTC), None))

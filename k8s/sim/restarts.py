@@ -9,7 +9,9 @@ tail of its log, as upstream. An HTTP readiness probe is sent to the Pod's addre
 container's port (``probes``); the container, and the Pod's ``Ready`` condition, are ready
 only after ``successThreshold`` answers of 2xx/3xx and stop being so after
 ``failureThreshold`` misses. A container without a readiness probe is ready while it runs.
-``restartPolicy: Never`` Pods (Jobs) are left to the base kubelet unchanged.
+``restartPolicy: Never`` Pods (Jobs) are left to the base kubelet unchanged. A Pod waiting with
+``CreateContainerConfigError`` (a Secret it names is missing) is started when a Secret of its
+namespace is written, as a kubelet's retries would.
 """
 
 from __future__ import annotations
@@ -55,11 +57,22 @@ class RestartingKubelet(Kubelet):
 
     def _on_event(self, resource: str, kind: str, obj: Obj) -> None:
         super()._on_event(resource, kind, obj)
+        if resource == "secrets" and kind != "DELETED":
+            self._retry_config(obj["metadata"]["namespace"])
         if resource == "pods" and kind == "DELETED":
             uid = obj["metadata"]["uid"]
             for table in (self._lives, self._addresses):
                 table.pop(uid, None)
             self._stopping.discard(uid)
+
+    def _retry_config(self, namespace: str) -> None:
+        """A kubelet keeps retrying a Pod whose env names a missing Secret: start those waiting here again."""
+        for pod in self._store.list("pods", namespace, None):
+            statuses = pod.get("status", {}).get("containerStatuses") or []
+            stuck = any((s.get("state", {}).get("waiting") or {}).get("reason") == "CreateContainerConfigError"
+                        for s in statuses)
+            if stuck and pod["metadata"]["uid"] not in self._pods and not pod["metadata"].get("deletionTimestamp"):
+                self._spawn(self._run(pod))
 
     async def terminate(self, uid: str, grace: float) -> None:
         self._stopping.add(uid)

@@ -6,6 +6,7 @@ on any invalid write); Pods run as local processes, probed on their health path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -190,3 +191,16 @@ async def test_after_a_restart_apps_are_recovered_recreated_and_strays_deleted(
     finally:
         await events.close()
         await restarted.close()
+
+
+async def test_applies_at_once_from_one_process_and_from_two_make_one_app(
+        cluster: FakeCluster, runtime: KubernetesRuntime, app_events: AppEvents, tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, env={"GREETING": "once"})
+    other = KubernetesRuntime(make_settings(cluster, tmp_path / "other"))  # another gateway process
+    try:
+        await asyncio.gather(runtime.apps.apply(spec), runtime.apps.apply(spec), other.apps.apply(spec))
+        await app_events.until("web", phase("Ready", ready=1))
+        assert len(cluster.objects("deployments")) == 1 and len(cluster.objects("secrets")) == 1
+        assert await get(cluster, "web", spec.port) == "once"
+    finally:
+        await other.close()
