@@ -296,8 +296,9 @@ class KubernetesApps:
         await self._kube()
         await self._synced()
         wanted = {spec.name for spec in specs}
+        prefix = self._settings.namespace_prefix  # another install on the cluster uses another prefix: not ours
         for app in list(self._apps.values()):
-            if app.name not in wanted and app.deployment is not None:
+            if app.name not in wanted and app.deployment is not None and app.namespace.startswith(prefix):
                 log.info("deleting deployment %s: the gateway no longer knows it", app.name)
                 await self.delete(app.name)
         for spec in specs:
