@@ -81,7 +81,8 @@ class KubernetesApps:
         app = self._apps.get(name)
         if app is None:
             app = self._apps[name] = _App(name, meta["namespace"], deployments.object_name(name))
-        return app
+        # An object claiming an app of another namespace (so of another owner) is not that app's.
+        return app if app.namespace == meta["namespace"] else None
 
     def on_deployment(self, kind: str, obj: Obj) -> None:
         app = self._app_of(obj)
@@ -106,7 +107,7 @@ class KubernetesApps:
         self._changed(app)
 
     def on_service(self, kind: str, obj: Obj) -> None:
-        app = self._app_of(obj) if deployments.APP_ANNOTATION in (obj["metadata"].get("annotations") or {}) else None
+        app = self._app_of(obj)  # after a restart the Services list may come before the Deployments'
         if app is None or obj["metadata"]["name"] != app.object_name:
             return
         spec = obj.get("spec") or {}
