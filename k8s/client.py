@@ -26,7 +26,7 @@ from mcp_server import errors
 
 Obj = dict[str, Any]
 Kind = Literal["jobs", "pods", "services", "namespaces", "networkpolicies", "resourcequotas", "limitranges",
-               "rolebindings"]
+               "rolebindings", "deployments"]
 
 _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "Secret": ("core", "secret", client.V1Secret),
@@ -36,6 +36,8 @@ _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "ResourceQuota": ("core", "resource_quota", client.V1ResourceQuota),
     "LimitRange": ("core", "limit_range", client.V1LimitRange),
     "RoleBinding": ("rbac", "role_binding", client.V1RoleBinding),
+    "Deployment": ("apps", "deployment", client.V1Deployment),
+    "Ingress": ("net", "ingress", client.V1Ingress),
 }
 """Namespaced kinds the runtime writes: which API group object serves them, their method stem, their model."""
 _LISTS: dict[Kind, tuple[str, str]] = {
@@ -47,6 +49,7 @@ _LISTS: dict[Kind, tuple[str, str]] = {
     "resourcequotas": ("core", "list_resource_quota_for_all_namespaces"),
     "limitranges": ("core", "list_limit_range_for_all_namespaces"),
     "rolebindings": ("rbac", "list_role_binding_for_all_namespaces"),
+    "deployments": ("apps", "list_deployment_for_all_namespaces"),
 }
 
 WATCH_SECONDS = 240
@@ -139,7 +142,9 @@ class KubeClient:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         self._groups: dict[str, Any] = {"core": client.CoreV1Api(api), "batch": client.BatchV1Api(api),
-                                        "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api)}
+                                        "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api),
+                                        "apps": client.AppsV1Api(api)}
+        self._custom = client.CustomObjectsApi(api)
         self._core = self._groups["core"]
         self._batch = self._groups["batch"]
         self._ws = WsApiClient(api.configuration)  # type: ignore[no-untyped-call]
@@ -191,6 +196,25 @@ class KubeClient:
         meta = obj["metadata"]
         body = _TYPES[obj["kind"]][2].model_validate(obj)
         return await _json(self._method("replace", obj["kind"])(meta["name"], meta["namespace"], body))
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch to a namespaced object of a kind of ``_TYPES``."""
+        return await _json(self._method("patch", kind)(name, namespace, patch,
+                                                       _content_type="application/merge-patch+json"))
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete an object and what it owns (background cascade); ``False`` if it was gone."""
+        try:
+            await _json(self._method("delete", kind)(name, namespace, propagation_policy="Background"))
+        except errors.NotFound:
+            return False
+        return True
+
+    async def pod_metrics(self, namespace: str, selector: str) -> builtins.list[Obj]:
+        """``metrics.k8s.io`` PodMetrics of the Pods matching ``selector``; ``NotFound`` when the API is not served."""
+        body = await _json(self._custom.list_namespaced_custom_object_without_preload_content(
+            "metrics.k8s.io", "v1beta1", namespace, "pods", label_selector=selector))
+        return list(body.get("items") or [])
 
     async def resume_job(self, namespace: str, name: str) -> None:
         patch = {"spec": {"suspend": False}}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from k8s import manifests, status
+from k8s.apps import SYNC_SECONDS, KubernetesApps
 from k8s.client import Kind, KubeClient, Obj
 from k8s.logs import LogCursor, RunLog, read_tail
 from k8s.namespaces import WATCH_KINDS, NamespaceGuard
@@ -90,6 +91,8 @@ class KubernetesRuntime:
         self._closed = False
         self.watchers: dict[Kind, Watcher] = {}
         self.workloads = KubernetesWorkloads(self)
+        self.apps = KubernetesApps(settings, self._kube, self._watches_synced, self.guard, self._placement,
+                                   self._spawn)
 
     async def _kube(self) -> KubeClient:
         if self._closed:
@@ -98,10 +101,11 @@ class KubernetesRuntime:
             if self._client is None:
                 self._client = await KubeClient.connect(self._settings.kubeconfig)
                 self.watchers = {
-                    "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_pod, _ignore),
+                    "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_any_pod, _ignore),
                     "jobs": Watcher(self._client, "jobs", manifests.SELECTOR, self._on_job, self._relisted),
-                    "services": Watcher(self._client, "services", manifests.SELECTOR, self.workloads.on_service,
-                                        _ignore),
+                    "services": Watcher(self._client, "services", manifests.SELECTOR, self._on_service, _ignore),
+                    "deployments": Watcher(self._client, "deployments", manifests.SELECTOR, self.apps.on_deployment,
+                                           self.apps.relisted),
                 }
                 for kind in WATCH_KINDS:
                     self.watchers[kind] = Watcher(self._client, kind, manifests.SELECTOR, self.guard.watched(kind),
@@ -109,6 +113,24 @@ class KubernetesRuntime:
                 for watcher in self.watchers.values():
                     self._spawn(watcher.run())
             return self._client
+
+    async def _watches_synced(self) -> None:
+        """Return once every watch has listed once (state read from them is then complete), else 503."""
+        try:
+            async with asyncio.timeout(SYNC_SECONDS):
+                for watcher in list(self.watchers.values()):
+                    await watcher.synced.wait()
+        except TimeoutError:
+            raise errors.Unavailable("the Kubernetes API server has not answered the runtime's watches yet; "
+                                     "try again shortly") from None
+
+    def _on_service(self, kind: str, service: Obj) -> None:
+        self.workloads.on_service(kind, service)
+        self.apps.on_service(kind, service)
+
+    def _on_any_pod(self, kind: str, pod: Obj) -> None:
+        self._on_pod(kind, pod)
+        self.apps.on_pod(kind, pod)
 
     def ready(self) -> bool:
         """Connected, and every watch has listed once: run states and namespace checks can be trusted."""

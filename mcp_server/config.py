@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     """``key=value:Effect`` or ``key:Effect`` comma-separated: taints run Pods tolerate (dedicated nodes)."""
     user_namespaces: bool = False
     """``hostUsers: false``: run Pods in a user namespace (needs Kubernetes 1.33+ and a supporting runtime)."""
+    ingress_namespace: str = "ingress-nginx"
+    """Namespace of the ingress controller: public deployments' Pods accept traffic from it (NetworkPolicy)."""
+    ingress_class: str | None = None
+    """``ingressClassName`` of deployments' Ingresses; unset uses the cluster's default class."""
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    """A deployment's rollout without progress for this long is an ``Error`` (``ProgressDeadlineExceeded``)."""
     sandbox_domain: str | None = None
     """Sandbox URLs are ``{name}-{user hash}.{sandbox_domain}``; default ``sandboxes.localhost``."""
     apps_domain: str | None = None

@@ -21,10 +21,11 @@ import uvicorn
 from k8s.sim import admission, services
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
-from k8s.sim.kubelet import Kubelet
+from k8s.sim.deployments import DeploymentController
 from k8s.sim.podnet import PodNetwork
 from k8s.sim.policies import AdmissionPolicies
 from k8s.sim.proxy import ServiceProxy
+from k8s.sim.restarts import RestartingKubelet
 from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 
@@ -54,8 +55,9 @@ class FakeCluster:
         self.store.defaulters["services"] = services.defaulter(self.proxy.allocate)
         self.audit: Audit = set()
         # A network namespace and address per Pod when it can make them (root); ``pod_network`` forces it.
-        self.kubelet = Kubelet(self.store, self._workdir, PodNetwork(pod_network))
+        self.kubelet = RestartingKubelet(self.store, self._workdir, PodNetwork(pod_network))
         self.controller = JobController(self.store, self.kubelet)
+        self.deployments = DeploymentController(self.store)
         self.runtime_classes: set[str] = {"gvisor"}
         self.store.admission += [admission.quota(self.store), admission.runtime_classes(self.runtime_classes)]
         self._api: Api | None = None
@@ -92,6 +94,7 @@ class FakeCluster:
             self._api.watches_open.set()
         self.store.drop_watches()
         await self.controller.close()
+        self.deployments.close()
         await self.kubelet.close()
         await self.proxy.close()
         if self._server is not None and self._serving is not None:
@@ -135,6 +138,11 @@ class FakeCluster:
         assert self._api is not None
         self._api.policies = AdmissionPolicies(documents, user)
         return self._api.policies
+
+    def serve_metrics(self, served: bool = True) -> None:
+        """Serve ``metrics.k8s.io`` (as with metrics-server installed) or answer it 404 (without)."""
+        assert self._api is not None
+        self._api.metrics_served = served
 
     def evict(self, namespace: str, name: str, reason: str = "EvictionByEvictionAPI") -> None:
         """Evict a Pod as the Eviction API or a preempting scheduler does: DisruptionTarget, graceful deletion."""

@@ -110,6 +110,10 @@ class Kubelet:
     async def terminate_pod(self, pod: Obj, grace: float) -> None:
         await self.terminate(pod["metadata"]["uid"], grace)
 
+    def containers_of(self, uid: str) -> dict[str, Container]:
+        """The started containers of a Pod, by name (empty before it runs and after it is gone)."""
+        return dict(self._pods.get(uid, {}))
+
     def rotate(self, uid: str) -> None:
         """Rotate every container log of a Pod: reads start after this point, open follows end."""
         for container in self._pods.get(uid, {}).values():
@@ -127,7 +131,7 @@ class Kubelet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _set_status(self, pod: Obj, phase: str, statuses: list[Obj], *, scheduled: str | None = None,
-                    **extra: Any) -> bool:
+                    ready: bool | None = None, **extra: Any) -> bool:
         meta = pod["metadata"]
 
         def mutate(obj: Obj) -> None:
@@ -139,12 +143,12 @@ class Kubelet:
                      "lastTransitionTime": now()}]}
                 return
             obj["spec"]["nodeName"] = NODE
-            ready = "True" if phase == "Running" else "False"
+            is_ready = "True" if (phase == "Running" if ready is None else ready) else "False"
             obj["status"] = {
                 "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
                 "startTime": old.get("startTime") or now(), "qosClass": "Guaranteed",
                 "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
-                               {"type": "Ready", "status": ready, "lastTransitionTime": now()}, *kept],
+                               {"type": "Ready", "status": is_ready, "lastTransitionTime": now()}, *kept],
                 "containerStatuses": statuses, **extra,
             }
         try:

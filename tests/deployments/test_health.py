@@ -22,11 +22,13 @@ async def test_a_bad_health_path_never_becomes_ready(dep_gateway: Gateway, dep_d
         created = await create(admin, template="hello-bad-health")
         name = created["name"]
         try:
-            # The site runs and answers its health path again and again: 404, as it has no /missing.
+            # The site runs and answers its health path again and again: 404, as it has no /missing (the local
+            # runtime's probe speaks HTTP/1.0, a kubelet's HTTP/1.1).
             with anyio.fail_after(60):
                 while True:
                     lines = (await admin.call("deployments_logs", {"name": name})).body["lines"]
-                    if sum('"GET /missing HTTP/1.0" 404' in line["text"] for line in lines) >= 5:
+                    probed = ['"GET /missing HTTP/1.' in line["text"] and '" 404 ' in line["text"] for line in lines]
+                    if sum(probed) >= 5:
                         break
                     await anyio.sleep(0.05)
             status = (await admin.call("deployments_status", {"name": name})).body

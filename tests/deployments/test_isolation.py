@@ -21,7 +21,7 @@ exec {server}
 
 
 async def test_an_app_sees_neither_the_data_dir_nor_the_gateway(rest: Door, dep_gateway: Gateway,
-                                                                 dep_data_dir: Path) -> None:
+                                                                 dep_data_dir: Path, local_only: None) -> None:
     assert (dep_data_dir / "kubegate.db").exists() and (dep_data_dir / "runs").is_dir()  # there to be seen
     script = PROBE.format(db=dep_data_dir / "kubegate.db", runs=dep_data_dir / "runs",
                           port=urlsplit(dep_gateway.url).port, server=" ".join(HTTP_SERVER))

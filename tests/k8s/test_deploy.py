@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from k8s import manifests
+from k8s import deployments, manifests
 from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
+from mcp_server.runtime.apps import AppSpec
 from mcp_server.runtime.base import ExecRequest, RunSpec
+from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
 from tests.k8s.conftest import make_settings
 from tests.runtime.support import Events
 
@@ -120,6 +123,7 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await runtime.cancel(held.run_id)
             await events.wait(held.run_id)
             await runtime.remove(done.run_id)
+            await exercise_every_app_call(runtime, tmp_path)
         finally:
             await events.close()
             await runtime.close()
@@ -143,6 +147,24 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
         bootstrap = {("create", "rbac.authorization.k8s.io", "rolebindings")}
         assert cluster_wide | bootstrap == {rule for rule in rules("kubegate") if rule[0] != "bind"}
         assert inside == rules("kubegate-runner") | bootstrap
+
+
+async def exercise_every_app_call(runtime: KubernetesRuntime, tmp_path: Path) -> None:
+    """Create, scale, update, read logs and metrics of, make internal and delete one deployment."""
+    reader = AppEvents(runtime.apps)
+    try:
+        spec = app_spec(tmp_path, owner="rbac@example.com", env={"A": "1"})
+        await runtime.apps.apply(spec)
+        await reader.until("web", phase("Ready", ready=1))
+        await runtime.apps.apply(replace(spec, replicas=2))
+        await runtime.apps.apply(revised(replace(spec, replicas=2), env={"A": "2"}, public=False))
+        await reader.until("web", phase("Ready", ready=2, revision=2))
+        assert await runtime.apps.read_logs("web", tail=5)
+        assert (await runtime.apps.metrics("web")).available
+        await runtime.apps.delete("web")
+        await reader.gone("web")
+    finally:
+        await reader.close()
 
 
 GATEWAY = "system:serviceaccount:kubegate:kubegate"
@@ -171,6 +193,12 @@ def hostile_job(namespace: str, run_id: str = "task_evil", **pod: Any) -> dict[s
     return job
 
 
+def hostile_deployment(namespace: str, name: str = "shop", **pod: Any) -> dict[str, Any]:
+    deployment = deployments.deployment(AppSpec(name, "mallory", "busybox", 8080), namespace)
+    deployment["spec"]["template"]["spec"].update(pod)
+    return deployment
+
+
 async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(tmp_path: Path) -> None:
     async with FakeCluster() as cluster:
         policies = cluster.enforce(admission_documents(), GATEWAY)
@@ -183,7 +211,11 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.create(hostile_job(ours))  # what kubegate itself writes is allowed
             scratch = [{"name": "scratch", "emptyDir": {}}]
             await kube.create(hostile_job(ours, "task_ok", hostUsers=False, volumes=scratch))
+            await kube.create(hostile_deployment(ours))  # a deployment as kubegate writes it is allowed
             attempts = [
+                kube.create(hostile_deployment(ours, "evil-1", hostNetwork=True)),
+                kube.create(hostile_deployment(ours, "evil-2", serviceAccountName="admin")),
+                kube.create(hostile_deployment(ours, "evil-3", volumes=[{"name": "root", "hostPath": {"path": "/"}}])),
                 kube.create(hostile_job("kube-system")),
                 kube.create(hostile_job(ours, serviceAccountName="admin")),
                 kube.create(hostile_job(ours, automountServiceAccountToken=True)),
@@ -217,6 +249,7 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.close()
         assert len(policies.denials) == len(attempts)
         assert [job["metadata"]["namespace"] for job in cluster.objects("jobs")] == [ours, ours]
+        assert [d["metadata"]["name"] for d in cluster.objects("deployments")] == ["shop"]
 
 
 async def tamper_with_every_policy_object(cluster: FakeCluster, namespace: str) -> None:
