@@ -60,11 +60,13 @@ class Services:
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
+        self.parts.deployments.start()
         self._lease = _take_recovery_lease(self.settings.data_dir)
         if self._lease is not None:
             tasks, workflows = self.parts.tasks, self.parts.workflows
             await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
             await self.parts.sandboxes.recover()
+            await self.parts.deployments.recover()
             await workflows.resume()
         self.engine_running = True
 
@@ -82,6 +84,7 @@ class Services:
     async def close(self) -> None:
         if self.engine_running:
             await self.dispatcher.stop()
+            await self.parts.deployments.stop()
             await self.runtime.close()
         if self._lease is not None:
             self._lease.close()
