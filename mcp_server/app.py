@@ -71,7 +71,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
     templates = read_templates_file(settings.templates_file) if settings.templates_file else []
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stores = await open_stores(settings.db_path)
+    stores = await open_stores(settings.db_path, settings.database_url)
     await apply_templates(stores.templates, templates)
     inner = make_runtime(settings)
     runtime = FairShare(inner, stores.run_queue, settings)

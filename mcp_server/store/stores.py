@@ -1,7 +1,8 @@
 """Every repository over one database: what the composition root opens and hands out.
 
-This is the seam for a second backend: ``open_stores`` picks the database (SQLite in the data
-dir today), and nothing above ``store`` sees more than these repositories.
+This is the seam between backends: ``open_stores`` picks the database (SQLite in the data dir by
+default, PostgreSQL when a ``postgresql://`` URL is given), and nothing above ``store`` sees more
+than these repositories.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mcp_server.store.db import Database
 from mcp_server.store.run_queue import RunQueue
 from mcp_server.store.sandboxes import SandboxRepository
 from mcp_server.store.sessions import SessionRepository
+from mcp_server.store.sqlite import SqliteDatabase
 from mcp_server.store.tasks import TaskStore
 from mcp_server.store.templates import TemplateStore
 from mcp_server.store.users import UserStore
@@ -44,10 +46,24 @@ class Stores:
     async def close(self) -> None:
         await self._db.close()
 
+    @property
+    def database(self) -> Database:
+        """The database itself, for what spans repositories (leadership, change notices)."""
+        return self._db
 
-async def open_stores(db_path: Path) -> Stores:
+
+async def open_database(db_path: Path, url: str | None = None) -> Database:
+    """PostgreSQL at ``url`` when given, else the SQLite file at ``db_path``; migrations applied."""
+    if url:
+        from mcp_server.store.postgres import PostgresDatabase  # psycopg only when PostgreSQL is used
+
+        return await PostgresDatabase.open(url)
+    return await SqliteDatabase.open(db_path)
+
+
+async def open_stores(db_path: Path, url: str | None = None) -> Stores:
     """Open the database (applying migrations) and its repositories."""
-    db = await Database.open(db_path)
+    db = await open_database(db_path, url)
     return Stores(users=UserStore(db), api_keys=ApiKeyStore(db), sessions=SessionRepository(db),
                   audit=AuditStore(db), tasks=TaskStore(db), workflows=WorkflowStore(db), run_queue=RunQueue(db),
                   sandboxes=SandboxRepository(db), templates=TemplateStore(db), _db=db)

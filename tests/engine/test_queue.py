@@ -11,8 +11,8 @@ import pytest
 from mcp_server.config import Settings
 from mcp_server.engine.queue import FairShare
 from mcp_server.runtime.base import RunEvent, RunSpec
-from mcp_server.store.db import Database
 from mcp_server.store.run_queue import RunQueue
+from mcp_server.store.sqlite import SqliteDatabase as Database
 from tests.runtime.double import ScriptedHost, ScriptedRuntime
 
 

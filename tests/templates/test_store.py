@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_server.errors import Conflict
-from mcp_server.store.db import Database
+from mcp_server.store.sqlite import SqliteDatabase as Database
 from mcp_server.store.templates import EnvVar, TemplateSpec, TemplateStore
 
 SPEC = TemplateSpec(
