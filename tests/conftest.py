@@ -63,6 +63,15 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster.stop()
 
 
+@pytest.fixture(params=("sqlite", "postgresql"))
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The store backend a repository test runs on: None for SQLite, else a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
 @pytest.fixture(scope="session", params=RUNTIMES)
 def runtime_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "local":

@@ -1,5 +1,5 @@
 """The repository contract runs on every backend: each test that takes ``stores`` runs on SQLite and
-on PostgreSQL (a fresh database in the session's throwaway cluster)."""
+on PostgreSQL (``database_url``: a fresh database in the session's throwaway cluster)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,6 @@ from pathlib import Path
 import pytest
 
 from mcp_server.store.stores import Stores, open_stores
-
-BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """None for SQLite; a new database's URL for PostgreSQL."""
-    if request.param == "sqlite":
-        return None
-    return str(request.getfixturevalue("pg_cluster").create_database())
 
 
 @pytest.fixture
