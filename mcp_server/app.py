@@ -50,7 +50,7 @@ from mcp_server.registry import Registry, registry
 from mcp_server.runtime.base import Runtime
 from mcp_server.server import build_server, request_principal, request_scope
 from mcp_server.services import Services
-from mcp_server.store.stores import open_stores
+from mcp_server.store.stores import Stores, open_stores
 from rest_bridge.app import rest_routes
 from rest_bridge.docs import docs_routes
 
@@ -67,6 +67,16 @@ def make_runtime(settings: Settings) -> Runtime:
     return LocalRuntime(settings)
 
 
+def fair_share(inner: Runtime, stores: Stores, settings: Settings) -> FairShare:
+    """The engine's runtime; on a store shared by replicas, one that hands runs to the leader."""
+    coordination = stores.coordination()
+    if coordination is None:
+        return FairShare(inner, stores.run_queue, settings)
+    from mcp_server.engine.replicas import CHANGES, RUNS, HandOff  # psycopg only with PostgreSQL
+
+    return HandOff(inner, stores.run_queue, settings, coordination.channel(RUNS, CHANGES))
+
+
 async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
     templates = read_templates_file(settings.templates_file) if settings.templates_file else []
@@ -74,7 +84,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     stores = await open_stores(settings.db_path, settings.database_url)
     await apply_templates(stores.templates, templates)
     inner = make_runtime(settings)
-    runtime = FairShare(inner, stores.run_queue, settings)
+    runtime = fair_share(inner, stores, settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
         keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
@@ -145,7 +155,8 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         await services.stores.ping()
-        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment()})
+        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment(),
+                             "leader": services.recovers})
 
     async def resource_metadata(request: Request) -> Response:
         return JSONResponse({

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_server.store.api_keys import ApiKeyStore
 from mcp_server.store.audit import AuditStore
@@ -21,6 +22,9 @@ from mcp_server.store.tasks import TaskStore
 from mcp_server.store.templates import TemplateStore
 from mcp_server.store.users import UserStore
 from mcp_server.store.workflows import WorkflowStore
+
+if TYPE_CHECKING:
+    from mcp_server.store.coordination import PgCoordination
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,16 @@ class Stores:
 
     async def close(self) -> None:
         await self._db.close()
+
+    def coordination(self) -> PgCoordination | None:
+        """Leadership and notices between replicas sharing this store; None on SQLite (one host, ``engine.lock``)."""
+        if self._db.dialect != "postgresql":
+            return None
+        from mcp_server.store.coordination import PgCoordination
+        from mcp_server.store.postgres import PostgresDatabase
+
+        assert isinstance(self._db, PostgresDatabase)
+        return PgCoordination(self._db)
 
     @property
     def database(self) -> Database:
