@@ -45,8 +45,8 @@ class RoundRobin(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, ports: Sequence[int]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, ports: Sequence[int], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.ports = list(ports)
         self._next = itertools.count()
         self._lock = threading.Lock()
