@@ -141,12 +141,19 @@ class Replica:
         self.lease = await self.coordination.lead()
         log.info("replica %s leads the engine", self.id)
         self.runtime.lead()
-        await self.on_lead()
-        await self.runtime.adopt()
-        await self.lease.lost.wait()
+        try:
+            await self.on_lead()
+            await self.runtime.adopt()
+        except Exception:  # a leader that cannot recover must not sit on the lock
+            log.exception("recovery failed on the new leader: stepping down")
+        else:
+            await self.lease.lost.wait()
+        await self._stop_acting()
+        self.on_lost()
+
+    async def _stop_acting(self) -> None:
         self.runtime.follow()
         await self.dispatcher.stop()
-        self.on_lost()
 
     async def _connected(self) -> None:
         if self.leading:
@@ -172,7 +179,9 @@ class Replica:
             log.warning("could not relay a change: %s", type(exc).__name__)
 
     async def close(self) -> None:
+        """Stop acting, then let the lock go: the next leader never overlaps this one."""
         self.dispatcher.feed.relay = None
+        await self._stop_acting()
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

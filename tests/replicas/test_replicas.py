@@ -8,8 +8,11 @@ runs under a steady stream of requests; two replicas start together on an empty 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,11 +37,30 @@ BASE = Path("/var/lib/kubegate-tests")  # outside /tmp, readable by the runs as 
 
 
 PROXY_PORT = free_port()
+USER = "replicas@example.test"
 
 
-def replica_env(url: str) -> dict[str, str]:
+def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
     return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
-            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}"}
+            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
+            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER}
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="redis-"))
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    end = time.monotonic() + DEADLINE
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        assert time.monotonic() < end and proc.poll() is None, "redis-server did not start"
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +69,10 @@ def cluster_url(pg_cluster: PgCluster) -> str:
 
 
 @pytest.fixture(scope="module")
-def replicas(cluster_url: str) -> Iterator[list[Gateway]]:
+def replicas(cluster_url: str, redis_url: str) -> Iterator[list[Gateway]]:
     BASE.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=BASE))  # shared: the runs' supervisors and logs
-    started = [Gateway(data_dir, env_extra=replica_env(cluster_url)).start() for _ in range(3)]
+    started = [Gateway(data_dir, env_extra=replica_env(cluster_url, redis_url)).start() for _ in range(3)]
     yield started
     for gw in started:
         gw.stop()
@@ -64,7 +86,7 @@ def proxy(replicas: list[Gateway]) -> Iterator[RoundRobin]:
 
 @pytest.fixture(scope="module")
 def key(replicas: list[Gateway], cluster_url: str) -> str:
-    return mint_key(replicas[0].data_dir, user="replicas@example.test", env=replica_env(cluster_url))
+    return mint_key(replicas[0].data_dir, user=USER, env=replica_env(cluster_url))
 
 
 @pytest.fixture
@@ -233,6 +255,32 @@ def test_a_rolling_restart_under_steady_requests_loses_nothing(replicas: list[Ga
     for task_id in created:
         assert client.until_done("task", task_id)["status"] == "completed"
     assert len(leaders(replicas)) == 1
+
+
+def test_keys_audit_and_the_event_stream_are_the_same_through_every_replica(replicas: list[Gateway],
+                                                                           key: str) -> None:
+    first, second, third = replicas
+    bearer = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(f"{first.url}/api/api-keys", json={"name": "minted-on-first", "scopes": ["tasks:read"]},
+                      headers=bearer, timeout=30)
+    assert made.status_code == 201, made.text
+    minted = made.json()["apiKey"]
+    assert httpx.get(f"{second.url}/api/tasks", headers={"Authorization": f"Bearer {minted['key']}"},
+                     timeout=30).status_code == 200
+    listed = httpx.get(f"{third.url}/api/api-keys", headers=bearer, timeout=30).json()["apiKeys"]
+    assert next(k for k in listed if k["id"] == minted["id"])["lastUsedAt"] is not None
+    audit = httpx.get(f"{third.url}/api/audit", headers=bearer, params={"limit": 50}, timeout=30).json()
+    assert any(e["path"] == "/api/api-keys" and e["method"] == "POST" for e in audit["events"]), audit
+
+    with httpx.Client(timeout=30) as client, client.stream("GET", f"{first.url}/api/events", headers=bearer) as events:
+        lines = events.iter_lines()
+        assert next(lines).startswith("retry:")
+        created = httpx.post(f"{second.url}/api/tasks", headers=bearer, timeout=30,
+                             json={"name": "seen", "image": "alpine", "command": ["true"]}).json()["task"]
+        for line in lines:  # ends when the server closes the stream; the test's timeout bounds it
+            if line.startswith("data:") and created["id"] in line:
+                assert json.loads(line[5:])["object"]["id"] == created["id"]
+                break
 
 
 def test_a_session_on_another_replica_is_not_found_not_a_500(replicas: list[Gateway], key: str) -> None:
