@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -54,6 +54,9 @@ from mcp_server.store.stores import Stores, open_stores
 from rest_bridge.app import rest_routes
 from rest_bridge.docs import docs_routes
 
+if TYPE_CHECKING:
+    from mcp_server.engine.replicas import Elect
+
 
 def make_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "kubernetes":
@@ -77,6 +80,18 @@ def fair_share(inner: Runtime, stores: Stores, settings: Settings) -> FairShare:
     return HandOff(inner, stores.run_queue, settings, coordination.channel(RUNS, CHANGES))
 
 
+def leadership(settings: Settings, stores: Stores) -> Elect | None:
+    """How replicas on a shared store elect the engine's leader: a Lease on Kubernetes, else a PostgreSQL lock."""
+    coordination = stores.coordination()
+    if coordination is None:
+        return None  # SQLite: one host, engine.lock
+    if settings.runtime == "kubernetes":
+        from k8s.lease import lease_election
+
+        return lease_election(settings)
+    return coordination.lead
+
+
 async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
     templates = read_templates_file(settings.templates_file) if settings.templates_file else []
@@ -96,7 +111,8 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
         sandboxes=SandboxService(stores.sandboxes, inner, dispatcher, settings),
     )
     services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
-                        sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts)
+                        sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts,
+                        elect=leadership(settings, stores))
     if engine:
         await services.start_engine()
     return services

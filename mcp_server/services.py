@@ -25,7 +25,7 @@ from mcp_server.runtime.base import Runtime
 from mcp_server.store.stores import Stores
 
 if TYPE_CHECKING:
-    from mcp_server.engine.replicas import Replica
+    from mcp_server.engine.replicas import Elect, Replica
 
 
 def _take_recovery_lease(data_dir: Path) -> TextIO | None:
@@ -58,6 +58,8 @@ class Services:
     _lease: TextIO | None = field(default=None)
     replica: Replica | None = None
     """This process among replicas sharing a PostgreSQL store; None on SQLite."""
+    elect: Elect | None = None
+    """How this replica becomes the engine's leader (``app.leadership``); None on SQLite."""
 
     @property
     def keys(self) -> KeyStore:
@@ -65,12 +67,11 @@ class Services:
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
-        coordination = self.stores.coordination()
-        if coordination is not None:  # replicas on one store: the elected leader recovers, when elected
+        if self.elect is not None:  # replicas on one store: the elected leader recovers, when elected
             from mcp_server.engine.replicas import HandOff, Replica
 
             assert isinstance(self.runtime, HandOff)
-            self.replica = Replica(coordination, self.runtime, self.dispatcher, on_lead=self._recover)
+            self.replica = Replica(self.elect, self.runtime, self.dispatcher, on_lead=self._recover)
             self.replica.start()
         else:
             self._lease = _take_recovery_lease(self.settings.data_dir)

@@ -47,6 +47,7 @@ RESOURCES: dict[str, Resource] = {
     "events": Resource("v1", "Event"),
     "roles": Resource("rbac.authorization.k8s.io/v1", "Role"),
     "rolebindings": Resource("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    "leases": Resource("coordination.k8s.io/v1", "Lease"),
 }
 Admission = Callable[[str, Obj], None]
 """Called with (resource, object) before a create is stored; raises ``ApiError`` to refuse it."""

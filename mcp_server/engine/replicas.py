@@ -23,18 +23,31 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from mcp_server.config import Settings
 from mcp_server.engine.changes import Change
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.runtime.base import RunEvent, RunSpec, Runtime
-from mcp_server.store.coordination import Channel, Lease, PgCoordination
+from mcp_server.store.coordination import Channel
 from mcp_server.store.run_queue import RunQueue
 
 log = logging.getLogger(__name__)
 
 RUNS, CHANGES = "kubegate_runs", "kubegate_changes"
+
+
+class Held(Protocol):
+    """Leadership while held: the PostgreSQL lock (``store.coordination``) or a Kubernetes Lease (``k8s.lease``)."""
+
+    lost: asyncio.Event
+
+    async def release(self) -> None: ...
+
+
+Elect = Callable[[], Awaitable[Held]]
+"""Waits until this replica leads; what the composition root picks for the runtime in use."""
 
 
 class HandOff(FairShare):
@@ -110,15 +123,15 @@ def stop_process() -> None:
 class Replica:
     """This process's part among the replicas: the leader election, the notices in and out."""
 
-    def __init__(self, coordination: PgCoordination, runtime: HandOff, dispatcher: Dispatcher,
+    def __init__(self, elect: Elect, runtime: HandOff, dispatcher: Dispatcher,
                  on_lead: Callable[[], Awaitable[None]], on_lost: Callable[[], None] = stop_process) -> None:
-        self.coordination = coordination
+        self.elect = elect
         self.runtime = runtime
         self.dispatcher = dispatcher
         self.on_lead = on_lead
         self.on_lost = on_lost
         self.id = uuid.uuid4().hex[:12]
-        self.lease: Lease | None = None
+        self.lease: Held | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel = runtime.channel
 
@@ -138,7 +151,7 @@ class Replica:
         task.add_done_callback(self._tasks.discard)
 
     async def _elect(self) -> None:
-        self.lease = await self.coordination.lead()
+        self.lease = await self.elect()
         log.info("replica %s leads the engine", self.id)
         self.runtime.lead()
         try:

@@ -13,7 +13,7 @@ from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.replicas import CHANGES, RUNS, HandOff, Replica
 from mcp_server.runtime.base import RunSpec
-from mcp_server.store.coordination import PgCoordination
+from mcp_server.store.coordination import Lease, PgCoordination
 from mcp_server.store.postgres import PostgresDatabase
 from mcp_server.store.run_queue import RunQueue
 from tests.pg import PgCluster
@@ -45,7 +45,7 @@ async def make(database: PostgresDatabase, tmp_path: Path) -> AsyncIterator[Call
         async def on_lead() -> None:
             await runtime.recover([])
 
-        one = Replica(coordination, runtime, dispatcher, on_lead=on_lead, on_lost=lambda: lost.append("lost"))
+        one = Replica(coordination.lead, runtime, dispatcher, on_lead=on_lead, on_lost=lambda: lost.append("lost"))
         dispatcher.start()
         one.start()
         made.append((one, dispatcher))
@@ -99,6 +99,7 @@ async def test_a_leader_whose_lock_connection_breaks_stops_and_another_takes_ove
     await until(lambda: first.leading)
     second, second_runtime, _ = await make()
     assert first.lease is not None
+    assert isinstance(first.lease, Lease)
     pid = first.lease._conn.info.backend_pid
     await database.fetch_one("SELECT pg_terminate_backend(?)", (pid,))  # the server ends the leader's session
     await until(lambda: first_lost == ["lost"])
