@@ -313,3 +313,38 @@ def test_two_replicas_starting_at_once_migrate_an_empty_database_once(pg_cluster
     finally:
         for gw in pair:
             gw.stop()
+
+
+def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgCluster, fake_cluster: Path) -> None:
+    import asyncio
+
+    from k8s.client import KubeClient
+
+    async def gateway_namespace() -> None:  # where the gateway runs, and so where its Lease lives
+        kube = await KubeClient.connect(fake_cluster)
+        try:
+            await kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubegate"}})
+        except Exception as exc:  # another test of this session made it already
+            assert "already exists" in str(exc)
+        await kube.close()
+
+    asyncio.run(gateway_namespace())
+    url = pg_cluster.create_database()
+    env = {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(fake_cluster)}
+    data_dir = Path(tempfile.mkdtemp(prefix="lease-", dir=BASE))
+    pair = [Gateway(data_dir, env_extra=env).start() for _ in range(2)]
+    try:
+        leader = one_leader(pair)
+        follower = next(gw for gw in pair if gw is not leader)
+        for gw in pair:  # a follower watches nothing, and is ready all the same
+            assert httpx.get(f"{gw.url}/readyz", timeout=30).status_code == 200
+        client = Client(follower.url, mint_key(data_dir, user=USER, env=env))
+        made = client.request("POST", "/api/tasks", json={"name": "job", "image": "alpine",
+                                                          "command": ["sh", "-c", "echo hi; exit 3"]})
+        task = client.until_done("task", made.json()["task"]["id"])
+        assert (task["status"], task["exitCode"], task["output"]) == ("failed", 3, "hi")
+        leader.stop(signal.SIGKILL)
+        assert one_leader([follower]) is follower  # once the Lease expired
+    finally:
+        for gw in pair:
+            gw.stop()
