@@ -100,8 +100,9 @@ def failover(url: str, trials: int) -> list[float]:
             os.close(held)
             seconds.append(stamp_seconds(started) - killed_at)
             index = next(i for i, (p, _) in enumerate(gateways) if p == port)
-            gateways[index] = (port, kubegate(data_dir, port, {"KUBEGATE_DATABASE_URL": url,
-                                                               "KUBEGATE_ISOLATION": "none", **extra}))
+            fresh = free_port()  # not the killed one's: its socket may linger a moment
+            gateways[index] = (fresh, kubegate(data_dir, fresh, {"KUBEGATE_DATABASE_URL": url,
+                                                                 "KUBEGATE_ISOLATION": "none", **extra}))
     finally:
         for _, proc in gateways:
             proc.terminate()
@@ -148,7 +149,8 @@ def lease_takeover(url: str, trials: int) -> list[float]:
             leader([g for g in gateways if g[0] != port])
             seconds.append(time.monotonic() - killed_at)
             index = next(i for i, (p, _) in enumerate(gateways) if p == port)
-            gateways[index] = (port, kubegate(data_dir, port, env))
+            fresh = free_port()
+            gateways[index] = (fresh, kubegate(data_dir, fresh, env))
     finally:
         for _, proc in gateways:
             proc.terminate()
