@@ -43,7 +43,7 @@ USER = "replicas@example.test"
 def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
     return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
             GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
-            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER}
+            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +281,19 @@ def test_keys_audit_and_the_event_stream_are_the_same_through_every_replica(repl
             if line.startswith("data:") and created["id"] in line:
                 assert json.loads(line[5:])["object"]["id"] == created["id"]
                 break
+
+
+def test_a_login_session_made_on_one_replica_works_on_the_others_and_ends_on_all(replicas: list[Gateway]) -> None:
+    with httpx.Client(timeout=30) as browser:  # one cookie jar: cookies are per host, not per port
+        login = browser.post(f"{replicas[0].url}/auth/dev-login", json={"email": "browser@example.test"})
+        assert login.status_code == 200, login.text
+        for gw in replicas:
+            assert browser.get(f"{gw.url}/api/tasks").status_code == 200
+        kept = dict(browser.cookies)
+        origin = {"Origin": f"http://127.0.0.1:{PROXY_PORT}"}  # the public origin: the CSRF check passes
+        assert browser.post(f"{replicas[1].url}/auth/logout", headers=origin).status_code == 204
+    for gw in replicas:  # the old cookie, replayed: the session is gone from the shared store
+        assert httpx.get(f"{gw.url}/api/tasks", cookies=kept, timeout=30).status_code == 401
 
 
 def test_a_session_on_another_replica_is_not_found_not_a_500(replicas: list[Gateway], key: str) -> None:
