@@ -43,6 +43,7 @@ from _harness import free_port, kubegate, median, mint_key, report_ratio, start,
 
 from tests.pg import PgCluster, pg_bin  # noqa: E402
 
+NEEDS = ("wrk", "fake-cluster", "postgresql")
 ARGO_REQUEUE_SECONDS = 10.0
 
 
