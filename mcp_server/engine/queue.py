@@ -42,8 +42,6 @@ class FairShare:
         self._active: dict[str, str] = {}
         self._owners: Counter[str] = Counter()
         self._waiting: dict[str, RunSpec] = {}
-        self._starting: set[str] = set()
-        """Taken from ``_waiting`` and not yet out of the stored queue (``HandOff.adopt`` must skip them)."""
         self._events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._forwarder: asyncio.Task[None] | None = None
@@ -112,12 +110,8 @@ class FairShare:
                 if spec.run_id not in self._waiting or not self._has_slot(spec.owner):
                     continue
                 del self._waiting[spec.run_id]
-                self._starting.add(spec.run_id)
-                try:
-                    await self._launch(spec)
-                    await self._queue.take(spec.run_id)
-                finally:
-                    self._starting.discard(spec.run_id)
+                await self._launch(spec)
+                await self._queue.take(spec.run_id)
 
     async def cancel(self, run_id: str) -> None:
         if await self._drop(run_id):

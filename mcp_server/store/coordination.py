@@ -93,7 +93,7 @@ class Channel:
                         on_message(notice.channel, notice.payload)
                 finally:
                     await conn.close()
-            except (psycopg.OperationalError, OSError) as exc:
+            except Exception as exc:  # the connection, or catching up after it: either way, listen again
                 log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", type(exc).__name__, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
