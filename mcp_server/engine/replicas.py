@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from mcp_server.config import Settings
@@ -93,6 +93,15 @@ class HandOff(FairShare):
             if not self.leading:
                 return
             yield event
+
+    async def recover(self, active: Sequence[RunSpec]) -> None:
+        """Keep every handed-over run: one queued after the caller read ``active`` is no orphan to drop.
+
+        (A follower removes a run from the queue before it deletes the run's task or workflow.)
+        """
+        known = {spec.run_id for spec in active}
+        queued = [spec for spec in await self._queue.waiting() if spec.run_id not in known]
+        await super().recover([*active, *queued])
 
     async def adopt(self) -> None:
         """Queue every run a follower handed over that this leader does not hold yet."""
