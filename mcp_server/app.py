@@ -35,6 +35,7 @@ from mcp_server.context import Parts
 from mcp_server.dashboard.routes import dashboard_routes
 from mcp_server.edge.hosts import allowed as allowed_hosts
 from mcp_server.edge.probes import probe_routes
+from mcp_server.engine.deployments import DeploymentService
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.engine.sandboxes import SandboxService
@@ -44,6 +45,7 @@ from mcp_server.engine.workflows import WorkflowService
 from mcp_server.errors import KubegateError, MethodNotAllowed, NotFound, Unavailable, for_status
 from mcp_server.http import MCP_PATH, error_response
 from mcp_server.mcp_http import McpEndpoint
+from mcp_server.proxy.apps import AppSite
 from mcp_server.proxy.hosts import HostDispatch
 from mcp_server.proxy.sandboxes import SandboxSite
 from mcp_server.registry import Registry, registry
@@ -109,6 +111,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
         templates=stores.templates,
         # Sandboxes have their own quota; they bypass the run queue (their events still pass it).
         sandboxes=SandboxService(stores.sandboxes, inner, dispatcher, settings),
+        deployments=DeploymentService(stores.deployments, stores.templates, inner, dispatcher, settings),
     )
     services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
                         sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts,
@@ -197,6 +200,7 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
     ]
 
     sandbox_site = SandboxSite(services)
+    app_site = AppSite(services, sandbox_site.forwarder)
     limiter = RateLimiter(settings)
 
     @asynccontextmanager
@@ -210,7 +214,8 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
         routes=routes,
         middleware=[
             # Sandbox origins first: none of the gateway's layers below apply to them.
-            Middleware(HostDispatch, sites={services.parts.sandboxes.domain: sandbox_site}),
+            Middleware(HostDispatch, sites={services.parts.sandboxes.domain: sandbox_site,
+                                            services.parts.deployments.domain: app_site}),
             edge_middleware(settings, authenticate, limiter, AuditLog(services.stores.audit), _read_only(reg)),
         ],
         exception_handlers=_exception_handlers(),

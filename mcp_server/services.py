@@ -67,6 +67,7 @@ class Services:
 
     async def start_engine(self) -> None:
         self.dispatcher.start()
+        self.parts.deployments.start()
         if self.elect is not None:  # replicas on one store: the elected leader recovers, when elected
             from mcp_server.engine.replicas import HandOff, Replica
 
@@ -84,6 +85,7 @@ class Services:
         tasks, workflows = self.parts.tasks, self.parts.workflows
         await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
         await self.parts.sandboxes.recover()
+        await self.parts.deployments.recover()
         await workflows.resume()
 
     def containment(self) -> dict[str, Any]:
@@ -102,6 +104,7 @@ class Services:
             await self.replica.close()
         if self.engine_running:
             await self.dispatcher.stop()
+            await self.parts.deployments.stop()
             await self.runtime.close()
         if self._lease is not None:
             self._lease.close()

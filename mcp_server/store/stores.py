@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from mcp_server.store.api_keys import ApiKeyStore
 from mcp_server.store.audit import AuditStore
 from mcp_server.store.db import Database
+from mcp_server.store.deployments import DeploymentRepository
 from mcp_server.store.run_queue import RunQueue
 from mcp_server.store.sandboxes import SandboxRepository
 from mcp_server.store.sessions import SessionRepository
@@ -38,6 +39,7 @@ class Stores:
     templates: TemplateStore
     run_queue: RunQueue
     sandboxes: SandboxRepository
+    deployments: DeploymentRepository
     _db: Database
 
     async def ping(self) -> None:
@@ -80,4 +82,5 @@ async def open_stores(db_path: Path, url: str | None = None) -> Stores:
     db = await open_database(db_path, url)
     return Stores(users=UserStore(db), api_keys=ApiKeyStore(db), sessions=SessionRepository(db),
                   audit=AuditStore(db), tasks=TaskStore(db), workflows=WorkflowStore(db), run_queue=RunQueue(db),
-                  sandboxes=SandboxRepository(db), templates=TemplateStore(db), _db=db)
+                  sandboxes=SandboxRepository(db), templates=TemplateStore(db),
+                  deployments=DeploymentRepository(db), _db=db)
