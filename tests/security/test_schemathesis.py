@@ -2,19 +2,24 @@
 
 Schemathesis reads ``/openapi.json`` and sends generated (valid and invalid) requests to every
 operation; its checks fail the run on any 5xx, on a response (status, content type or body)
-outside the documented schema, and on an operation that answers without credentials.
+outside the documented schema, and on an operation that answers without credentials. The
+stateful phase follows the documented ``nextPage`` links; its HAR record proves that a second
+page of ``/api/audit`` (as an administrator) was really fetched.
 Generated tasks run under bubblewrap (no network, read-only system), so fuzzed commands are
 harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -42,7 +47,7 @@ def fuzz_target(tmp_path: Path) -> Iterator[tuple[Gateway, str]]:
 @pytest.mark.timeout(900)
 def test_every_documented_endpoint_survives_fuzzing(fuzz_target: tuple[Gateway, str], tmp_path: Path) -> None:
     gateway, key = fuzz_target
-    config = tmp_path / "schemathesis.toml"
+    config, har = tmp_path / "schemathesis.toml", tmp_path / "requests.har"
     # An oversized generated body is refused with the documented 413, which is a rejection too.
     config.write_text('[checks.negative_data_rejection]\nexpected-statuses = '
                       '["400", "401", "403", "404", "405", "409", "413", "422", "429"]\n')
@@ -53,7 +58,7 @@ def test_every_documented_endpoint_survives_fuzzing(fuzz_target: tuple[Gateway, 
          # cannot be written into the schema, so a schema-valid request may rightly get a 400.
          "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--header", f"Authorization: Bearer {key}",
          "--max-examples", "25", "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "30",
-         "--report-dir", str(tmp_path / "report"), "--no-color"],
+         "--report-dir", str(tmp_path / "report"), "--report", "har", "--report-har-path", str(har), "--no-color"],
         capture_output=True, text=True, timeout=900,
     )
     summary = done.stdout[-6000:]
@@ -61,6 +66,25 @@ def test_every_documented_endpoint_survives_fuzzing(fuzz_target: tuple[Gateway, 
     assert "unique failures" not in done.stdout and " passed" in done.stdout, summary
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=60).text
     assert 'kubegate_tool_calls_total{door="rest",outcome="ok",tool="audit_list"}' in metrics, "audit was never read"
+    assert followed_pages(json.loads(har.read_text()), "/api/audit"), "the fuzzer never fetched a second audit page"
+
+
+def followed_pages(har: dict[str, Any], path: str) -> list[str]:
+    """Cursors that a ``GET path`` answered with as ``nextCursor`` and a later ``GET path`` fetched (200)."""
+    handed_out: set[str] = set()
+    followed: list[str] = []
+    for entry in har["log"]["entries"]:
+        request, response = entry["request"], entry["response"]
+        url = urlsplit(request["url"])
+        if request["method"] != "GET" or url.path != path or response["status"] != 200:
+            continue
+        cursor = parse_qs(url.query).get("cursor", [None])[0]
+        if cursor is not None and cursor in handed_out:
+            followed.append(cursor)
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            if (next_cursor := json.loads(response["content"]["text"]).get("nextCursor")):
+                handed_out.add(next_cursor)
+    return followed
 
 
 @pytest.mark.timeout(900)
