@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_step_bytes: int = Field(default=1024 * 1024, ge=1024)
     """A workflow step's image, command and env after substituting outputs; over it the step fails."""
     key_touch_interval_seconds: float = Field(default=60.0, ge=0)
+    revocation_recheck_seconds: float = Field(default=60.0, gt=0)
+    """How often a wait rechecks its credential when the store delivers change events (else every 5 s)."""
 
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

@@ -28,6 +28,7 @@ from mcp_server.runtime.isolation import find_bwrap
 from tests.gateway import Gateway, mint_key
 from tests.security.fuzz_edge_schema import schema
 
+AUDIT_PAGE_MAX = 500  # the most events /api/audit answers in one page (its `limit`)
 pytestmark = pytest.mark.skipif(find_bwrap("auto")[0] is None, reason="fuzzed tasks must run under bubblewrap")
 
 
@@ -47,6 +48,7 @@ def fuzz_target(tmp_path: Path) -> Iterator[tuple[Gateway, str]]:
 @pytest.mark.timeout(900)
 def test_every_documented_endpoint_survives_fuzzing(fuzz_target: tuple[Gateway, str], tmp_path: Path) -> None:
     gateway, key = fuzz_target
+    fill_the_audit_log(gateway, key, AUDIT_PAGE_MAX + 1)
     config, har = tmp_path / "schemathesis.toml", tmp_path / "requests.har"
     # An oversized generated body is refused with the documented 413, which is a rejection too.
     config.write_text('[checks.negative_data_rejection]\nexpected-statuses = '
@@ -67,6 +69,14 @@ def test_every_documented_endpoint_survives_fuzzing(fuzz_target: tuple[Gateway, 
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=60).text
     assert 'kubegate_tool_calls_total{door="rest",outcome="ok",tool="audit_list"}' in metrics, "audit was never read"
     assert followed_pages(json.loads(har.read_text()), "/api/audit"), "the fuzzer never fetched a second audit page"
+
+
+def fill_the_audit_log(gateway: Gateway, key: str, events: int) -> None:
+    """Audited requests (DELETEs of tasks that do not exist, 404), so every audit page has a next one and
+    the stateful phase can follow ``nextPage`` whatever ``limit`` it picks."""
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        for i in range(events):
+            assert http.delete(f"/api/tasks/task_fill{i}").status_code == 404
 
 
 def followed_pages(har: dict[str, Any], path: str) -> list[str]:
