@@ -41,7 +41,7 @@ def _confinement(settings: Settings, mode: Literal["bwrap", "none", "unavailable
 
 def describe(confinement: Confinement, found: cgroups.Cgroups | None) -> dict[str, str]:
     """``/healthz``'s and the start-up line's account of the confinement in force."""
-    network = "slirp4netns (no host loopback)" if confinement.slirp else "none (slirp4netns is not installed)"
+    network = "slirp4netns (no host loopback, no host address)" if confinement.slirp else "none (slirp4netns is not installed)"
     return {
         "isolation": confinement.mode,
         "limits": found.describe() if found else "rlimits",

@@ -155,6 +155,38 @@ async def test_with_network_the_run_has_its_own_namespace_and_no_host_loopback(
     assert "REACHED" not in log and log.count("unreachable") == 2
 
 
+def host_addresses() -> list[str]:
+    """The host's own IPv4 addresses other than loopback (the kernel's LOCAL routes)."""
+    lines = Path("/proc/net/fib_trie").read_text().splitlines()
+    found = [lines[i - 1].split()[-1] for i, line in enumerate(lines) if line.strip() == "/32 host LOCAL"]
+    return sorted({a for a in found if not a.startswith("127.")})
+
+
+def fenced(route_table: str, address: str) -> bool:
+    """Whether ``/proc/net/route`` (as the run saw it) holds a reject route for ``address``."""
+    destination = socket.inet_aton(address)[::-1].hex().upper()
+    return any(line.split()[:2] == ["*", destination] for line in route_table.splitlines())
+
+
+async def test_with_network_the_host_is_unreachable_on_its_own_addresses(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    if runtime.containment["network"].startswith("none"):
+        pytest.skip("slirp4netns is not installed")
+    addresses = host_addresses()
+    if not addresses:
+        pytest.skip("this host has no address besides loopback")
+    # As a gateway bound to 0.0.0.0 is: reachable on every address of the host.
+    with socket.create_server(("0.0.0.0", 0), backlog=16) as server:
+        port = server.getsockname()[1]
+        log, _ = await _run(runtime, "cat /proc/net/route; " + _connect_script(*(f"{a}:{port}" for a in addresses))
+                            + "; echo done", network=True)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing got through
+    assert "done" in log and "REACHED" not in log and log.count("unreachable") == len(addresses), log
+    assert "tap0\t00000000" in log and all(fenced(log, a) for a in addresses), log  # slirp is up, and fenced
+
+
 async def test_tmp_is_private_and_size_capped(make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(run_tmp_bytes=4 << 20)
     log, _ = await _run(runtime, """

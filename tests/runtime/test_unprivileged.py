@@ -22,6 +22,7 @@ from mcp_server.config import Settings
 from mcp_server.runtime import containment, isolation, shim
 from mcp_server.runtime.base import RunSpec
 from mcp_server.runtime.rundir import RunDir, remove_tree
+from tests.runtime.test_isolation import fenced, host_addresses
 
 NOBODY = 65534
 # Not the coverage-measured boot of tests/runtime/conftest.py: a shim running as uid 65534 can
@@ -100,6 +101,21 @@ def test_an_unprivileged_gateway_gives_network_without_the_host_loopback(home: P
                  f" && echo REACHED $h || echo unreachable $h; done")
         log, _, _ = _run_as_nobody(home, f"cat /proc/net/route; bash -c '{probe}'", network=True)
     assert "tap0\t00000000" in log and "REACHED" not in log and log.count("unreachable") == 2
+
+
+def test_an_unprivileged_gateway_fences_off_the_hosts_own_addresses(home: Path) -> None:
+    if shutil.which("slirp4netns") is None or not (addresses := host_addresses()):
+        pytest.skip("slirp4netns is not installed, or the host has no address besides loopback")
+    with socket.create_server(("0.0.0.0", 0)) as server:  # as a gateway bound to every address is
+        port = server.getsockname()[1]
+        probe = "; ".join(f"timeout 3 sh -c \"echo > /dev/tcp/{a}/{port}\" 2>/dev/null && echo REACHED {a}"
+                          f" || echo unreachable {a}" for a in addresses)
+        log, _, _ = _run_as_nobody(home, f"cat /proc/net/route; bash -c '{probe}'", network=True)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    assert "tap0\t00000000" in log and "REACHED" not in log and log.count("unreachable") == len(addresses), log
+    assert all(fenced(log, a) for a in addresses) and "fencing" not in log, log
 
 
 def test_delete_as_an_unprivileged_gateway_removes_a_run_that_locked_its_directories(home: Path) -> None:
