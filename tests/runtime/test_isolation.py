@@ -187,6 +187,36 @@ async def test_with_network_the_host_is_unreachable_on_its_own_addresses(make_ru
     assert "tap0\t00000000" in log and all(fenced(log, a) for a in addresses), log  # slirp is up, and fenced
 
 
+@pytest.mark.parametrize("attack", [
+    # Many files, each well under the per-file cap, in a directory the run then locks.
+    "mkdir d; i=0; while [ $i -lt 40 ]; do head -c 1000000 /dev/zero > d/f$i || exit 3; i=$((i+1)); done;"
+    " chmod 000 d; sleep 60",
+    # One file written through a descriptor after it was deleted: no walk of the work dir finds it.
+    "exec 3>hidden; rm hidden; i=0; while [ $i -lt 40 ]; do head -c 1000000 /dev/zero >&3 || exit 3;"
+    " i=$((i+1)); done; sleep 60",
+    # Inodes are disk too.
+    "mkdir d; i=0; while [ $i -lt 3000 ]; do : > d/f$i; i=$((i+1)); done; sleep 60",
+])
+async def test_a_work_dir_past_its_allowance_in_all_fails_with_disk_limit(make_runtime: MakeRuntime,
+                                                                        attack: str) -> None:
+    runtime = make_runtime(run_max_file_bytes=64 << 20, run_disk_bytes=16 << 20, run_disk_files=1000)
+    events = Events(runtime)
+    run = sh(attack, timeout_seconds=120)
+    await runtime.start(run)
+    exited = await events.wait(run.run_id)
+    log = runtime.read_logs(run.run_id, tail=1 << 20)
+    # Stopped while it still wrote (or slept), not by its timeout, and told why.
+    assert (exited.exit_code, exited.reason) == (137, "disk_limit"), log
+    assert exited.message is not None and "KUBEGATE_RUN_DISK_BYTES" in exited.message
+    assert "was stopped because its work dir holds" in log, log
+
+
+async def test_a_work_dir_within_its_allowance_runs_to_the_end(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime(run_max_file_bytes=8 << 20, run_disk_bytes=16 << 20, run_disk_files=1000)
+    log, code = await _run(runtime, "head -c 4000000 /dev/zero > a; sleep 1; echo fine")
+    assert code == 0 and "fine" in log and "stopped" not in log, log
+
+
 async def test_tmp_is_private_and_size_capped(make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(run_tmp_bytes=4 << 20)
     log, _ = await _run(runtime, """
