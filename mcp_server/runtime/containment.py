@@ -46,6 +46,14 @@ def describe(confinement: Confinement, found: cgroups.Cgroups | None) -> dict[st
     network = fenced if confinement.slirp else "none (slirp4netns is not installed)"
     return {
         "isolation": confinement.mode,
-        "limits": found.describe() if found else "rlimits",
+        "limits": found.describe() if found else _rlimits(confinement),
         "network": network if confinement.mode == "bwrap" else ("host" if confinement.mode == "none" else "none"),
     }
+
+
+def _rlimits(confinement: Confinement) -> str:
+    if confinement.mode == "bwrap" and not confinement.rootless:
+        # A run's uid maps to root outside, and the kernel never applies RLIMIT_NPROC to root.
+        return ("rlimits (processes NOT capped per run: a root gateway needs cgroups for that; "
+                "delegate the pids controller or run the gateway as a non-root user)")
+    return "rlimits"

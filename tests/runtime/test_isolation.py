@@ -6,6 +6,7 @@ private /tmp would hide a data dir under /tmp and make these tests pass for the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from mcp_server.config import Settings
 from mcp_server.errors import Unavailable
+from mcp_server.runtime import containment, isolation
 from mcp_server.runtime.local import LocalRuntime
 from tests.processes import process_alive
 from tests.runtime.conftest import MakeRuntime
@@ -275,6 +277,13 @@ async def test_a_timeout_kills_everything_the_run_started(make_runtime: MakeRunt
     limits = runtime.containment["limits"]
     if limits.startswith("cgroup"):
         assert not any(Path(d).exists() for d in runtime._cgroups.dirs(run.run_id))  # type: ignore[union-attr]
+
+
+def test_healthz_says_when_a_root_gateway_without_cgroups_cannot_cap_processes() -> None:
+    """RLIMIT_NPROC does not bind a run whose uid is root outside its namespace: say so, not "rlimits"."""
+    root = isolation.Confinement("bwrap", rootless=False)
+    assert "NOT capped" in containment.describe(root, None)["limits"]
+    assert containment.describe(dataclasses.replace(root, rootless=True), None)["limits"] == "rlimits"
 
 
 async def test_auto_without_bubblewrap_refuses_runs_and_says_how_to_fix_it(
