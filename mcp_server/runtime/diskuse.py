@@ -26,6 +26,10 @@ import os
 import stat
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 INTERVAL = 0.25
 MAX_INTERVAL = 2.0
 _DELETED = " (deleted)"
@@ -81,20 +85,20 @@ def walk(root: str, max_files: int) -> tuple[int, int]:
     return total, entries
 
 
-def _entries(path: str) -> list[os.DirEntry[str]]:
-    for attempt in range(2):
+def _entries(path: str) -> Iterator[os.DirEntry[str]]:
+    """The entries of ``path``, streamed (a directory may hold millions), reopened if the run locked it."""
+    try:
+        listing = os.scandir(path)
+    except PermissionError:
         try:
-            with os.scandir(path) as listing:
-                return list(listing)
-        except PermissionError:
-            if attempt == 0:
-                try:
-                    os.chmod(path, 0o700)  # the run locked it; its owner (the shim's uid) may open it again
-                except OSError:
-                    return []
+            os.chmod(path, 0o700)  # the run locked it; its owner (the shim's uid) may open it again
+            listing = os.scandir(path)
         except OSError:
-            return []
-    return []
+            return
+    except OSError:
+        return
+    with listing:
+        yield from listing
 
 
 def held_deleted(root_pid: int, inside: str) -> int:
