@@ -25,7 +25,8 @@ from kubernetes.aio.stream import WsApiClient
 from mcp_server import errors
 
 Obj = dict[str, Any]
-Kind = Literal["jobs", "pods", "namespaces", "networkpolicies", "resourcequotas", "limitranges", "rolebindings"]
+Kind = Literal["jobs", "pods", "services", "namespaces", "networkpolicies", "resourcequotas", "limitranges",
+               "rolebindings", "deployments"]
 
 _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "Secret": ("core", "secret", client.V1Secret),
@@ -35,16 +36,20 @@ _TYPES: dict[str, tuple[str, str, type[Any]]] = {
     "ResourceQuota": ("core", "resource_quota", client.V1ResourceQuota),
     "LimitRange": ("core", "limit_range", client.V1LimitRange),
     "RoleBinding": ("rbac", "role_binding", client.V1RoleBinding),
+    "Deployment": ("apps", "deployment", client.V1Deployment),
+    "Ingress": ("net", "ingress", client.V1Ingress),
 }
 """Namespaced kinds the runtime writes: which API group object serves them, their method stem, their model."""
 _LISTS: dict[Kind, tuple[str, str]] = {
     "jobs": ("batch", "list_job_for_all_namespaces"),
     "pods": ("core", "list_pod_for_all_namespaces"),
+    "services": ("core", "list_service_for_all_namespaces"),
     "namespaces": ("core", "list_namespace"),
     "networkpolicies": ("net", "list_network_policy_for_all_namespaces"),
     "resourcequotas": ("core", "list_resource_quota_for_all_namespaces"),
     "limitranges": ("core", "list_limit_range_for_all_namespaces"),
     "rolebindings": ("rbac", "list_role_binding_for_all_namespaces"),
+    "deployments": ("apps", "list_deployment_for_all_namespaces"),
 }
 
 WATCH_SECONDS = 240
@@ -109,6 +114,8 @@ class ExecOutcome:
     stdout: bytes
     stderr: bytes
     exit_code: int
+    truncated: bool = False
+    """Some of stdout or stderr went beyond ``exec``'s ``limit`` and was dropped."""
 
 
 ExecSink = Callable[[int, bytes], None]
@@ -135,7 +142,9 @@ class KubeClient:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         self._groups: dict[str, Any] = {"core": client.CoreV1Api(api), "batch": client.BatchV1Api(api),
-                                        "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api)}
+                                        "net": client.NetworkingV1Api(api), "rbac": client.RbacAuthorizationV1Api(api),
+                                        "apps": client.AppsV1Api(api)}
+        self._custom = client.CustomObjectsApi(api)
         self._core = self._groups["core"]
         self._batch = self._groups["batch"]
         self._ws = WsApiClient(api.configuration)  # type: ignore[no-untyped-call]
@@ -188,6 +197,25 @@ class KubeClient:
         body = _TYPES[obj["kind"]][2].model_validate(obj)
         return await _json(self._method("replace", obj["kind"])(meta["name"], meta["namespace"], body))
 
+    async def patch(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch to a namespaced object of a kind of ``_TYPES``."""
+        return await _json(self._method("patch", kind)(name, namespace, patch,
+                                                       _content_type="application/merge-patch+json"))
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete an object and what it owns (background cascade); ``False`` if it was gone."""
+        try:
+            await _json(self._method("delete", kind)(name, namespace, propagation_policy="Background"))
+        except errors.NotFound:
+            return False
+        return True
+
+    async def pod_metrics(self, namespace: str, selector: str) -> builtins.list[Obj]:
+        """``metrics.k8s.io`` PodMetrics of the Pods matching ``selector``; ``NotFound`` when the API is not served."""
+        body = await _json(self._custom.list_namespaced_custom_object_without_preload_content(
+            "metrics.k8s.io", "v1beta1", namespace, "pods", label_selector=selector))
+        return list(body.get("items") or [])
+
     async def resume_job(self, namespace: str, name: str) -> None:
         patch = {"spec": {"suspend": False}}
         await _json(self._batch.patch_namespaced_job_without_preload_content(
@@ -213,6 +241,21 @@ class KubeClient:
         body = await _json(self._core.list_namespaced_event_without_preload_content(
             namespace, field_selector=f"involvedObject.name={involved}"))
         return list(body.get("items") or [])
+
+    # The engine leader's Lease (k8s/lease.py), in the gateway's own namespace.
+    async def read_lease(self, namespace: str, name: str) -> Obj:
+        return await _json(client.CoordinationV1Api(self._api).read_namespaced_lease_without_preload_content(
+            name, namespace))
+
+    async def create_lease(self, lease: Obj) -> Obj:
+        return await _json(client.CoordinationV1Api(self._api).create_namespaced_lease_without_preload_content(
+            lease["metadata"]["namespace"], client.V1Lease.model_validate(lease)))
+
+    async def replace_lease(self, lease: Obj) -> Obj:
+        """PUT at the resourceVersion ``lease`` was read at: 409 (``Conflict``) if it moved since."""
+        meta = lease["metadata"]
+        return await _json(client.CoordinationV1Api(self._api).replace_namespaced_lease_without_preload_content(
+            meta["name"], meta["namespace"], client.V1Lease.model_validate(lease)))
 
     async def ping(self, selector: str) -> None:
         """One cheap authorised call (a list of at most one Job): raises unless the API server answers."""
@@ -255,9 +298,10 @@ class KubeClient:
                 yield chunk
 
     async def exec(self, namespace: str, pod: str, container: str, command: builtins.list[str], *,
-                   stdin: bytes | None = None, sink: ExecSink | None = None) -> ExecOutcome:
+                   stdin: bytes | None = None, sink: ExecSink | None = None, limit: int | None = None) -> ExecOutcome:
         """Run ``command`` in a container through ``pods/exec``: stdout and stderr apart, the exit code from
-        the status channel. ``stdin`` is sent whole, then closed."""
+        the status channel. ``stdin`` is sent whole, then closed. Each stream keeps at most ``limit`` bytes
+        (the sink sees only those too)."""
         try:
             # Through ``WsApiClient`` the call answers aiohttp's ``ws_connect``, not the typed response.
             connecting: Any = await self._ws_core.connect_get_namespaced_pod_exec_without_preload_content(
@@ -268,15 +312,18 @@ class KubeClient:
                     for at in range(0, len(stdin), 65536):
                         await ws.send_bytes(bytes([_STDIN]) + stdin[at:at + 65536])
                     await ws.send_bytes(bytes([_CLOSE, _STDIN]))
-                return await _exec_frames(ws, sink)
+                return await _exec_frames(ws, sink, limit)
         except aiohttp.WSServerHandshakeError as exc:
             raise errors.for_status(exc.status, f"Kubernetes exec: {exc.message}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.for_status(503, f"Kubernetes API unreachable: {exc}") from exc
 
 
-async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | None) -> ExecOutcome:
+async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | None,
+                       limit: int | None) -> ExecOutcome:
     out: dict[int, list[bytes]] = {1: [], 2: []}
+    kept = {1: 0, 2: 0}
+    truncated = False
     status: Obj | None = None
     async for message in ws:
         if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
@@ -286,6 +333,13 @@ async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | Non
             continue
         channel, payload = data[0], data[1:]
         if channel in out and payload:
+            if limit is not None:
+                room = max(0, limit - kept[channel])
+                truncated = truncated or len(payload) > room
+                payload = payload[:room]
+                kept[channel] += len(payload)
+            if not payload:
+                continue
             out[channel].append(payload)
             if sink is not None:
                 sink(channel, payload)
@@ -293,4 +347,4 @@ async def _exec_frames(ws: aiohttp.ClientWebSocketResponse, sink: ExecSink | Non
             status = json.loads(payload)
     if status is None:
         raise errors.for_status(502, "Kubernetes exec: the stream ended without the command's status")
-    return ExecOutcome(b"".join(out[1]), b"".join(out[2]), exit_code(status))
+    return ExecOutcome(b"".join(out[1]), b"".join(out[2]), exit_code(status), truncated)

@@ -125,14 +125,14 @@ class NamespaceGuard:
         return handle
 
     def _changed(self, kind: Kind, event: str, obj: Obj) -> bool:
-        if event == "DELETED" or obj["metadata"].get("deletionTimestamp"):
-            return True
+        going = event == "DELETED" or bool(obj["metadata"].get("deletionTimestamp"))
         if kind == "namespaces":
             owner, owner_label = self._owners.get(obj["metadata"]["name"], ("", ""))
-            return drifted(self.policy.namespace(obj["metadata"]["name"], owner, owner_label), obj)
+            return going or drifted(self.policy.namespace(obj["metadata"]["name"], owner, owner_label), obj)
         desired = {d["metadata"]["name"]: d for d in self.policy.objects(obj["metadata"]["namespace"])
                    if d["kind"] == _KIND_OF[kind]}.get(obj["metadata"]["name"])
-        return desired is not None and drifted(desired, obj)
+        # Not one of the policy's objects (a sandbox's own NetworkPolicy, say): its coming and going is no drift.
+        return desired is not None and (going or drifted(desired, obj))
 
     def relisted(self, _: list[Obj]) -> None:
         """After a gap in a watch nothing verified before it can be trusted."""

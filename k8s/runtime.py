@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from k8s import manifests, status
+from k8s.apps import SYNC_SECONDS, KubernetesApps
 from k8s.client import Kind, KubeClient, Obj
 from k8s.logs import LogCursor, RunLog, read_tail
 from k8s.namespaces import WATCH_KINDS, NamespaceGuard
 from k8s.policy import NamespacePolicy, pairs, tolerations
 from k8s.watcher import Watcher
+from k8s.workloads import WORKLOAD_LABEL, KubernetesWorkloads, pod_ready
 from mcp_server import errors
 from mcp_server.config import Settings
 from mcp_server.runtime.base import OUTPUT_LIMIT, EventKind, ExitReason, RunEvent, RunSpec, last_line
@@ -65,6 +67,8 @@ class _Run:
     copier: asyncio.Task[None] | None = None
     start_deadline: asyncio.TimerHandle | None = None
     removed: bool = False
+    workload: bool = False
+    ready: bool = False
 
 
 class KubernetesRuntime:
@@ -86,6 +90,9 @@ class KubernetesRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.watchers: dict[Kind, Watcher] = {}
+        self.workloads = KubernetesWorkloads(self)
+        self.apps = KubernetesApps(settings, self._kube, self._watches_synced, self.guard, self._placement,
+                                   self._spawn)
 
     async def _kube(self) -> KubeClient:
         if self._closed:
@@ -94,8 +101,11 @@ class KubernetesRuntime:
             if self._client is None:
                 self._client = await KubeClient.connect(self._settings.kubeconfig)
                 self.watchers = {
-                    "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_pod, _ignore),
+                    "pods": Watcher(self._client, "pods", manifests.SELECTOR, self._on_any_pod, _ignore),
                     "jobs": Watcher(self._client, "jobs", manifests.SELECTOR, self._on_job, self._relisted),
+                    "services": Watcher(self._client, "services", manifests.SELECTOR, self._on_service, _ignore),
+                    "deployments": Watcher(self._client, "deployments", manifests.SELECTOR, self.apps.on_deployment,
+                                           self.apps.relisted),
                 }
                 for kind in WATCH_KINDS:
                     self.watchers[kind] = Watcher(self._client, kind, manifests.SELECTOR, self.guard.watched(kind),
@@ -103,6 +113,24 @@ class KubernetesRuntime:
                 for watcher in self.watchers.values():
                     self._spawn(watcher.run())
             return self._client
+
+    async def _watches_synced(self) -> None:
+        """Return once every watch has listed once (state read from them is then complete), else 503."""
+        try:
+            async with asyncio.timeout(SYNC_SECONDS):
+                for watcher in list(self.watchers.values()):
+                    await watcher.synced.wait()
+        except TimeoutError:
+            raise errors.Unavailable("the Kubernetes API server has not answered the runtime's watches yet; "
+                                     "try again shortly") from None
+
+    def _on_service(self, kind: str, service: Obj) -> None:
+        self.workloads.on_service(kind, service)
+        self.apps.on_service(kind, service)
+
+    def _on_any_pod(self, kind: str, pod: Obj) -> None:
+        self._on_pod(kind, pod)
+        self.apps.on_pod(kind, pod)
 
     def ready(self) -> bool:
         """Connected, and every watch has listed once: run states and namespace checks can be trusted."""
@@ -127,7 +155,8 @@ class KubernetesRuntime:
 
     def _register(self, spec: RunSpec) -> _Run:
         namespace = manifests.namespace_name(self._settings.namespace_prefix, spec.owner)
-        run = _Run(spec.run_id, namespace, manifests.job_name(spec.run_id), RunLog(self._log_path(spec.run_id)))
+        run = _Run(spec.run_id, namespace, manifests.job_name(spec.run_id), RunLog(self._log_path(spec.run_id)),
+                   workload=spec.labels.get(WORKLOAD_LABEL) == "1")
         self._runs[spec.run_id] = run
         return run
 
@@ -175,10 +204,10 @@ class KubernetesRuntime:
             if self._exit(run, "error", message=f"could not start: {message}"):
                 self._spawn(self._delete(run))
 
-    async def _create_job(self, kube: KubeClient, spec: RunSpec, namespace: str) -> Obj:
+    async def _create_job(self, kube: KubeClient, spec: RunSpec, namespace: str, manifest: Obj | None = None) -> Obj:
         """The Job (suspended when a Secret must exist first), in a namespace whose policy is in place."""
-        manifest = manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds,
-                                 placement=self._placement, suspend=bool(spec.env))
+        manifest = manifest or manifests.job(spec, namespace, ttl_seconds=self._settings.job_ttl_seconds,
+                                             placement=self._placement, suspend=bool(spec.env))
         for attempt in (1, 2):
             await self.guard.ensure(namespace, spec.owner, manifests.label_value(spec.owner))
             try:
@@ -232,6 +261,9 @@ class KubernetesRuntime:
                 self._emit(run.run_id, "started")
             if run.copier is None:
                 run.copier = self._spawn(self._copy_logs(run, pod["metadata"]["name"]))
+        if run.workload and run.started and not run.ready and not run.exited and pod_ready(pod):
+            run.ready = True  # a workload's agent is its container: exec and its port work from here
+            self._emit(run.run_id, "ready")
 
     def _on_job(self, kind: str, job: Obj) -> None:
         run = self._run_of(job)

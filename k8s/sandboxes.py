@@ -5,8 +5,8 @@ A sandbox is a one-Pod ``batch/v1`` Job (a Job's ``activeDeadlineSeconds`` can b
 Service in front of its port, and a NetworkPolicy that lets only the gateway's pods reach it.
 Its egress follows the namespace's ``network`` policy, as for runs.
 
-Only the objects are here so far: the Kubernetes runtime does not run sandboxes yet (see the
-README), so nothing calls these functions outside their tests.
+The Pod's home is an ``emptyDir`` at ``HOME_DIR``, its working directory: exec starts there and
+file paths are confined to it (``k8s.podscripts``). ``k8s.workloads`` creates these objects.
 """
 
 from __future__ import annotations
@@ -24,18 +24,25 @@ KEEP_ALIVE = ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
 """What the sandbox's container runs: nothing, until it is told to stop; work arrives by pods/exec."""
 GATEWAY_NAMESPACE = "kubegate"
 GATEWAY_LABELS = {"app.kubernetes.io/name": "kubegate"}
+HOME_DIR = "/home/sandbox"
+"""The sandbox's writable home (an ``emptyDir``: the image's own files may not be writable by its uid)."""
 
 
 def objects(spec: RunSpec, namespace: str, *, port: int, ttl_seconds: int,
-            gateway_namespace: str = GATEWAY_NAMESPACE) -> list[Manifest]:
+            gateway_namespace: str = GATEWAY_NAMESPACE,
+            placement: manifests.Placement | None = None) -> list[Manifest]:
     """Job (suspended until its Secret exists), Service and NetworkPolicy of one sandbox, in order.
 
     The Secret is owned by the Job, so it is made from the created Job: ``secret``.
     """
     kept = replace(spec, command=KEEP_ALIVE)
-    job = manifests.job(kept, namespace, ttl_seconds=ttl_seconds)
-    container = job["spec"]["template"]["spec"]["containers"][0]
+    job = manifests.job(kept, namespace, ttl_seconds=ttl_seconds, placement=placement or manifests.Placement())
+    pod = job["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "home", "emptyDir": {}}]
+    container = pod["containers"][0]
     container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    container["workingDir"] = HOME_DIR
+    container["volumeMounts"] = [{"name": "home", "mountPath": HOME_DIR}]
     return [job, service(kept, namespace, port), ingress_policy(kept, namespace, port, gateway_namespace)]
 
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     run_retention: str = "168h"
     """How long a finished run's files (log, work dir) are kept; the task row stays. 0 keeps them."""
 
+    database_url: str | None = None
+    """``postgresql://user:pass@host/db``: the store for several replicas; unset, SQLite in the data dir."""
+
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)
@@ -139,6 +142,12 @@ class Settings(BaseSettings):
     """``key=value:Effect`` or ``key:Effect`` comma-separated: taints run Pods tolerate (dedicated nodes)."""
     user_namespaces: bool = False
     """``hostUsers: false``: run Pods in a user namespace (needs Kubernetes 1.33+ and a supporting runtime)."""
+    ingress_namespace: str = "ingress-nginx"
+    """Namespace of the ingress controller: public deployments' Pods accept traffic from it (NetworkPolicy)."""
+    ingress_class: str | None = None
+    """``ingressClassName`` of deployments' Ingresses; unset uses the cluster's default class."""
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    """A deployment's rollout without progress for this long is an ``Error`` (``ProgressDeadlineExceeded``)."""
     sandbox_domain: str | None = None
     """Sandbox URLs are ``{name}-{user hash}.{sandbox_domain}``; default ``sandboxes.localhost``."""
     apps_domain: str | None = None
@@ -156,6 +165,9 @@ class Settings(BaseSettings):
     max_sandbox_timeout_seconds: int = Field(default=24 * 3600, ge=1)
     sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest file ``sandboxes_read_file`` returns (writes are bounded by ``max_body_bytes`` too)."""
+
+    # Deployments (long-running apps; their URLs are ``{name}.{apps_domain}``, default ``apps.localhost``).
+    max_deployments_per_user: int = Field(default=10, ge=0, le=500)
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.policy import Policy
 from mcp_server.auth.principal import Principal
+from mcp_server.engine.deployments import DeploymentService
 from mcp_server.engine.sandboxes import SandboxService
 from mcp_server.engine.tasks import TaskService
 from mcp_server.engine.workflows import WorkflowService
@@ -42,6 +43,7 @@ class Parts:
     policy: Policy
     templates: TemplateStore
     sandboxes: SandboxService
+    deployments: DeploymentService
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Context:
     policy: Policy
     templates: TemplateStore
     sandboxes: SandboxService
+    deployments: DeploymentService
     progress: Progress = _no_progress
     log: Log = _no_log
 
@@ -63,6 +66,6 @@ class Context:
         """The one way a door builds a handler's context."""
         return cls(principal=principal, keys=parts.keys, audit=parts.audit, tasks=parts.tasks,
                    workflows=parts.workflows, policy=parts.policy, templates=parts.templates,
-                   sandboxes=parts.sandboxes,
+                   sandboxes=parts.sandboxes, deployments=parts.deployments,
                    progress=progress or _no_progress,
                    log=log or _no_log)

@@ -39,7 +39,7 @@ ValiditySource = Callable[[ServerRequestContext[Any, Any]], Awaitable[bool]]
 
 _WORDS = {"api_keys": "API keys", "tasks": "one-off tasks", "workflows": "multi-step workflows (DAGs of steps)",
           "audit": "the audit log", "sandboxes": "sandboxes (long-lived isolated environments)",
-          "templates": "deployment templates"}
+          "templates": "deployment templates", "deployments": "deployments (long-running apps with a URL)"}
 
 
 def instructions(registry: Registry) -> str:

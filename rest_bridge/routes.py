@@ -53,4 +53,14 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("GET", "/api/templates/{name}", "templates_get"),
     RestRoute("PATCH", "/api/templates/{name}", "templates_update", source="body"),
     RestRoute("DELETE", "/api/templates/{name}", "templates_delete"),
+    # ``status`` before ``{name}``: matched first (and no generated name is ``status``).
+    RestRoute("GET", "/api/deployments/status", "deployments_status"),
+    RestRoute("GET", "/api/deployments", "deployments_list"),
+    RestRoute("POST", "/api/deployments", "deployments_create", source="body", status=201),
+    RestRoute("GET", "/api/deployments/{name}", "deployments_get"),
+    RestRoute("PATCH", "/api/deployments/{name}", "deployments_update", source="body"),
+    RestRoute("DELETE", "/api/deployments/{name}", "deployments_delete"),
+    RestRoute("POST", "/api/deployments/{name}/scale", "deployments_scale", source="body"),
+    RestRoute("GET", "/api/deployments/{name}/logs", "deployments_logs"),
+    RestRoute("GET", "/api/deployments/{name}/metrics", "deployments_metrics"),
 )

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from k8s.sim import metrics
 from k8s.sim.execs import Exec
 from k8s.sim.kubelet import Kubelet
 from k8s.sim.policies import AdmissionPolicies, Write
@@ -83,6 +84,7 @@ class Api:
         self.store, self.kubelet, self.audit = store, kubelet, audit
         self.watches_open = asyncio.Event()
         self.watches_open.set()
+        self.metrics_served = True
         self.policies: AdmissionPolicies | None = None
         """ValidatingAdmissionPolicies applied to every write over HTTP (``FakeCluster.enforce``)."""
 
@@ -102,7 +104,18 @@ class Api:
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
         return Starlette(routes=[WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.exec),
+                                 Route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self.metrics),
                                  Route("/{path:path}", self.handle, methods=methods)])
+
+    async def metrics(self, request: Request) -> Response:
+        """PodMetrics (``k8s.sim.metrics``), or 404 when the cluster serves no metrics API."""
+        namespace = request.path_params["namespace"]
+        self.audit.add(("list", "metrics.k8s.io", "pods", namespace))
+        if not self.metrics_served:
+            error = ApiError(404, "NotFound", "the server could not find the requested resource")
+            return JSONResponse(error.status(), status_code=404)
+        return JSONResponse(metrics.pod_metrics(self.store, self.kubelet.containers_of, namespace,
+                                                request.query_params.get("labelSelector")))
 
     async def exec(self, websocket: WebSocket) -> None:
         """``pods/exec``: RBAC asks ``create`` of it, whichever method opens the WebSocket."""

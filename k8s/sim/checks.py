@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from k8s.sim import services
+from k8s.sim import appchecks, services
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
@@ -79,4 +79,5 @@ def semantic_errors(resource: str, obj: dict[str, Any]) -> list[str]:
         problems += _pod_spec_errors(spec, "spec.template.spec")
         if spec.get("restartPolicy") not in ("Never", "OnFailure"):
             problems.append("spec.template.spec.restartPolicy: must be Never or OnFailure for a Job")
+    problems += appchecks.errors(resource, obj)
     return problems

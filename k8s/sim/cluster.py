@@ -21,8 +21,11 @@ import uvicorn
 from k8s.sim import admission, services
 from k8s.sim.api import Api, Audit
 from k8s.sim.controller import JobController, default_job
-from k8s.sim.kubelet import Kubelet
+from k8s.sim.deployments import DeploymentController
+from k8s.sim.podnet import PodNetwork
 from k8s.sim.policies import AdmissionPolicies
+from k8s.sim.proxy import ServiceProxy
+from k8s.sim.restarts import RestartingKubelet
 from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 
@@ -42,16 +45,19 @@ class FakeCluster:
     """A one-node cluster in this process; ``invalid_writes`` and ``audit`` are there for assertions."""
 
     def __init__(self, *, port: int = 0, kubeconfig_path: Path | None = None, history: int = 10_000,
-                 validate: bool = True) -> None:
+                 validate: bool = True, pod_network: bool | None = None) -> None:
         self._port = port
         self._workdir = Path(tempfile.mkdtemp(prefix="kubegate-sim-"))
         self.kubeconfig_path = kubeconfig_path or self._workdir / "kubeconfig"
         self.store = Store(history=history, validate=validate)
         self.store.defaulters["jobs"] = default_job
-        self.store.defaulters["services"] = services.defaulter()
+        self.proxy = ServiceProxy(self.store)
+        self.store.defaulters["services"] = services.defaulter(self.proxy.allocate)
         self.audit: Audit = set()
-        self.kubelet = Kubelet(self.store, self._workdir)
+        # A network namespace and address per Pod when it can make them (root); ``pod_network`` forces it.
+        self.kubelet = RestartingKubelet(self.store, self._workdir, PodNetwork(pod_network))
         self.controller = JobController(self.store, self.kubelet)
+        self.deployments = DeploymentController(self.store)
         self.runtime_classes: set[str] = {"gvisor"}
         self.store.admission += [admission.quota(self.store), admission.runtime_classes(self.runtime_classes)]
         self._api: Api | None = None
@@ -88,7 +94,9 @@ class FakeCluster:
             self._api.watches_open.set()
         self.store.drop_watches()
         await self.controller.close()
+        self.deployments.close()
         await self.kubelet.close()
+        await self.proxy.close()
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
@@ -131,6 +139,11 @@ class FakeCluster:
         self._api.policies = AdmissionPolicies(documents, user)
         return self._api.policies
 
+    def serve_metrics(self, served: bool = True) -> None:
+        """Serve ``metrics.k8s.io`` (as with metrics-server installed) or answer it 404 (without)."""
+        assert self._api is not None
+        self._api.metrics_served = served
+
     def evict(self, namespace: str, name: str, reason: str = "EvictionByEvictionAPI") -> None:
         """Evict a Pod as the Eviction API or a preempting scheduler does: DisruptionTarget, graceful deletion."""
         def disrupt(pod: Obj) -> None:
@@ -145,12 +158,11 @@ class FakeCluster:
         self.kubelet.rotate(self.store.get("pods", namespace, name)["metadata"]["uid"])
 
     def service_address(self, namespace: str, name: str, port: int) -> tuple[str, int]:
-        """Where ``{name}.{namespace}.svc:{port}`` is reached here: its Pods listen on the host's loopback."""
+        """Where ``{name}.{namespace}.svc:{port}`` is reached from this machine: ``clusterIP:port`` (``proxy``)."""
         spec = self.store.get("services", namespace, name)["spec"]
-        for entry in spec.get("ports") or []:
-            if entry["port"] == port and isinstance(entry.get("targetPort"), int):
-                return "127.0.0.1", int(entry["targetPort"])
-        raise LookupError(f"service {namespace}/{name} has no numeric target for port {port}")
+        if not any(int(entry["port"]) == port for entry in spec.get("ports") or []):
+            raise LookupError(f"service {namespace}/{name} has no port {port}")
+        return str(spec["clusterIP"]), port
 
     def compact(self) -> None:
         """Expire the watch history so resuming from an old resourceVersion gets 410 Gone."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from k8s.sim.podnet import HOST_NETWORK, PodNet
 from k8s.sim.store import ApiError, Obj, Store, now
 
 MESSAGE_LIMIT = 4096
@@ -38,6 +39,8 @@ class Container:
         self.done = False
         self.exit_code: int | None = None
         self.process: asyncio.subprocess.Process | None = None
+        self.net = PodNet(HOST_NETWORK)
+        """The Pod's network; the kubelet sets it before ``start``, exec commands join it too."""
         self._started = ""
         self._finished = ""
         self._reason = ""
@@ -57,7 +60,8 @@ class Container:
         self._started = now()
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=self.workdir, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *self.net.wrap(argv, cwd=self.workdir, path=env.get("PATH")), env=env, cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         except (OSError, IndexError) as exc:
             self._error = f"failed to start container: {exc}"

@@ -111,7 +111,8 @@ class JobController:
                 armed[1].cancel()
             for timer in self._timers.pop(meta["uid"], []):
                 timer.cancel()
-        elif resource == "pods" and kind == "MODIFIED" and obj["status"].get("phase") in ("Succeeded", "Failed"):
+        elif resource == "pods" and kind == "MODIFIED" and (obj.get("status") or {}).get("phase") in (
+                "Succeeded", "Failed"):
             for ref in meta.get("ownerReferences") or []:
                 if ref["kind"] == "Job":
                     self._soon(self._finish, meta["namespace"], ref["name"], obj["status"]["phase"] == "Succeeded", obj)

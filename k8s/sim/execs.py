@@ -79,7 +79,8 @@ class _Session:
         pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
         try:
             process = await asyncio.create_subprocess_exec(
-                *command, cwd=self.container.workdir, env=self.container.env, start_new_session=True,
+                *self.container.net.wrap(command, cwd=self.container.workdir, path=self.container.env.get("PATH")),
+                cwd=self.container.workdir, env=self.container.env, start_new_session=True,
                 stdin=pipe if self.wanted["stdin"] else devnull,
                 stdout=pipe if self.wanted["stdout"] else devnull, stderr=pipe if self.wanted["stderr"] else devnull)
         except OSError as exc:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from k8s.sim.containers import Container, ContainerConfigError, environment
+from k8s.sim.podnet import PodNet, PodNetwork
 from k8s.sim.store import ApiError, Obj, Store, now
 
 NODE = "sim-node"
@@ -62,12 +63,20 @@ class Node:
         return None
 
 
+def _tcp_ports(specs: list[Obj]) -> list[int]:
+    """The TCP ports the Pod's containers declare: what its network forwards from its address."""
+    return sorted({int(port["containerPort"]) for spec in specs for port in spec.get("ports") or []
+                   if port.get("protocol", "TCP") == "TCP"})
+
+
 class Kubelet:
-    def __init__(self, store: Store, workdir: Path) -> None:
+    def __init__(self, store: Store, workdir: Path, network: PodNetwork | None = None) -> None:
         self._store = store
         self._workdir = workdir
         self.node = Node()
+        self.network = network or PodNetwork(enabled=False)
         self._pods: dict[str, dict[str, Container]] = {}
+        self._nets: dict[str, PodNet] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         store.listeners.append(self._on_event)
         store.terminator = self.terminate_pod
@@ -81,6 +90,12 @@ class Kubelet:
         elif kind == "DELETED" and uid in self._pods:
             for container in self._pods.pop(uid).values():
                 container.signal(signal.SIGKILL)
+            self._release(uid)
+
+    def _release(self, uid: str) -> None:
+        """Take down a Pod's network once nothing runs in it."""
+        if (net := self._nets.pop(uid, None)) is not None:
+            self._spawn(net.close())
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -95,6 +110,10 @@ class Kubelet:
     async def terminate_pod(self, pod: Obj, grace: float) -> None:
         await self.terminate(pod["metadata"]["uid"], grace)
 
+    def containers_of(self, uid: str) -> dict[str, Container]:
+        """The started containers of a Pod, by name (empty before it runs and after it is gone)."""
+        return dict(self._pods.get(uid, {}))
+
     def rotate(self, uid: str) -> None:
         """Rotate every container log of a Pod: reads start after this point, open follows end."""
         for container in self._pods.get(uid, {}).values():
@@ -104,12 +123,15 @@ class Kubelet:
         for containers in self._pods.values():
             for container in containers.values():
                 container.signal(signal.SIGKILL)
+        for net in list(self._nets.values()):
+            await net.close()
+        self._nets.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _set_status(self, pod: Obj, phase: str, statuses: list[Obj], *, scheduled: str | None = None,
-                    **extra: Any) -> bool:
+                    ready: bool | None = None, **extra: Any) -> bool:
         meta = pod["metadata"]
 
         def mutate(obj: Obj) -> None:
@@ -121,12 +143,12 @@ class Kubelet:
                      "lastTransitionTime": now()}]}
                 return
             obj["spec"]["nodeName"] = NODE
-            ready = "True" if phase == "Running" else "False"
+            is_ready = "True" if (phase == "Running" if ready is None else ready) else "False"
             obj["status"] = {
                 "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
                 "startTime": old.get("startTime") or now(), "qosClass": "Guaranteed",
                 "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
-                               {"type": "Ready", "status": ready, "lastTransitionTime": now()}, *kept],
+                               {"type": "Ready", "status": is_ready, "lastTransitionTime": now()}, *kept],
                 "containerStatuses": statuses, **extra,
             }
         try:
@@ -150,6 +172,7 @@ class Kubelet:
             return
         workdir = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['uid'][:8]}-", dir=self._workdir))
         containers: dict[str, Container] = {}
+        uid = pod["metadata"]["uid"]
         try:
             for spec in specs:
                 env = environment(self._store, pod, spec, workdir / spec["name"])
@@ -157,11 +180,31 @@ class Kubelet:
         except ContainerConfigError as exc:
             self._set_status(pod, "Pending", [_waiting(s, "CreateContainerConfigError", str(exc)) for s in specs])
             return
-        self._pods[pod["metadata"]["uid"]] = containers
+        try:
+            net = await self.network.attach(_tcp_ports(specs))
+        except OSError as exc:
+            self._set_status(pod, "Pending", [_waiting(s, "ContainerCreating", f"pod network: {exc}") for s in specs])
+            return
+        if not self._still_wanted(pod):  # deleted (or being deleted) while its network was being made
+            await net.close()
+            return
+        self._nets[uid] = net
+        self._pods[uid] = containers
         for container in containers.values():
+            container.net = net
             await container.start()
-        self._publish(pod, containers, podIP="10.0.0.1", podIPs=[{"ip": "10.0.0.1"}])
+        self._publish(pod, containers, podIP=net.ip, podIPs=[{"ip": net.ip}])
         await asyncio.gather(*(self._wait(pod, containers, c) for c in containers.values()))
+        if self._pods.get(uid) is containers:
+            self._release(uid)
+
+    def _still_wanted(self, pod: Obj) -> bool:
+        meta = pod["metadata"]
+        try:
+            stored = self._store.get("pods", meta["namespace"], meta["name"])["metadata"]
+        except ApiError:
+            return False
+        return bool(stored["uid"] == meta["uid"] and not stored.get("deletionTimestamp"))
 
     async def _wait(self, pod: Obj, containers: dict[str, Container], container: Container) -> None:
         await container.wait()

@@ -1,8 +1,9 @@
 """Services in the fake cluster: the API server's defaults and rules, and where a Service can be reached.
 
-A real Service gets a virtual ``clusterIP`` that kube-proxy routes to its Pods. The simulated
-kubelet runs every Pod as local processes on the host's network, so the address that reaches
-a Service's Pods here is ``127.0.0.1:{targetPort}`` (``FakeCluster.service_address``).
+A real Service gets a virtual ``clusterIP`` that kube-proxy routes to its Pods. Here
+``k8s.sim.proxy`` gives it a loopback one and routes it to its ready Pods' addresses
+(``k8s.sim.podnet``), so ``clusterIP:port`` works from any process on this machine
+(``FakeCluster.service_address``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 
 
-def defaulter() -> Callable[[Obj], None]:
-    """What the API server fills in on create: a cluster IP (from 10.96.0.0/12) and the policy defaults."""
+def defaulter(allocate: Callable[[Obj], None] | None = None) -> Callable[[Obj], None]:
+    """What the API server fills in on create: a cluster IP and the policy defaults.
+
+    ``allocate`` picks the cluster IP (the fake cluster's proxy: a reachable one); without it, or
+    when it finds none, one from 10.96.0.0/12, as the default service range.
+    """
     addresses = itertools.count(10)
 
     def default(service: Obj) -> None:
+        if allocate is not None:
+            allocate(service)
         spec = service.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")

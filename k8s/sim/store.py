@@ -47,6 +47,10 @@ RESOURCES: dict[str, Resource] = {
     "events": Resource("v1", "Event"),
     "roles": Resource("rbac.authorization.k8s.io/v1", "Role"),
     "rolebindings": Resource("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    "leases": Resource("coordination.k8s.io/v1", "Lease"),
+    "deployments": Resource("apps/v1", "Deployment"),
+    "replicasets": Resource("apps/v1", "ReplicaSet"),
+    "ingresses": Resource("networking.k8s.io/v1", "Ingress"),
 }
 Admission = Callable[[str, Obj], None]
 """Called with (resource, object) before a create is stored; raises ``ApiError`` to refuse it."""
@@ -279,6 +283,9 @@ class Store:
         meta["resourceVersion"] = str(self._rv)
         key = _key(resource, meta.get("namespace"), meta["name"])
         before = self.objects.get(key)
+        if before is not None:  # as the API server: generation counts changes of the spec, nothing else
+            changed = before.get("spec") != obj.get("spec")
+            meta["generation"] = int(before["metadata"].get("generation") or 1) + (1 if changed else 0)
         self.objects[key] = obj
         self._emit(resource, kind, obj, (before["metadata"].get("labels") or {}) if before else None)
         if meta.get("ownerReferences") and not any(self._exists(ref["uid"]) for ref in meta["ownerReferences"]):

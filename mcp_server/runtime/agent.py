@@ -7,10 +7,17 @@ inherited file descriptors, so a tenant can neither replace a socket nor point t
 another one, and the sandbox keeps ``--unshare-net``:
 
 - CONTROL: each connection carries one request, a marshal'd dict after its 4-byte length
-  (``op``: ``ping``, ``exec``, ``read``, ``write``, ``stats``). Replies are JSON (the gateway
+  (``op``: ``ping``, ``exec``, ``read``, ``write``, ``stats``, ``watch``). Replies are JSON (the gateway
   never unmarshals what comes out of a sandbox): one line, or for ``exec`` frames of 1 byte
   kind (``o``/``e``/``x``), 4 bytes length and the payload. A closed connection kills the command.
 - BRIDGE: every connection is spliced to ``127.0.0.1:PORT`` inside the sandbox.
+
+A deployment replica's agent also supervises its app (``KUBEGATE_APP`` in its environment: the
+command, port and health path as JSON): ``watch`` keeps the connection open and sends one JSON
+line per change of the app's state (first the current one), so the gateway learns of crashes and
+readiness without asking.
+The app runs with the agent's environment; its output goes to the run's log, each line prefixed
+with its UTC time, and it is restarted with exponential backoff whenever it exits.
 
 File paths are confined to the agent's cwd (the workload's home) after resolving symlinks, and the
 I/O happens here, with the sandbox's own rights: a link planted in the sandbox can at most reach
@@ -31,9 +38,12 @@ import sys
 from typing import Any
 
 _CHUNK = 65536
+_DIAL_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+"""Seconds each connect to the workload's port may take before it is tried again (see ``_dial``)."""
 _ROOT = os.path.realpath(os.getcwd())
 _STREAM = _socket.SOCK_STREAM
 _warm = [False]
+_APP: list[App] = []
 
 
 class Refused(Exception):
@@ -47,6 +57,9 @@ def main(control_fd: int, bridge_fd: int, port: int) -> None:
     # each thread may reserve 64 MiB of address space, which the sandbox's RLIMIT_AS soon refuses.
     os.environ.pop("MALLOC_ARENA_MAX", None)
     _thread.stack_size(256 * 1024)
+    app = os.environ.pop("KUBEGATE_APP", None)
+    if app is not None:
+        _APP.append(_load_app(app))
     bridge = _socket.socket(_socket.AF_UNIX, _STREAM, 0, bridge_fd)
     _thread.start_new_thread(_accept, (bridge, lambda conn: _splice(conn, port)))
     _accept(_socket.socket(_socket.AF_UNIX, _STREAM, 0, control_fd), _serve)
@@ -103,7 +116,9 @@ def _serve(conn: Any) -> None:
             _write(request["path"], reader.exactly(int(request["size"])))
             conn.sendall(_reply(ok=True))
         elif op == "stats":
-            conn.sendall(_reply(ok=True, **_stats()))
+            conn.sendall(_reply(ok=True, **_stats(skip=str(os.getpid()) if request.get("appOnly") else None)))
+        elif op == "watch" and _APP:
+            _APP[0].watch(conn)
         else:
             conn.sendall(_reply(ok=True, pid=os.getpid()))
     except Refused as exc:
@@ -186,17 +201,24 @@ def _is_regular(mode: int) -> bool:
     return mode & 0o170000 == 0o100000
 
 
-def _stats() -> dict[str, int]:
-    processes, rss = 0, 0
+def _stats(skip: str | None = None) -> dict[str, int]:
+    """Processes, RSS and CPU time (ms, user + system) of everything in the workload's pid namespace.
+
+    ``skip``: a pid left out (the agent itself, for a deployment replica's usage).
+    """
+    processes, rss, ticks = 0, 0, 0
     for name in os.listdir("/proc"):
-        if name.isdigit():
+        if name.isdigit() and name != skip:
             try:
                 with open(f"/proc/{name}/statm", "rb") as file:
                     rss += int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                with open(f"/proc/{name}/stat", "rb") as file:
+                    fields = file.read().rsplit(b")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
                 processes += 1
             except (OSError, IndexError, ValueError):
                 continue
-    return {"processes": processes, "memoryBytes": rss}
+    return {"processes": processes, "memoryBytes": rss, "cpuMillis": ticks * 1000 // os.sysconf("SC_CLK_TCK")}
 
 
 def _exec(conn: Any, request: dict[str, Any]) -> None:
@@ -275,10 +297,34 @@ def _frame(conn: Any, kind: bytes, payload: bytes) -> None:
     conn.sendall(kind + len(payload).to_bytes(4, "big") + payload)
 
 
+def _dial(port: int) -> Any:
+    """A connection to the workload's port, its dropped SYNs retried within milliseconds.
+
+    A server whose accept queue is full drops the SYN, and the kernel sends it again only after
+    1 s (then 3 s, ...). ``python3 -m http.server`` listens with a backlog of 5, so a burst of
+    proxied requests stalled for whole seconds. On loopback a handshake with room in the queue
+    completes at once (``accept`` need not have run), so a connect still pending after a few
+    milliseconds was dropped: it is tried again on a new socket, waiting longer each time.
+    """
+    for wait in _DIAL_WAITS:
+        upstream = _socket.socket(_socket.AF_INET, _STREAM)
+        upstream.settimeout(wait)
+        try:
+            upstream.connect(("127.0.0.1", port))
+        except TimeoutError:
+            upstream.close()
+            continue
+        except OSError:
+            upstream.close()
+            raise
+        upstream.settimeout(None)
+        return upstream
+    raise TimeoutError("the workload's port accepted no connection")
+
+
 def _splice(conn: Any, port: int) -> None:
-    upstream = _socket.socket(_socket.AF_INET, _STREAM)
+    upstream = _dial(port)
     try:
-        upstream.connect(("127.0.0.1", port))
         done = _thread.allocate_lock()
         done.acquire()
         _thread.start_new_thread(_pump, (upstream, conn, done))
@@ -302,6 +348,129 @@ def _pump(source: Any, target: Any, done: Any) -> None:
     finally:
         if done is not None:
             done.release()
+
+
+_FAILING_AFTER = 3
+"""Exits in a row without ever becoming ready after which the app is ``failing`` (the deployment's Error)."""
+_BACKOFF_MAX = 30.0
+_READY_PERIOD = 2.0
+"""Seconds between health checks of a ready app (a readiness probe's period)."""
+
+
+def _load_app(text: str) -> App:
+    import json
+
+    config = json.loads(text)
+    return App(list(config["command"]), int(config["port"]), str(config["health"]))
+
+
+class App:
+    """The supervised app of a deployment replica: restarted on exit, probed on its health path."""
+
+    def __init__(self, command: list[str], port: int, health: str) -> None:
+        self.command, self.port, self.health = command, port, health
+        self.lock = _thread.allocate_lock()
+        self.state: dict[str, Any] = {"ready": False, "restarts": 0, "lastError": None, "failing": False}
+        self.watchers: list[Any] = []
+        self.generation = 0
+        self.tail: list[str] = []
+        _thread.start_new_thread(self._supervise, ())
+
+    def update(self, **changes: Any) -> None:
+        import json
+
+        with self.lock:
+            if all(self.state.get(k) == v for k, v in changes.items()):
+                return
+            self.state.update(changes)
+            line = json.dumps(self.state).encode() + b"\n"
+            for conn in list(self.watchers):
+                try:
+                    conn.sendall(line)
+                except OSError:
+                    self.watchers.remove(conn)
+
+    def watch(self, conn: Any) -> None:
+        import json
+
+        with self.lock:
+            conn.sendall(json.dumps(self.state).encode() + b"\n")
+            self.watchers.append(conn)
+        try:
+            while conn.recv(64):
+                pass  # the gateway sends nothing; a read returning b"" means it hung up
+        finally:
+            with self.lock:
+                if conn in self.watchers:
+                    self.watchers.remove(conn)
+
+    def log(self, text: str) -> None:
+        import time
+
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        os.write(1, f"{stamp} {text}\n".encode(errors="replace"))
+        self.tail = (self.tail + [text])[-10:]
+
+    def _supervise(self) -> None:
+        import subprocess
+        import time
+
+        failures = 0
+        while True:
+            self.tail = []
+            self.generation += 1
+            try:
+                proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            except (OSError, ValueError) as exc:
+                self.log(f"[kubegate] cannot start {self.command[0]!r}: {getattr(exc, 'strerror', None) or exc}")
+                code = 127
+            else:
+                _thread.start_new_thread(self._probe, (self.generation,))
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    self.log(raw.decode(errors="replace").rstrip("\n"))
+                code = proc.wait()
+                _killpg(proc.pid, 9)  # what it left running in its session goes with it
+            self.generation += 1
+            failures = 0 if self.state["ready"] else failures + 1
+            code = code if code >= 0 else 128 - code
+            self.log(f"[kubegate] the app exited with code {code}; restarting")
+            error = "\n".join([f"exited with code {code}", *self.tail[-6:-1]])
+            self.update(ready=False, restarts=self.state["restarts"] + 1, lastError=error,
+                        failing=failures >= _FAILING_AFTER)
+            time.sleep(min(0.25 * 2 ** max(failures - 1, 0), _BACKOFF_MAX))
+
+    def _probe(self, generation: int) -> None:
+        import time
+
+        delay = 0.005
+        while generation == self.generation:
+            ready = _healthy(self.port, self.health)
+            if generation != self.generation:
+                return
+            self.update(ready=ready, **({"failing": False} if ready else {}))
+            time.sleep(_READY_PERIOD if ready else delay)
+            delay = min(delay * 1.5, 1.0)
+
+
+def _healthy(port: int, path: str) -> bool:
+    """Whether ``GET path`` on the app's port answers 2xx or 3xx within a second."""
+    conn = _socket.socket(_socket.AF_INET, _STREAM)
+    conn.settimeout(1.0)
+    try:
+        conn.connect(("127.0.0.1", port))
+        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: kubegate-probe\r\n\r\n".encode())
+        head = conn.recv(64)
+        for _ in range(16):  # read the answer out: closing on an unread one resets the app's write
+            if not conn.recv(4096):
+                break
+        return head.startswith(b"HTTP/") and head[9:10] in (b"2", b"3")
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -158,6 +158,8 @@ class Endpoint:
 class WorkloadStats:
     processes: int
     memory_bytes: int
+    cpu_seconds: float = 0.0
+    """User + system CPU time of the workload's processes (those alive now)."""
 
 
 OutputSink = Callable[[str, bytes], Awaitable[None]]

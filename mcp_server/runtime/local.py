@@ -32,6 +32,8 @@ from mcp_server.errors import Conflict, Unavailable
 from mcp_server.runtime import containment, isolation, shim
 from mcp_server.runtime.base import DEFAULT_SIZE, SIZES, RunEvent, RunSpec
 from mcp_server.runtime.follow import RunsFollower
+from mcp_server.runtime.local_apps import PREFIX as APP_PREFIX
+from mcp_server.runtime.local_apps import LocalApps
 from mcp_server.runtime.retention import Retention
 from mcp_server.runtime.rundir import RunDir, remove_tree
 from mcp_server.runtime.shimkit import kill_cgroups, remove_cgroups
@@ -68,6 +70,7 @@ class LocalRuntime:
         self._closed = False
         self._follower: RunsFollower | None = None
         self.workloads = LocalWorkloads(self, settings)
+        self.apps = LocalApps(self)
         if self._confinement.refusal is not None:
             logger.error("%s", self._confinement.refusal)
 
@@ -225,8 +228,18 @@ class LocalRuntime:
         run.done.set()
 
     def emit(self, event: RunEvent) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        if event.run_id.startswith(APP_PREFIX):
+            self.apps.on_run_event(event)  # a deployment replica: its app's business, not the engine's
+        else:
             self._events.put_nowait(event)
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """The runs on disk whose id starts with ``prefix``."""
+        if not self._runs_dir.is_dir():
+            return []
+        return sorted(entry.name for entry in self._runs_dir.iterdir() if entry.name.startswith(prefix))
 
     async def cancel(self, run_id: str) -> None:
         run = self._runs.get(run_id) or self._adopt(run_id)
@@ -342,6 +355,7 @@ class LocalRuntime:
         if self._follower is not None:
             self._follower.close()
         await self.workloads.close()
+        await self.apps.close()
         self._retention.close()
         self._events.put_nowait(None)
 

@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,9 +147,26 @@ class LocalWorkloads:
         finally:
             writer.close()
 
-    async def stats(self, run_id: str) -> WorkloadStats:
-        reply = _checked(await self._call(run_id, {"op": "stats"}))
-        return WorkloadStats(processes=int(reply["processes"]), memory_bytes=int(reply["memoryBytes"]))
+    async def stats(self, run_id: str, *, app_only: bool = False) -> WorkloadStats:
+        """What the workload uses now; ``app_only``: leaving out its agent (a deployment replica's app)."""
+        reply = _checked(await self._call(run_id, {"op": "stats", "appOnly": app_only}))
+        return WorkloadStats(processes=int(reply["processes"]), memory_bytes=int(reply["memoryBytes"]),
+                             cpu_seconds=int(reply.get("cpuMillis", 0)) / 1000)
+
+    async def watch(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The state of the app a deployment replica's agent supervises: now, then each change.
+
+        Ends when the workload goes away; ``Unavailable`` when it cannot be reached.
+        """
+        reader, writer = await self._open(run_id, {"op": "watch"})
+        try:
+            while line := await reader.readline():
+                state: dict[str, Any] = json.loads(line)
+                yield state
+        except (ConnectionError, ValueError):
+            return
+        finally:
+            writer.close()
 
     async def extend(self, run_id: str, deadline: datetime) -> None:
         run_dir = self._runtime.run_dir(run_id)

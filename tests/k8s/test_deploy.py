@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +11,14 @@ import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from k8s import manifests
+from k8s import deployments, manifests
 from k8s.client import KubeClient
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import FakeCluster
 from mcp_server import errors
-from mcp_server.runtime.base import RunSpec
+from mcp_server.runtime.apps import AppSpec
+from mcp_server.runtime.base import ExecRequest, RunSpec
+from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
 from tests.k8s.conftest import make_settings
 from tests.runtime.support import Events
 
@@ -39,9 +43,17 @@ def rules(name: str) -> set[tuple[str, str, str]]:
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
-def test_the_deployment_runs_one_non_root_replica_ready_only_when_synced() -> None:
-    [deployment] = [doc for path in MANIFESTS for doc in documents(path) if doc["kind"] == "Deployment"]
-    assert deployment["spec"]["replicas"] == 1
+def test_the_deployment_runs_three_non_root_replicas_ready_only_when_synced() -> None:
+    docs = [doc for path in MANIFESTS for doc in documents(path)]
+    [deployment] = [doc for doc in docs if doc["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    [budget] = [doc for doc in docs if doc["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["minAvailable"] == 2
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    [claim] = [doc for doc in docs if doc["kind"] == "PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica reads the run logs
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
@@ -49,6 +61,9 @@ def test_the_deployment_runs_one_non_root_replica_ready_only_when_synced() -> No
     assert "tcpSocket" in container["livenessProbe"]  # cheap: no database query, no cluster call
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBEGATE_RUNTIME"] == "kubernetes"
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+    assert secret == {"KUBEGATE_DATABASE_URL": "kubegate-store", "KUBEGATE_RATE_LIMIT_STORAGE": "kubegate-store",
+                      "KUBEGATE_SESSION_SECRET": "kubegate-store"}
     assert env["KUBEGATE_SERVICE_ACCOUNT"] == "kubegate/kubegate"
 
 
@@ -70,7 +85,10 @@ def test_the_gateway_has_a_network_policy_of_its_own() -> None:
     [ingress] = policy["spec"]["ingress"]
     assert "namespaceSelector" in ingress["from"][0]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert ports == {53, 443, 6443}
+    assert ports == {53, 443, 6443, 8080, 5432, 6379}
+    # The sandboxes' port only towards kubegate's own namespaces.
+    [sandboxes] = [rule for rule in policy["spec"]["egress"] if rule["ports"][0]["port"] == 8080]
+    assert sandboxes["to"] == [{"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "kubegate"}}}]
 
 
 def test_the_admission_policy_binds_the_gateway_account_and_covers_every_kind_it_writes() -> None:
@@ -89,7 +107,7 @@ def test_the_admission_policy_binds_the_gateway_account_and_covers_every_kind_it
     assert written == covered
     text = str(policy["spec"]["validations"])
     for rule in ("startsWith('kg-')", "pod-security.kubernetes.io/enforce", "serviceAccountName", "emptyDir",
-                 "hostNetwork", "hostPID", "hostIPC", "hostPort", "hostUsers", "kubegate-runner"):
+                 "hostNetwork", "hostPID", "hostIPC", "hostPort", "hostUsers", "kubegate-runner", "ClusterIP"):
         assert rule in text
 
 
@@ -110,11 +128,13 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
             await runtime.start(held)
             await events.wait(done.run_id)
             assert (await events.next(held.run_id)).kind == "started"
+            await use_a_sandbox(runtime, events)
             namespace = manifests.namespace_name("kg-", done.owner)
             await tamper_with_every_policy_object(cluster, namespace)
             await runtime.cancel(held.run_id)
             await events.wait(held.run_id)
             await runtime.remove(done.run_id)
+            await exercise_every_app_call(runtime, tmp_path)
         finally:
             await events.close()
             await runtime.close()
@@ -140,7 +160,38 @@ async def test_rbac_covers_every_call_the_runtime_makes_and_nothing_more(tmp_pat
         assert inside == rules("kubegate-runner") | bootstrap
 
 
+async def exercise_every_app_call(runtime: KubernetesRuntime, tmp_path: Path) -> None:
+    """Create, scale, update, read logs and metrics of, make internal and delete one deployment."""
+    reader = AppEvents(runtime.apps)
+    try:
+        spec = app_spec(tmp_path, owner="rbac@example.com", env={"A": "1"})
+        await runtime.apps.apply(spec)
+        await reader.until("web", phase("Ready", ready=1))
+        await runtime.apps.apply(replace(spec, replicas=2))
+        await runtime.apps.apply(revised(replace(spec, replicas=2), env={"A": "2"}, public=False))
+        await reader.until("web", phase("Ready", ready=2, revision=2))
+        assert await runtime.apps.read_logs("web", tail=5)
+        assert (await runtime.apps.metrics("web")).available
+        await runtime.apps.delete("web")
+        await reader.gone("web")
+    finally:
+        await reader.close()
+
+
 GATEWAY = "system:serviceaccount:kubegate:kubegate"
+
+
+async def use_a_sandbox(runtime: KubernetesRuntime, events: Events) -> None:
+    """Every call a sandbox makes: its objects, exec, both file ways, stats, extend, removal."""
+    sandbox = RunSpec("sandbox_rbac", "rbac@example.com", "ubuntu", ["agent"], env={"KUBEGATE_SANDBOX_PASSWORD": "p"})
+    await runtime.workloads.start(sandbox, port=8080)
+    await events.wait(sandbox.run_id, "ready")
+    assert (await runtime.workloads.exec(sandbox.run_id, ExecRequest(["true"]))).exit_code == 0
+    await runtime.workloads.write_file(sandbox.run_id, "f", b"x")
+    assert await runtime.workloads.read_file(sandbox.run_id, "f", limit=10) == b"x"
+    assert (await runtime.workloads.stats(sandbox.run_id)).processes > 0
+    await runtime.workloads.extend(sandbox.run_id, datetime.now(UTC) + timedelta(hours=1))
+    await runtime.remove(sandbox.run_id)
 
 
 def admission_documents() -> list[dict[str, Any]]:
@@ -151,6 +202,12 @@ def hostile_job(namespace: str, run_id: str = "task_evil", **pod: Any) -> dict[s
     job = manifests.job(RunSpec(run_id, "mallory", "busybox", ["cat", "/etc/shadow"]), namespace, ttl_seconds=60)
     job["spec"]["template"]["spec"].update(pod)
     return job
+
+
+def hostile_deployment(namespace: str, name: str = "shop", **pod: Any) -> dict[str, Any]:
+    deployment = deployments.deployment(AppSpec(name, "mallory", "busybox", 8080), namespace)
+    deployment["spec"]["template"]["spec"].update(pod)
+    return deployment
 
 
 async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(tmp_path: Path) -> None:
@@ -165,7 +222,11 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.create(hostile_job(ours))  # what kubegate itself writes is allowed
             scratch = [{"name": "scratch", "emptyDir": {}}]
             await kube.create(hostile_job(ours, "task_ok", hostUsers=False, volumes=scratch))
+            await kube.create(hostile_deployment(ours))  # a deployment as kubegate writes it is allowed
             attempts = [
+                kube.create(hostile_deployment(ours, "evil-1", hostNetwork=True)),
+                kube.create(hostile_deployment(ours, "evil-2", serviceAccountName="admin")),
+                kube.create(hostile_deployment(ours, "evil-3", volumes=[{"name": "root", "hostPath": {"path": "/"}}])),
                 kube.create(hostile_job("kube-system")),
                 kube.create(hostile_job(ours, serviceAccountName="admin")),
                 kube.create(hostile_job(ours, automountServiceAccountToken=True)),
@@ -182,6 +243,10 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
                 kube.create({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                              "metadata": {"name": "open", "namespace": "kube-system"},
                              "spec": {"podSelector": {}, "ingress": [{}]}}),
+                kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "out", "namespace": ours},
+                             "spec": {"type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80}]}}),
+                kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": ours},
+                             "spec": {"externalIPs": ["192.0.2.1"], "selector": {"a": "b"}, "ports": [{"port": 80}]}}),
                 kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                              "metadata": {"name": "me", "namespace": ours},
                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
@@ -195,6 +260,7 @@ async def test_the_admission_policy_stops_what_a_compromised_gateway_would_try(t
             await kube.close()
         assert len(policies.denials) == len(attempts)
         assert [job["metadata"]["namespace"] for job in cluster.objects("jobs")] == [ours, ours]
+        assert [d["metadata"]["name"] for d in cluster.objects("deployments")] == ["shop"]
 
 
 async def tamper_with_every_policy_object(cluster: FakeCluster, namespace: str) -> None:

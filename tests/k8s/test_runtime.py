@@ -136,7 +136,7 @@ async def test_status_survives_the_server_dropping_the_watches(cluster: FakeClus
     run = sh(gated(flag, "echo resumed > $KUBEGATE_OUTPUT"))
     await runtime.start(run)
     assert (await events.next(run.run_id)).kind == "started"
-    assert cluster.drop_watches() == len(runtime.watchers) == 7
+    assert cluster.drop_watches() == len(runtime.watchers) == 9  # jobs, pods, services, deployments, policy kinds
     flag.touch()
     assert (await events.wait(run.run_id)).output == "resumed"
     assert runtime.watchers["jobs"].resumes >= 1

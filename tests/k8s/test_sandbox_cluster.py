@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
-from k8s import manifests, sandboxes
-from k8s.client import KubeClient
+from k8s import client, manifests, sandboxes
+from k8s.client import Kind, KubeClient
 from k8s.sim import FakeCluster
 from tests.k8s.test_sandbox_manifests import NAMESPACE, SPEC
 
@@ -34,9 +35,8 @@ async def test_a_sandbox_runs_takes_exec_and_a_new_deadline_and_its_job_takes_po
     await kube.resume_job(NAMESPACE, created["metadata"]["name"])
     stored = await kube.create(service)
     await kube.create(policy)
-    assert stored["spec"]["clusterIP"].startswith("10.96.")
     name = manifests.job_name(SPEC.run_id)
-    assert cluster.service_address(NAMESPACE, name, 8080) == ("127.0.0.1", 8080)
+    assert cluster.service_address(NAMESPACE, name, 8080) == (stored["spec"]["clusterIP"], 8080)
     await cluster.wait_until(lambda: _running(cluster))
     [pod] = cluster.objects("pods")
     container = pod["spec"]["containers"][0]["name"]
@@ -51,3 +51,13 @@ async def test_a_sandbox_runs_takes_exec_and_a_new_deadline_and_its_job_takes_po
     assert await kube.delete_job(NAMESPACE, name)
     await cluster.wait_until(lambda: not cluster.objects("pods") and not cluster.objects("secrets"))
     assert "pw" not in json.dumps(cluster.objects("jobs") + cluster.objects("services"))  # the password: Secret only
+
+
+def test_every_kind_has_its_own_calls() -> None:
+    """No kind falls through to another's branch: each listed kind lists itself, each written kind is its own model."""
+    assert set(get_args(Kind)) == set(client._LISTS)
+    for kind, (_, method) in client._LISTS.items():
+        singular = kind[:-3] + "y" if kind.endswith("ies") else kind[:-1]
+        assert method.replace("_", "").startswith(f"list{singular}"), (kind, method)
+    for kind, (_, stem, model) in client._TYPES.items():
+        assert stem.replace("_", "") == kind.lower() and model.__name__ == f"V1{kind}", kind

@@ -119,7 +119,7 @@ def handle(c):
         c.sendall(bytes([0x80 | op, len(reply)]) + reply)
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", 8080))
+server.bind(("0.0.0.0", 8080))  # all addresses: on Kubernetes the Service reaches the Pod's own
 server.listen()
 while True:
     threading.Thread(target=handle, args=(server.accept()[0],), daemon=True).start()

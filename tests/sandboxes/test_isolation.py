@@ -9,13 +9,16 @@ import pytest
 
 from tests.doors import Door, open_door
 from tests.gateway import Gateway
-from tests.sandboxes.support import SANDBOX_ENV, create, exec_ok
+from tests.sandboxes.support import create, exec_ok
+
+pytestmark = pytest.mark.usefixtures("local_only")
 
 
 @pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> AsyncIterator[Door]:
+async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path,
+               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
     async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=dict(SANDBOX_ENV)) as door:
+                         data_dir=sbx_data_dir, env=sbx_env) as door:
         yield door
 
 

@@ -9,21 +9,23 @@ import pytest
 
 from tests.doors import Door, open_door
 from tests.gateway import Gateway, mint_key
-from tests.sandboxes.support import SANDBOX_ENV, create, exec_ok, wait_status
+from tests.sandboxes.support import create, exec_ok, wait_status
 
 
 @pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> AsyncIterator[Door]:
+async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path,
+               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
     async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=dict(SANDBOX_ENV)) as door:
+                         data_dir=sbx_data_dir, env=sbx_env) as door:
         yield door
 
 
 @pytest.fixture
-async def stranger(sbx_gateway: Gateway, sbx_data_dir: Path) -> AsyncIterator[Door]:
+async def stranger(sbx_gateway: Gateway, sbx_data_dir: Path,
+               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
     key = mint_key(sbx_data_dir, user="other-user@example.test")
     async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=key,
-                         data_dir=sbx_data_dir, env=dict(SANDBOX_ENV)) as door:
+                         data_dir=sbx_data_dir, env=sbx_env) as door:
         yield door
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+import pytest
 
 from tests.doors import open_door
 from tests.gateway import Gateway, mint_key
@@ -66,6 +67,7 @@ async def test_sandboxes_survive_a_gateway_sigkill() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.mark.usefixtures("local_only")  # on Kubernetes: tests/sandboxes/test_kubernetes.py
 async def test_a_sandbox_started_by_a_closed_stdio_session_still_ends_on_time(
         sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path) -> None:
     async with open_door("mcp-stdio", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,

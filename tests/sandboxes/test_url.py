@@ -11,7 +11,6 @@ from websockets.asyncio.client import connect
 from tests.doors import Door, open_door
 from tests.gateway import Gateway, mint_key
 from tests.sandboxes.support import (
-    SANDBOX_ENV,
     WS_ECHO,
     basic,
     create,
@@ -24,9 +23,10 @@ from tests.sandboxes.support import (
 
 
 @pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: object) -> AsyncIterator[Door]:
+async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: object,
+               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
     async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=dict(SANDBOX_ENV)) as door:  # type: ignore[arg-type]
+                         data_dir=sbx_data_dir, env=sbx_env) as door:  # type: ignore[arg-type]
         yield door
 
 
