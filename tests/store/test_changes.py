@@ -11,11 +11,11 @@ import anyio
 
 from mcp_server.auth.revocation import RECHECK_SECONDS, Revocations
 from mcp_server.store.changes import StoreChanges
-from mcp_server.store.db import Database
+from mcp_server.store.sqlite import SqliteDatabase
 
 
 async def test_a_commit_by_another_process_is_signalled_and_our_own_writes_are_not(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "kubegate.db")
+    db = await SqliteDatabase.open(tmp_path / "kubegate.db")
     signalled = asyncio.Event()
     db.changes.listen(signalled.set)
     try:
