@@ -114,7 +114,7 @@ def _serve(conn: Any) -> None:
             _write(request["path"], reader.exactly(int(request["size"])))
             conn.sendall(_reply(ok=True))
         elif op == "stats":
-            conn.sendall(_reply(ok=True, **_stats()))
+            conn.sendall(_reply(ok=True, **_stats(skip=str(os.getpid()) if request.get("appOnly") else None)))
         elif op == "watch" and _APP:
             _APP[0].watch(conn)
         else:
@@ -199,11 +199,14 @@ def _is_regular(mode: int) -> bool:
     return mode & 0o170000 == 0o100000
 
 
-def _stats() -> dict[str, int]:
-    """Processes, RSS and CPU time (ms, user + system) of everything in the workload's pid namespace."""
+def _stats(skip: str | None = None) -> dict[str, int]:
+    """Processes, RSS and CPU time (ms, user + system) of everything in the workload's pid namespace.
+
+    ``skip``: a pid left out (the agent itself, for a deployment replica's usage).
+    """
     processes, rss, ticks = 0, 0, 0
     for name in os.listdir("/proc"):
-        if name.isdigit():
+        if name.isdigit() and name != skip:
             try:
                 with open(f"/proc/{name}/statm", "rb") as file:
                     rss += int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

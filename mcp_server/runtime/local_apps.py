@@ -92,6 +92,7 @@ class LocalApps:
         self._apps: dict[str, _App] = {}
         self._events: asyncio.Queue[AppEvent] = asyncio.Queue()
         self._rr: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply(self, spec: AppSpec) -> None:
         app = self._apps.get(spec.name)
@@ -150,7 +151,7 @@ class LocalApps:
         out: list[ReplicaMetrics] = []
         for r in sorted(app.replicas.values(), key=lambda r: r.index):
             try:
-                stats = await self._workloads.stats(r.run_id)
+                stats = await self._workloads.stats(r.run_id, app_only=True)
             except (KubegateError, OSError, ValueError):
                 out.append(ReplicaMetrics(str(r.index), self._restarts(r)))
                 continue
@@ -181,7 +182,7 @@ class LocalApps:
 
     async def close(self) -> None:
         for app in self._apps.values():
-            for task in [app.task, *(r.watcher for r in app.replicas.values())]:
+            for task in [app.task, *(r.watcher for r in app.replicas.values()), *self._tasks]:
                 if task is not None:
                     task.cancel()
 
@@ -200,15 +201,18 @@ class LocalApps:
             self._publish(app)
         elif event.kind == "exited" and not replica.removing:
             lines = [line for line in (event.output or event.message or "").splitlines() if line.strip()]
-            replica.state = {**replica.state, "ready": False, "lastError": "\n".join(
+            # The next agent counts from 0: keep this one's restarts, plus this end.
+            replica.lost += 1 + int(replica.state.get("restarts", 0))
+            replica.state = {"ready": False, "lastError": "\n".join(
                 ["the replica's supervisor ended (" + (event.reason or "lost") + ")", *lines[-5:]])}
-            replica.lost += 1
             replica.removing = True
-            asyncio.get_running_loop().create_task(self._restart(app, replica))
+            task = asyncio.get_running_loop().create_task(self._restart(app, replica))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             self._publish(app)
 
     async def _restart(self, app: _App, replica: _Replica) -> None:
-        await self._runtime.remove(replica.run_id)
+        await self._remove_run(replica.run_id)
         await asyncio.sleep(_RESTART_DELAY)  # a workload that dies at once must not spin
         if self._apps.get(app.spec.name) is app:
             replica.removing = False
@@ -249,7 +253,9 @@ class LocalApps:
                 replica = app.replicas[rid] = _Replica(rid, index, spec.revision)
                 await self._start(app, replica)
         for index in range(spec.replicas):
-            new = app.replicas[run_id(spec.name, spec.revision, index)]
+            new = app.replicas.get(run_id(spec.name, spec.revision, index))
+            if new is None:
+                return  # it could not start; retried, which wakes this again
             olds = [r for r in app.replicas.values() if r.index == index and r.revision != spec.revision]
             if olds and not new.ready:
                 return  # woken again when the new one changes
@@ -285,14 +291,25 @@ class LocalApps:
         replica.removing = True
         if replica.watcher is not None:
             replica.watcher.cancel()
-        try:
-            await self._runtime.remove(replica.run_id)
-        except KubegateError as exc:
-            logger.warning("removing replica %s: %s", replica.run_id, exc)
+        await self._remove_run(replica.run_id)
         found = self._find(replica.run_id)
         if found is not None:
             del found[0].replicas[replica.run_id]
             self._publish(found[0])
+
+    async def _remove_run(self, rid: str) -> None:
+        """Remove a replica's run; again while its cgroups still hold processes being killed (a supervisor
+        that was SIGKILLed could not end them itself), so the replica's id is free to start again."""
+        delay = 0.05
+        for _ in range(12):
+            try:
+                await self._runtime.remove(rid)
+                return
+            except KubegateError as exc:
+                logger.info("removing replica %s: %s; again in %.2fs", rid, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        logger.warning("replica %s could not be removed completely", rid)
 
     def _restarts(self, replica: _Replica) -> int:
         return int(replica.state.get("restarts", 0)) + replica.lost

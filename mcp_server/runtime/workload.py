@@ -147,8 +147,9 @@ class LocalWorkloads:
         finally:
             writer.close()
 
-    async def stats(self, run_id: str) -> WorkloadStats:
-        reply = _checked(await self._call(run_id, {"op": "stats"}))
+    async def stats(self, run_id: str, *, app_only: bool = False) -> WorkloadStats:
+        """What the workload uses now; ``app_only``: leaving out its agent (a deployment replica's app)."""
+        reply = _checked(await self._call(run_id, {"op": "stats", "appOnly": app_only}))
         return WorkloadStats(processes=int(reply["processes"]), memory_bytes=int(reply["memoryBytes"]),
                              cpu_seconds=int(reply.get("cpuMillis", 0)) / 1000)
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
 from tests.deployments.support import HTTP_SERVER, create, fetch, wait_gone, wait_served, wait_status
 from tests.doors import Door, McpDoor
 from tests.gateway import Gateway
@@ -101,3 +108,21 @@ async def test_the_status_route_is_its_own(rest: Door, dep_env: dict[str, str]) 
     else:
         assert no_command.ok, no_command.body
         await rest.call("deployments_delete", {"name": no_command.body["name"]})
+
+
+@pytest.mark.usefixtures("local_only")  # the local supervisor; on Kubernetes the kubelet restarts containers
+async def test_a_replica_whose_supervisor_dies_is_started_again(rest: Door, dep_gateway: Gateway,
+                                                                dep_data_dir: Path) -> None:
+    created = await create(rest, image="busybox", port=9000, command=HTTP_SERVER)
+    name = created["name"]
+    try:
+        await wait_status(rest, name, "Ready")
+        shim = dep_data_dir / "runs" / f"app_{name}_1_0" / "shim.pid"
+        os.kill(int(shim.read_text().split()[0]), signal.SIGKILL)  # the replica's whole sandbox goes with it
+        with anyio.fail_after(60):
+            while (await rest.call("deployments_metrics", {"name": name})).body["restarts"] < 1:
+                await anyio.sleep(0.05)
+        await wait_status(rest, name, "Ready")
+        assert "Directory listing" in await wait_served(dep_gateway.url, created["url"], "Directory listing")
+    finally:
+        await rest.call("deployments_delete", {"name": name})
