@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import glob
 import importlib.util
 import json
 import os
@@ -35,6 +36,8 @@ CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
     "fake-cluster": (lambda: all(importlib.util.find_spec(m) for m in ("kubernetes", "kubernetes_validate")),
                      "the fake cluster needs pip install -e '.[kubernetes]'"),
     "bwrap": (lambda: shutil.which("bwrap") is not None, "bubblewrap is not installed (apt-get install -y bubblewrap)"),
+    "postgresql": (lambda: bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or shutil.which("initdb") is not None,
+                   "PostgreSQL is not installed (apt-get install -y postgresql)"),
 }
 
 

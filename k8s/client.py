@@ -242,6 +242,21 @@ class KubeClient:
             namespace, field_selector=f"involvedObject.name={involved}"))
         return list(body.get("items") or [])
 
+    # The engine leader's Lease (k8s/lease.py), in the gateway's own namespace.
+    async def read_lease(self, namespace: str, name: str) -> Obj:
+        return await _json(client.CoordinationV1Api(self._api).read_namespaced_lease_without_preload_content(
+            name, namespace))
+
+    async def create_lease(self, lease: Obj) -> Obj:
+        return await _json(client.CoordinationV1Api(self._api).create_namespaced_lease_without_preload_content(
+            lease["metadata"]["namespace"], client.V1Lease.model_validate(lease)))
+
+    async def replace_lease(self, lease: Obj) -> Obj:
+        """PUT at the resourceVersion ``lease`` was read at: 409 (``Conflict``) if it moved since."""
+        meta = lease["metadata"]
+        return await _json(client.CoordinationV1Api(self._api).replace_namespaced_lease_without_preload_content(
+            meta["name"], meta["namespace"], client.V1Lease.model_validate(lease)))
+
     async def ping(self, selector: str) -> None:
         """One cheap authorised call (a list of at most one Job): raises unless the API server answers."""
         await _json(self._batch.list_job_for_all_namespaces_without_preload_content(label_selector=selector, limit=1))

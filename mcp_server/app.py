@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -52,9 +52,12 @@ from mcp_server.registry import Registry, registry
 from mcp_server.runtime.base import Runtime
 from mcp_server.server import build_server, request_principal, request_scope
 from mcp_server.services import Services
-from mcp_server.store.stores import open_stores
+from mcp_server.store.stores import Stores, open_stores
 from rest_bridge.app import rest_routes
 from rest_bridge.docs import docs_routes
+
+if TYPE_CHECKING:
+    from mcp_server.engine.replicas import Elect
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -69,14 +72,36 @@ def make_runtime(settings: Settings) -> Runtime:
     return LocalRuntime(settings)
 
 
+def fair_share(inner: Runtime, stores: Stores, settings: Settings) -> FairShare:
+    """The engine's runtime; on a store shared by replicas, one that hands runs to the leader."""
+    coordination = stores.coordination()
+    if coordination is None:
+        return FairShare(inner, stores.run_queue, settings)
+    from mcp_server.engine.replicas import CHANGES, RUNS, HandOff  # psycopg only with PostgreSQL
+
+    return HandOff(inner, stores.run_queue, settings, coordination.channel(RUNS, CHANGES))
+
+
+def leadership(settings: Settings, stores: Stores) -> Elect | None:
+    """How replicas on a shared store elect the engine's leader: a Lease on Kubernetes, else a PostgreSQL lock."""
+    coordination = stores.coordination()
+    if coordination is None:
+        return None  # SQLite: one host, engine.lock
+    if settings.runtime == "kubernetes":
+        from k8s.lease import lease_election
+
+        return lease_election(settings)
+    return coordination.lead
+
+
 async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     """Open the stores, build the runtime, the engine and auth; start the engine unless ``engine=False``."""
     templates = read_templates_file(settings.templates_file) if settings.templates_file else []
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stores = await open_stores(settings.db_path)
+    stores = await open_stores(settings.db_path, settings.database_url)
     await apply_templates(stores.templates, templates)
     inner = make_runtime(settings)
-    runtime = FairShare(inner, stores.run_queue, settings)
+    runtime = fair_share(inner, stores, settings)
     dispatcher = Dispatcher(runtime)
     parts = Parts(
         keys=KeyStore(stores.api_keys, settings.key_touch_interval_seconds), audit=stores.audit,
@@ -89,7 +114,8 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
         deployments=DeploymentService(stores.deployments, stores.templates, inner, dispatcher, settings),
     )
     services = Services(settings=settings, stores=stores, runtime=runtime, dispatcher=dispatcher,
-                        sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts)
+                        sessions=SessionStore(stores.sessions, settings.session_max_age_seconds), parts=parts,
+                        elect=leadership(settings, stores))
     if engine:
         await services.start_engine()
     return services
@@ -148,7 +174,8 @@ def build_app(services: Services, reg: Registry = registry) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         await services.stores.ping()
-        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment()})
+        return JSONResponse({"status": "ok", "version": __version__, "runs": services.containment(),
+                             "leader": services.recovers})
 
     async def resource_metadata(request: Request) -> Response:
         return JSONResponse({

@@ -149,10 +149,11 @@ async def _keys_create(settings: Settings, name: str, scopes: list[str] | None, 
 
 
 async def _migrate(settings: Settings) -> None:
+    from mcp_server.cli_serve import store_line
     from mcp_server.store.stores import open_stores
 
-    stores = await open_stores(settings.db_path)
-    print(f"schema version {await stores.schema_version()} at {settings.db_path} (data dir {settings.data_dir})")
+    stores = await open_stores(settings.db_path, settings.database_url)
+    print(f"schema version {await stores.schema_version()} at {store_line(settings)} (data dir {settings.data_dir})")
     await stores.close()
 
 

@@ -31,7 +31,7 @@ def runtime_line(settings: Settings) -> str:
 
 
 def store_line(settings: Settings) -> str:
-    if getattr(settings, "database_url", None):
+    if settings.database_url:
         return "PostgreSQL (KUBEGATE_DATABASE_URL)"  # never the URL: it may hold a password
     return f"SQLite {settings.db_path}"
 

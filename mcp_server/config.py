@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     run_retention: str = "168h"
     """How long a finished run's files (log, work dir) are kept; the task row stays. 0 keeps them."""
 
+    database_url: str | None = None
+    """``postgresql://user:pass@host/db``: the store for several replicas; unset, SQLite in the data dir."""
+
     kubeconfig: Path | None = None
     namespace_prefix: str = "kg-"
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)

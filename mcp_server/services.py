@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.principal import ALL_SCOPES, Principal
@@ -23,6 +23,9 @@ from mcp_server.engine.queue import FairShare
 from mcp_server.errors import Unauthorized
 from mcp_server.runtime.base import Runtime
 from mcp_server.store.stores import Stores
+
+if TYPE_CHECKING:
+    from mcp_server.engine.replicas import Elect, Replica
 
 
 def _take_recovery_lease(data_dir: Path) -> TextIO | None:
@@ -53,6 +56,10 @@ class Services:
     parts: Parts
     engine_running: bool = False
     _lease: TextIO | None = field(default=None)
+    replica: Replica | None = None
+    """This process among replicas sharing a PostgreSQL store; None on SQLite."""
+    elect: Elect | None = None
+    """How this replica becomes the engine's leader (``app.leadership``); None on SQLite."""
 
     @property
     def keys(self) -> KeyStore:
@@ -61,14 +68,25 @@ class Services:
     async def start_engine(self) -> None:
         self.dispatcher.start()
         self.parts.deployments.start()
-        self._lease = _take_recovery_lease(self.settings.data_dir)
-        if self._lease is not None:
-            tasks, workflows = self.parts.tasks, self.parts.workflows
-            await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
-            await self.parts.sandboxes.recover()
-            await self.parts.deployments.recover()
-            await workflows.resume()
+        if self.elect is not None:  # replicas on one store: the elected leader recovers, when elected
+            from mcp_server.engine.replicas import HandOff, Replica
+
+            assert isinstance(self.runtime, HandOff)
+            self.replica = Replica(self.elect, self.runtime, self.dispatcher, on_lead=self._recover)
+            self.replica.start()
+        else:
+            self._lease = _take_recovery_lease(self.settings.data_dir)
+            if self._lease is not None:
+                await self._recover()
         self.engine_running = True
+
+    async def _recover(self) -> None:
+        """Account for every run the store believes active, then resume what was left mid-way."""
+        tasks, workflows = self.parts.tasks, self.parts.workflows
+        await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
+        await self.parts.sandboxes.recover()
+        await self.parts.deployments.recover()
+        await workflows.resume()
 
     def containment(self) -> dict[str, Any]:
         """The runtime, the isolation and limits in force and the fair-share caps (``/healthz``)."""
@@ -78,10 +96,12 @@ class Services:
 
     @property
     def recovers(self) -> bool:
-        """Whether this process holds the data dir's recovery lease (see ``_take_recovery_lease``)."""
-        return self._lease is not None
+        """Whether this process leads: holds the data dir's recovery lease, or leads the replicas."""
+        return self._lease is not None or (self.replica is not None and self.replica.leading)
 
     async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
         if self.engine_running:
             await self.dispatcher.stop()
             await self.parts.deployments.stop()

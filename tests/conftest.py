@@ -19,6 +19,7 @@ import pytest
 from mcp_server.runtime.sandbox import DEFAULT_READONLY
 from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
 from tests.gateway import Gateway, free_port, mint_key
+from tests.pg import PgCluster, pg_bin
 from tests.runtime.support import Handshake
 
 SCRATCH_ROOT = Path("/var/lib/kubegate-tests/scratch")
@@ -49,6 +50,26 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     proc.terminate()
     leftover, _ = proc.communicate(timeout=30)
     assert "invalid write" not in leftover, f"kubegate wrote objects the Kubernetes schema refuses:\n{leftover}"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for this test session (``.ci/test`` installs PostgreSQL)."""
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    cluster = PgCluster(bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The store backend a repository test runs on: None for SQLite, else a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
 
 
 @pytest.fixture(scope="session", params=RUNTIMES)

@@ -2,7 +2,7 @@
 
 Not a general-purpose emulator: it serves the resources and verbs kubegate uses (namespaces,
 secrets, pods with ``pods/exec`` over WebSocket, jobs, services, events, networkpolicies,
-resourcequotas, limitranges, roles, rolebindings), validates every write against the
+resourcequotas, limitranges, roles, rolebindings, leases), validates every write against the
 Kubernetes OpenAPI schema, admits Pods against ResourceQuotas and RuntimeClasses, and runs Pod
 containers as local processes.
 """

@@ -47,6 +47,7 @@ RESOURCES: dict[str, Resource] = {
     "events": Resource("v1", "Event"),
     "roles": Resource("rbac.authorization.k8s.io/v1", "Role"),
     "rolebindings": Resource("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    "leases": Resource("coordination.k8s.io/v1", "Lease"),
     "deployments": Resource("apps/v1", "Deployment"),
     "replicasets": Resource("apps/v1", "ReplicaSet"),
     "ingresses": Resource("networking.k8s.io/v1", "Ingress"),

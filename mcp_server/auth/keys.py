@@ -17,16 +17,18 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from mcp_server.auth.policy import child_expiry
 from mcp_server.auth.principal import Principal
 from mcp_server.auth.revocation import REVOCATIONS
-from mcp_server.ids import base62, new_id, stamp, utcnow
-from mcp_server.store.api_keys import ApiKeyRecord, ApiKeyStore, NewApiKeyRow
+from mcp_server.ids import base62, new_id, parse, stamp, utcnow
+from mcp_server.store.api_keys import ApiKeyRecord, ApiKeyStore, KeyHolder, NewApiKeyRow
 
 KEY_PREFIX = "sk_live_"
 _SHOWN_CHARS = 4
+_KNOWN_KEYS = 4096
+"""How many keys' principals ``KeyStore`` keeps built (then it starts afresh)."""
 
 
 def generate_key() -> str:
@@ -49,6 +51,8 @@ class KeyStore:
         self._keys = keys
         self._touch_interval = touch_interval
         self._touched: dict[str, float] = {}
+        # key id -> (the holder it was built from, its principal, its expiry as epoch seconds)
+        self._known: dict[str, tuple[KeyHolder, Principal, float | None]] = {}
 
     async def create(self, user_id: str, name: str, scopes: Sequence[str], expires_in_days: int | None, *,
                      parent: ApiKeyRecord | None = None) -> NewKey:
@@ -84,23 +88,39 @@ class KeyStore:
         return await self._keys.get(key_id)
 
     async def authenticate(self, secret: str) -> Principal | None:
-        """The principal for a presented key, or ``None`` if unknown, revoked or expired."""
+        """The principal for a presented key, or ``None`` if unknown, revoked or expired.
+
+        The key's row is read on every call; the principal is rebuilt only when the row changed
+        (``ApiKeyStore.by_hash`` hands back the same holder while it has not).
+        """
         if not secret.startswith(KEY_PREFIX):
             return None
         found = await self._keys.by_hash(digest(secret))
-        now = utcnow()
         if found is None or found.key.revoked_at is not None:
             return None
-        if found.key.expires_at is not None and found.key.expires_at <= stamp(now):
+        known = self._known.get(found.key.id)
+        if known is None or known[0] is not found:
+            known = self._remember(found)
+        _, principal, expires = known
+        if expires is not None and expires <= time.time():
             return None
-        await self._touch(found.key.id, now)
-        return Principal(user_id=found.key.user_id, email=found.email, method="api_key", scopes=found.key.scopes,
-                         key_id=found.key.id)
+        await self._touch(found.key.id)
+        return principal
 
-    async def _touch(self, key_id: str, now: datetime) -> None:
+    def _remember(self, found: KeyHolder) -> tuple[KeyHolder, Principal, float | None]:
+        if len(self._known) >= _KNOWN_KEYS:
+            self._known.clear()
+        key = found.key
+        principal = Principal(user_id=key.user_id, email=found.email, method="api_key", scopes=key.scopes,
+                              key_id=key.id)
+        expires = parse(key.expires_at).timestamp() if key.expires_at is not None else None
+        known = self._known[key.id] = (found, principal, expires)
+        return known
+
+    async def _touch(self, key_id: str) -> None:
         mono = time.monotonic()
         last = self._touched.get(key_id)
         if last is not None and mono - last < self._touch_interval:
             return
         self._touched[key_id] = mono
-        await self._keys.touch(key_id, stamp(now))
+        await self._keys.touch(key_id, stamp())

@@ -30,16 +30,15 @@ def _key(key: ApiKeyRecord) -> ApiKey:
 
 @registry.capability(scope="api-keys:read", title="List API keys", read_only=True, idempotent=True)
 async def api_keys_list(ctx: Context, args: NoArgs) -> ApiKeyList:
-    """List the caller's live API keys (never the secret itself), newest first."""
+    """List your live API keys (never the secret), newest first."""
     return ApiKeyList(api_keys=[_key(key) for key in await ctx.keys.list(ctx.principal.user_id)])
 
 
 @registry.capability(scope="api-keys:write", title="Create an API key")
 async def api_keys_create(ctx: Context, args: ApiKeyCreate) -> NewApiKeyEnvelope:
-    """Create an API key for the caller. The full key is in the answer and is never shown again.
+    """Create an API key; the secret is shown only in this answer.
 
-    A key can only be given scopes the caller itself holds, and a key made with a key never
-    expires after it (revoking that key revokes this one).
+    Only scopes you hold; a key made with a key expires no later than it and is revoked with it.
     """
     require_scopes_held(ctx.principal, args.scopes, "create")
     parent = await ctx.keys.of(ctx.principal)
@@ -53,9 +52,9 @@ async def api_keys_create(ctx: Context, args: ApiKeyCreate) -> NewApiKeyEnvelope
 
 @registry.capability(scope="api-keys:write", title="Revoke an API key", destructive=True, idempotent=True)
 async def api_keys_revoke(ctx: Context, args: ApiKeyRef) -> ApiKeyEnvelope:
-    """Revoke one of the caller's API keys and every key made with it. They stop working on the next request.
+    """Revoke one of your API keys and every key made with it, from the next request on.
 
-    A key can revoke only keys whose scopes it holds.
+    Only keys whose scopes you hold.
     """
     key = await ctx.keys.get(ctx.principal.user_id, args.key_id)
     if key is None:

@@ -48,17 +48,17 @@ def sandbox_model(sandboxes: SandboxService, r: SandboxRecord, *, brief: bool = 
 
 @registry.capability(scope="sandboxes:read", title="List sandboxes", read_only=True, idempotent=True)
 async def sandboxes_list(ctx: Context, args: SandboxListQuery) -> SandboxList:
-    """List your sandboxes, newest first; filter by status, page with limit and nextCursor."""
+    """List your sandboxes, newest first; page with limit and nextCursor."""
     records, cursor = await ctx.sandboxes.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
     return SandboxList(sandboxes=[sandbox_model(ctx.sandboxes, r, brief=True) for r in records], next_cursor=cursor)
 
 
 @registry.capability(scope="sandboxes:write", title="Create a sandbox")
 async def sandboxes_create(ctx: Context, args: SandboxCreate) -> SandboxEnvelope:
-    """Start an isolated environment that stays up until its timeout (default 1h).
+    """Start an isolated environment that stays up until its timeout.
 
-    Answers `provisioning` with its URL and password (shown only now); `running` within a second.
-    The URL reaches port 8080 inside with the password (HTTP Basic) or your API key.
+    Answers `provisioning` with its url and password (shown only now). The url reaches port 8080 inside, with the
+    password (HTTP Basic) or your API key.
     """
     record, password = await ctx.sandboxes.create(ctx.principal.user_id, args)
     sandbox = sandbox_model(ctx.sandboxes, record)
@@ -86,9 +86,9 @@ async def sandboxes_delete(ctx: Context, args: SandboxRef) -> SandboxEnvelope:
 
 @registry.capability(scope="sandboxes:write", title="Run a command in a sandbox")
 async def sandboxes_exec(ctx: Context, args: SandboxExec) -> ExecOutput:
-    """Run a command in a sandbox and wait for it; output also streams as log messages.
+    """Run a command in a sandbox and wait for it; output streams as log messages.
 
-    Start servers in the background (`nohup cmd >log 2>&1 &`); they keep running.
+    Start servers in the background: nohup cmd >log 2>&1 &
     """
 
     async def sink(stream: str, chunk: bytes) -> None:

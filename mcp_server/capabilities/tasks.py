@@ -33,18 +33,16 @@ def task_model(record: TaskRecord, *, logs: str | None = None, brief: bool = Fal
 
 @registry.capability(scope="tasks:read", title="List tasks", read_only=True, idempotent=True)
 async def tasks_list(ctx: Context, args: TaskListQuery) -> TaskList:
-    """List the caller's tasks, newest first. Filter by status; page with limit and nextCursor."""
+    """List your tasks, newest first; page with limit and nextCursor."""
     records, cursor = await ctx.tasks.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
     return TaskList(tasks=[task_model(r, brief=True) for r in records], next_cursor=cursor)
 
 
 @registry.capability(scope="tasks:write", title="Create a task")
 async def tasks_create(ctx: Context, args: TaskCreate) -> TaskEnvelope:
-    """Run a one-off container to completion (a Kubernetes Job; a local process on the embedded runtime).
+    """Run a one-off container to completion (a Kubernetes Job, or a local process).
 
-    Answers at once with the task `pending` (or `failed`, with a message, if it could not start);
-    follow it with tasks_get or tasks_wait. Env values are secret: they are never shown again,
-    only their names.
+    Answers at once (`pending`, or `failed` with a message); follow with tasks_wait. Env values are never shown again.
     """
     return TaskEnvelope(task=task_model(await ctx.tasks.create(ctx.principal.user_id, args)))
 
@@ -67,10 +65,7 @@ async def tasks_delete(ctx: Context, args: TaskRef) -> TaskEnvelope:
 @registry.capability(scope="tasks:read", title="Wait for a task", read_only=True, idempotent=True, mcp_only=True,
                      waits=True)
 async def tasks_wait(ctx: Context, args: TaskWait) -> TaskEnvelope:
-    """Wait until the task has finished (or `timeoutSeconds` pass) and return it.
-
-    Sends progress notifications while waiting, and the task's new log lines as log messages.
-    """
+    """Wait until the task ends (or timeoutSeconds pass) and return it; reports progress and new log lines."""
     service = ctx.tasks
     began = time.monotonic()
     sent = 0

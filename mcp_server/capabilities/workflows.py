@@ -54,7 +54,7 @@ async def _full(service: WorkflowService, workflow: WorkflowRecord) -> Workflow:
 
 @registry.capability(scope="workflows:read", title="List workflows", read_only=True, idempotent=True)
 async def workflows_list(ctx: Context, args: WorkflowListQuery) -> WorkflowList:
-    """List the caller's workflows, newest first, with step counts. Filter by status; page with limit and nextCursor."""
+    """List your workflows with step counts, newest first; page with limit and nextCursor."""
     page, cursor = await ctx.workflows.page(ctx.principal.user_id, args.status, args.limit, args.cursor)
     summaries = [
         WorkflowSummary(id=w.id, name=w.name, status=w.status, steps=w.step_count, completed_steps=done,
@@ -67,13 +67,12 @@ async def workflows_list(ctx: Context, args: WorkflowListQuery) -> WorkflowList:
 
 @registry.capability(scope="workflows:write", title="Create a workflow")
 async def workflows_create(ctx: Context, args: WorkflowCreate) -> WorkflowEnvelope:
-    """Run a DAG of steps: each starts as soon as every step in its dependsOn has completed.
+    """Run a DAG of steps; a step starts when all its dependsOn steps completed.
 
-    A step's output (the file $KUBEGATE_OUTPUT, else its last line of stdout; 4 KiB at most) is in
-    the env of every step after it as $KUBEGATE_OUTPUT_<NAME> (upper case, - as _): read it from
-    there in shell commands. {{steps.NAME.output}} also splices it into command, env values or image.
-    When a step fails its dependants are skipped and the workflow fails. Answers at once with the
-    workflow `pending`; follow it with workflows_get or workflows_wait. Env values are secret.
+    A step's output (file $KUBEGATE_OUTPUT, else its last stdout line; max 4 KiB) reaches later
+    steps as env $KUBEGATE_OUTPUT_<NAME> (upper case, - as _) and as {{steps.NAME.output}} in
+    command, env or image. A failed step skips its dependants and fails the workflow. Answers at
+    once (`pending`); follow with workflows_wait. Env values are secret.
     """
     workflow, steps = await ctx.workflows.create(ctx.principal.user_id, args)
     return WorkflowEnvelope(workflow=workflow_model(workflow, [step_model(s) for s in steps]))
@@ -81,7 +80,7 @@ async def workflows_create(ctx: Context, args: WorkflowCreate) -> WorkflowEnvelo
 
 @registry.capability(scope="workflows:read", title="Get a workflow", read_only=True, idempotent=True)
 async def workflows_get(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
-    """A workflow's status and, for each step, its status, exit code, output and the tail of its logs."""
+    """A workflow and each step's status, exit code, output and log tail."""
     workflow = await ctx.workflows.get(ctx.principal.user_id, args.workflow_id)
     return WorkflowEnvelope(workflow=await _full(ctx.workflows, workflow))
 
@@ -97,11 +96,7 @@ async def workflows_delete(ctx: Context, args: WorkflowRef) -> WorkflowEnvelope:
 @registry.capability(scope="workflows:read", title="Wait for a workflow", read_only=True, idempotent=True,
                      mcp_only=True, waits=True)
 async def workflows_wait(ctx: Context, args: WorkflowWait) -> WorkflowEnvelope:
-    """Wait until the workflow has finished (or `timeoutSeconds` pass) and return it.
-
-    Sends progress notifications (completed steps out of all steps) while waiting, and a log
-    message each time a step ends.
-    """
+    """Wait until the workflow ends (or timeoutSeconds pass) and return it; reports progress and each step's end."""
     service = ctx.workflows
     deadline = time.monotonic() + args.timeout_seconds
     reported: set[str] = set()

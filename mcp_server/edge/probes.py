@@ -40,7 +40,9 @@ async def readiness(services: Services) -> dict[str, str]:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             # The engine wraps the runtime (fair-share queue); readiness is the runtime's own.
-            reason = await _runtime_reason(getattr(services.runtime, "inner", services.runtime))
+            # A follower among replicas watches nothing (the leader does): its runtime need only answer.
+            following = getattr(services.runtime, "leading", True) is False
+            reason = await _runtime_reason(getattr(services.runtime, "inner", services.runtime), following)
         checks["runtime"] = reason or "ok"
     except Exception as exc:
         checks["runtime"] = f"unavailable: {type(exc).__name__}"
@@ -51,14 +53,14 @@ async def readiness(services: Services) -> dict[str, str]:
     return checks
 
 
-async def _runtime_reason(runtime: object) -> str | None:
+async def _runtime_reason(runtime: object, following: bool = False) -> str | None:
     """Why the runtime is not ready, or ``None``. ``ready()`` may answer a reason or a bool, sync or
     async; a runtime that can be unreachable also has ``api_reachable()`` (Kubernetes)."""
     ready = getattr(runtime, "ready", None)
     answer = ready() if ready is not None else None
     if inspect.isawaitable(answer):
         answer = await answer
-    if answer is False:
+    if answer is False and not following:
         return "not ready: its watches have not synced"
     if isinstance(answer, str):
         return answer

@@ -13,7 +13,7 @@ Changes to one id coalesce while a listener is busy, and a listener that falls m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -61,8 +61,13 @@ class ChangeFeed:
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
         self._listeners: set[Listener] = set()
+        self.relay: Callable[[Change], None] | None = None
+        """Passes each change made here on to the other replicas (``engine.replicas``); None on one host."""
 
-    def publish(self, object_id: str, removed_for: str | None = None) -> None:
+    def publish(self, object_id: str, removed_for: str | None = None, *, relayed: bool = False) -> None:
+        """Tell this replica's listeners; and the other replicas', unless it came from one (``relayed``)."""
+        if self.relay is not None and not relayed:
+            self.relay(Change(object_id, removed_for))
         if self._listeners:
             change = Change(object_id, removed_for)
             for listener in self._listeners:

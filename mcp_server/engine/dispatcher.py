@@ -65,8 +65,9 @@ class Dispatcher:
             except Exception:
                 log.exception("handling %s of %s failed", event.kind, event.run_id)
 
-    def changed(self, object_id: str) -> None:
-        self.feed.publish(object_id)
+    def changed(self, object_id: str, removed_for: str | None = None, *, relayed: bool = False) -> None:
+        """Wake this replica's waiters on ``object_id`` and publish the change (``relayed``: from another replica)."""
+        self.feed.publish(object_id, removed_for, relayed=relayed)
         for waiter in self._waiters.pop(object_id, set()):
             waiter.set()
 

@@ -36,14 +36,14 @@ class NewApiKey(Wire):
 
 
 class ApiKeyCreate(Wire):
-    name: KeyName = Field(description="What the key is for", examples=["CI/CD Pipeline"])
+    name: KeyName = Field(description="What the key is for")
     expires_in_days: int | None = Field(
         default=90, ge=1, le=3650,
-        description="Days until the key stops working (default 90; null: never); never later than the key minting it",
+        description="null: never",
     )
     scopes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SCOPES), min_length=1, max_length=32,
-        description="Scopes such as tasks:read, tasks:write, workflows:*; default: all",
+        description="Default: all you hold",
         json_schema_extra={"items": {"type": "string", "enum": ["*", *ALL_SCOPES, *DEFAULT_SCOPES]}},
     )
 
@@ -57,7 +57,7 @@ class ApiKeyCreate(Wire):
 
 
 class ApiKeyRef(Wire):
-    key_id: str = Field(min_length=1, max_length=64, description="The key's id, e.g. key_123")
+    key_id: str = Field(min_length=1, max_length=64)
 
 
 class ApiKeyList(Wire):

@@ -26,7 +26,7 @@ class AuditEvent(Wire):
 
 class AuditQuery(Wire):
     user_id: str | None = Field(default=None, max_length=64, description="Only this user's requests")
-    limit: Annotated[int, Field(ge=1, le=500)] = Field(default=100, description="How many events (1-500)")
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
     cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")
 
 

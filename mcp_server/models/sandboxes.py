@@ -14,15 +14,14 @@ SandboxStatus = Literal["provisioning", "running", "terminated", "failed"]
 Encoding = Literal["utf-8", "base64"]
 SandboxId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-_ID = Field(description="e.g. sandbox_123")
 
 
 class SandboxCreate(Wire):
-    name: DnsLabel = Field(max_length=54, description="DNS-1123 label, max 54 chars", examples=["dev-env"])
-    image: Image = Field(description="Recorded locally; pulled on Kubernetes", examples=["ubuntu:22.04"])
+    name: DnsLabel = Field(max_length=54, description="DNS label, max 54 chars")
+    image: Image = Field(description="Pulled on Kubernetes; recorded locally")
     size: SizeName = "small"
     timeout: Duration | None = Field(default=None, description="Lifetime, e.g. 2h (default 1h)")
-    network: bool = Field(default=False, description="Allow outbound network")
+    network: bool = False
     env: Env = Field(default_factory=dict, description="Values are secret")
 
 
@@ -55,11 +54,11 @@ class Sandbox(Wire):
 
 
 class SandboxRef(Wire):
-    sandbox_id: SandboxId = _ID
+    sandbox_id: SandboxId
 
 
 class SandboxListQuery(PageQuery):
-    status: SandboxStatus | None = Field(default=None, description="Only sandboxes with this status")
+    status: SandboxStatus | None = None
 
 
 class SandboxEnvelope(Wire):
@@ -72,10 +71,10 @@ class SandboxList(Wire):
 
 
 class SandboxExec(Wire):
-    sandbox_id: SandboxId = _ID
-    command: Command = Field(examples=[["sh", "-c", "ls"]])
+    sandbox_id: SandboxId
+    command: Command
     stdin: str | None = Field(default=None, max_length=1 << 20)
-    cwd: FilePath | None = Field(default=None, description="Relative to the sandbox's home")
+    cwd: FilePath | None = Field(default=None, description="Under the sandbox's home")
     env: Env = Field(default_factory=dict)
     timeout: Duration | None = Field(default=None, description="Default 60s, max 10m")
 
@@ -89,14 +88,14 @@ class ExecOutput(Wire):
 
 
 class FileRead(Wire):
-    sandbox_id: SandboxId = _ID
-    path: FilePath = Field(description="Relative to the sandbox's home")
+    sandbox_id: SandboxId
+    path: FilePath = Field(description="Under the sandbox's home")
     encoding: Encoding = Field(default="utf-8", description="base64 for binary files")
 
 
 class FileWrite(Wire):
-    sandbox_id: SandboxId = _ID
-    path: FilePath = Field(description="Relative to the sandbox's home")
+    sandbox_id: SandboxId
+    path: FilePath = Field(description="Under the sandbox's home")
     content: str = Field(max_length=2 << 20)
     encoding: Encoding = "utf-8"
 
@@ -109,5 +108,5 @@ class FileContent(Wire):
 
 
 class SandboxExtend(Wire):
-    sandbox_id: SandboxId = _ID
+    sandbox_id: SandboxId
     timeout: Duration = Field(description="New lifetime from now, e.g. 2h")

@@ -14,14 +14,13 @@ TaskStatus = Literal["pending", "running", "completed", "failed"]
 
 
 class TaskCreate(Wire):
-    name: DnsLabel = Field(description="A DNS-1123 label, e.g. data-migration", examples=["data-migration"])
-    image: Image = Field(description="Container image; recorded by the local runtime, run on Kubernetes",
-                         examples=["myapp/migrator:latest"])
-    command: Command = Field(description="The command and its arguments", examples=[["python", "migrate.py"]])
-    env: Env = Field(default_factory=dict, description="Environment variables; values are secret and never shown again")
-    timeout: Duration | None = Field(default=None, description="How long it may run: 30s, 10m, 1h30m")
-    size: SizeName = Field(default="small", description="small, medium or large (CPU, memory, process limits)")
-    network: bool = Field(default=False, description="Allow network access (off by default)")
+    name: DnsLabel
+    image: Image
+    command: Command
+    env: Env = Field(default_factory=dict)
+    timeout: Duration | None = Field(default=None, description="Run time limit, e.g. 10m")
+    size: SizeName = "small"
+    network: bool = False
 
 
 class Task(Wire):
@@ -46,16 +45,16 @@ class Task(Wire):
 
 
 class TaskRef(Wire):
-    task_id: str = Field(min_length=1, max_length=64, description="The task's id, e.g. task_123")
+    task_id: str = Field(min_length=1, max_length=64)
 
 
 class TaskListQuery(PageQuery):
-    status: TaskStatus | None = Field(default=None, description="Only tasks with this status")
+    status: TaskStatus | None = None
 
 
 class TaskWait(Wire):
     task_id: str = Field(min_length=1, max_length=64)
-    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="At most 600")
 
 
 class TaskEnvelope(Wire):

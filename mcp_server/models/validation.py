@@ -54,12 +54,13 @@ def _dns_label(value: str) -> str:
 
 # The validators give messages a user can act on; the JSON Schemas say the same rule to clients.
 DnsLabel = Annotated[str, AfterValidator(_dns_label),
-                     WithJsonSchema({"type": "string", "pattern": _DNS_LABEL, "maxLength": 63})]
+                     WithJsonSchema({"type": "string", "pattern": _DNS_LABEL, "maxLength": 63,
+                                     "description": "DNS label: a-z, 0-9, -"})]
 Image = Annotated[str, AfterValidator(_image),
                   WithJsonSchema({"type": "string", "pattern": _IMAGE.pattern, "maxLength": 255})]
 Duration = Annotated[int, BeforeValidator(_duration),
                      WithJsonSchema({"type": "string", "pattern": durations.PATTERN,
-                                     "maxLength": durations.MAX_LENGTH})]
+                                     "maxLength": durations.MAX_LENGTH, "description": "e.g. 90s, 1h30m"})]
 """Given as a string (``1h30m``), held as whole seconds: parsed once, where it enters."""
 _NO_NUL = "^[^\\u0000]*$"
 _Text = Annotated[str, StringConstraints(max_length=32768), AfterValidator(_no_nul),
@@ -78,5 +79,5 @@ Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z:._-]{1,64}~[A-Za
 class PageQuery(Wire):
     """The paging arguments every list shares: newest first, ``limit`` at a time."""
 
-    limit: Limit = Field(default=50, description="How many to return (1-100)")
+    limit: Limit = 50
     cursor: Cursor | None = Field(default=None, description="nextCursor of the previous page")

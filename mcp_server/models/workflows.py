@@ -34,20 +34,19 @@ StepRef = Annotated[str, StringConstraints(min_length=1, max_length=63)]
 
 
 class StepCreate(Wire):
-    name: DnsLabel = Field(description="A DNS-1123 label, unique in the workflow", examples=["build"])
-    image: ImageTemplate = Field(description="Container image; may use {{steps.NAME.output}}", examples=["alpine:3"])
-    command: Command = Field(description="The command and its arguments; may use {{steps.NAME.output}}")
-    env: Env = Field(default_factory=dict, description="Environment variables (secret); values may use outputs")
-    depends_on: list[StepRef] = Field(default_factory=list, max_length=100,
-                                      description="Steps that must complete before this one starts")
-    timeout: Duration | None = Field(default=None, description="How long it may run: 30s, 10m, 1h30m")
-    size: SizeName = Field(default="small", description="small, medium or large")
-    network: bool = Field(default=False, description="Allow network access (off by default)")
+    name: DnsLabel = Field(description="DNS label, unique in the workflow")
+    image: ImageTemplate
+    command: Command
+    env: Env = Field(default_factory=dict)
+    depends_on: list[StepRef] = Field(default_factory=list, max_length=100, description="Step names")
+    timeout: Duration | None = Field(default=None, description="Run time limit, e.g. 10m")
+    size: SizeName = "small"
+    network: bool = False
 
 
 class WorkflowCreate(Wire):
-    name: DnsLabel = Field(description="A DNS-1123 label", examples=["build-test-deploy"])
-    steps: list[StepCreate] = Field(description="The steps; dependsOn makes them a DAG")
+    name: DnsLabel
+    steps: list[StepCreate]
 
 
 class Step(Wire):
@@ -90,16 +89,16 @@ class WorkflowSummary(Wire):
 
 
 class WorkflowRef(Wire):
-    workflow_id: str = Field(min_length=1, max_length=64, description="The workflow's id, e.g. workflow_123")
+    workflow_id: str = Field(min_length=1, max_length=64)
 
 
 class WorkflowListQuery(PageQuery):
-    status: WorkflowStatus | None = Field(default=None, description="Only workflows with this status")
+    status: WorkflowStatus | None = None
 
 
 class WorkflowWait(Wire):
     workflow_id: str = Field(min_length=1, max_length=64)
-    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Seconds to wait at most (up to 600)")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="At most 600")
 
 
 class WorkflowEnvelope(Wire):

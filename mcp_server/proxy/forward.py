@@ -1,8 +1,9 @@
 """Forward one HTTP request or WebSocket session to a workload's endpoint (Unix socket or TCP).
 
-HTTP goes through one ``httpcore`` connection pool per endpoint (keep-alive to the workload;
-``httpcore`` rather than ``httpx``, whose per-request model and logging halved the throughput),
-streaming both bodies; WebSocket sessions are relayed message by message with ``websockets``.
+A request without a body (not ``HEAD``) goes through the lean relay (``relay``); the others
+through one ``httpcore`` connection pool per endpoint (keep-alive to the workload; ``httpcore``
+rather than ``httpx``, whose per-request model and logging halved the throughput), streaming
+both bodies; WebSocket sessions are relayed message by message with ``websockets``.
 Hop-by-hop headers are dropped both ways; the original ``Host`` is kept (the app inside builds
 its links from it) and ``X-Forwarded-*`` say who asked.
 """
@@ -22,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from mcp_server.proxy.relay import relay, request_head
 from mcp_server.runtime.base import Endpoint
 
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
@@ -37,6 +39,7 @@ class _Target:
     def __init__(self, endpoint: Endpoint) -> None:
         self.dir_fd: int | None = None
         self.socket_path: str | None = None
+        self.host, self.port = endpoint.host, endpoint.port
         if endpoint.unix_socket is not None:
             path = Path(endpoint.unix_socket)
             self.socket_path = str(path)
@@ -48,6 +51,12 @@ class _Target:
         else:
             self.pool = httpcore.AsyncConnectionPool(max_connections=64)
             self.base = f"http://{endpoint.host}:{endpoint.port}"
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with asyncio.timeout(10.0):
+            if self.socket_path is not None:
+                return await asyncio.open_unix_connection(self.socket_path)
+            return await asyncio.open_connection(self.host, self.port)
 
     async def close(self) -> None:
         await self.pool.aclose()
@@ -90,6 +99,9 @@ class Forwarder:
             url += "?" + scope["query_string"].decode("latin-1")
         has_body = any(n in (b"content-length", b"transfer-encoding") for n, _ in headers)
         forwarded = _forwarded(scope, headers)
+        if not has_body and scope["method"] != "HEAD":
+            await self._lean(target, url.removeprefix(target.base), scope, send, forwarded)
+            return
         if has_body and not any(n == b"content-length" for n, _ in forwarded):
             forwarded.append((b"transfer-encoding", b"chunked"))
         started = False
@@ -109,6 +121,15 @@ class Forwarder:
         except httpcore.RemoteProtocolError:
             if not started:
                 await _plain(send, 502, b"The workload closed the connection without an answer.\n")
+
+    async def _lean(self, target: _Target, path: str, scope: Scope, send: Send, forwarded: Headers) -> None:
+        try:
+            streams = await target.connect()
+        except (OSError, TimeoutError):
+            await _plain(send, 502, b"Nothing answers on the workload's port (yet).\n")
+            return
+        if not await relay(streams, request_head(scope["method"], path, forwarded), send, _kept):
+            await _plain(send, 502, b"The workload closed the connection without an answer.\n")
 
     async def websocket(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send,
                         headers: Headers) -> None:

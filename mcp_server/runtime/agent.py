@@ -38,6 +38,8 @@ import sys
 from typing import Any
 
 _CHUNK = 65536
+_DIAL_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+"""Seconds each connect to the workload's port may take before it is tried again (see ``_dial``)."""
 _ROOT = os.path.realpath(os.getcwd())
 _STREAM = _socket.SOCK_STREAM
 _warm = [False]
@@ -295,10 +297,34 @@ def _frame(conn: Any, kind: bytes, payload: bytes) -> None:
     conn.sendall(kind + len(payload).to_bytes(4, "big") + payload)
 
 
+def _dial(port: int) -> Any:
+    """A connection to the workload's port, its dropped SYNs retried within milliseconds.
+
+    A server whose accept queue is full drops the SYN, and the kernel sends it again only after
+    1 s (then 3 s, ...). ``python3 -m http.server`` listens with a backlog of 5, so a burst of
+    proxied requests stalled for whole seconds. On loopback a handshake with room in the queue
+    completes at once (``accept`` need not have run), so a connect still pending after a few
+    milliseconds was dropped: it is tried again on a new socket, waiting longer each time.
+    """
+    for wait in _DIAL_WAITS:
+        upstream = _socket.socket(_socket.AF_INET, _STREAM)
+        upstream.settimeout(wait)
+        try:
+            upstream.connect(("127.0.0.1", port))
+        except TimeoutError:
+            upstream.close()
+            continue
+        except OSError:
+            upstream.close()
+            raise
+        upstream.settimeout(None)
+        return upstream
+    raise TimeoutError("the workload's port accepted no connection")
+
+
 def _splice(conn: Any, port: int) -> None:
-    upstream = _socket.socket(_socket.AF_INET, _STREAM)
+    upstream = _dial(port)
     try:
-        upstream.connect(("127.0.0.1", port))
         done = _thread.allocate_lock()
         done.acquire()
         _thread.start_new_thread(_pump, (upstream, conn, done))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mcp_server.store.db import Database
 from mcp_server.store.rows import Row, insert, json_tuple, to_json
@@ -51,9 +52,16 @@ def _record(row: Row) -> ApiKeyRecord:
     )
 
 
+_DECODED_ROWS = 4096
+"""How many distinct key rows ``by_hash`` keeps decoded (then it starts afresh)."""
+
+
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Row values -> the holder decoded from them. The row is still read on every request
+        # (revocation anywhere is seen at once); only decoding an unchanged row is skipped.
+        self._holders: dict[tuple[Any, ...], KeyHolder] = {}
 
     async def insert(self, new: NewApiKeyRow) -> ApiKeyRecord:
         await insert(self._db, "api_keys", {
@@ -77,9 +85,22 @@ class ApiKeyStore:
         return _record(row) if row else None
 
     async def by_hash(self, key_hash: str) -> KeyHolder | None:
+        """The key with this digest and its owner's email, as stored now.
+
+        The same holder object comes back for as long as the row is unchanged, so callers may
+        keep what they derive from it keyed by identity.
+        """
         row = await self._db.fetch_one(
             "SELECT k.*, u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?", (key_hash,))
-        return KeyHolder(key=_record(row), email=row["email"]) if row else None
+        if row is None:
+            return None
+        values = tuple(row.values())
+        holder = self._holders.get(values)
+        if holder is None:
+            if len(self._holders) >= _DECODED_ROWS:
+                self._holders.clear()
+            holder = self._holders[values] = KeyHolder(key=_record(row), email=row["email"])
+        return holder
 
     async def revoke_lineage(self, user_id: str, key_id: str, at: str) -> int:
         """Revoke the user's live key ``key_id`` and every live key minted from it, at any depth.

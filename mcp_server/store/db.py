@@ -1,43 +1,55 @@
-"""The SQLite store: one aiosqlite connection in WAL mode, versioned migrations applied at open.
+"""What every repository sees of a database, whichever backend answers: SQLite or PostgreSQL.
 
-Several gateway processes may share a data dir: WAL lets readers run beside the one writer,
-``busy_timeout`` makes a writer wait for another's transaction instead of failing, and
-migrations run under ``BEGIN IMMEDIATE`` so two processes starting together apply each
-version exactly once.
-
-Reads outside a transaction go to a second, query-only connection used on the event loop's own
-thread. They are indexed lookups and bounded pages that take microseconds, and a WAL reader
-never waits for a writer, whereas a hop to aiosqlite's thread and back costs two thread
-switches and a wait for the GIL: on the request path (key lookup, then the tool's read) that
-hop was the largest cost kubegate added over a bare MCP server (``bench/mcp_overhead.py``).
-Each read statement sees the last committed state, so a write that has returned is visible to
-the next read. Inside a transaction reads stay on the writing connection, which sees its
-own uncommitted changes. Should the reader ever meet a lock (a checkpoint resetting the WAL),
-it gives up at once and the read takes the aiosqlite path, which may wait without blocking
-the loop.
+Repositories write one SQL text for both: ``?`` placeholders, ``TEXT``/``INTEGER``/``REAL``
+columns, ISO-8601 timestamps as text, ``ON CONFLICT ... DO NOTHING``, no backend-only
+functions. The few differences (placeholders, column types in migrations) are translated in
+one place, ``store.dialect``. Migrations are versioned files applied once under a lock that
+holds across processes (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so
+any number of replicas may start together on an empty database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
-from pathlib import Path
-from typing import Any
-
-import aiosqlite
-
-_TRANSACTION: ContextVar[Database | None] = ContextVar("kubegate_transaction", default=None)
-"""The database whose transaction the current task holds, if any."""
+from typing import Any, Protocol
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def _migrations() -> list[tuple[int, str]]:
+class IntegrityError(Exception):
+    """A write broke a constraint (a unique key, say); raised the same by every backend."""
+
+
+class Database(Protocol):
+    """Parameterised queries, rows as dicts, explicit transactions.
+
+    A transaction is exclusive among writers of the same store, on every backend (SQLite's
+    ``BEGIN IMMEDIATE``, a transaction-level advisory lock on PostgreSQL), so a check followed by a
+    write inside one (a quota, a version number) holds however many replicas write at once.
+    """
+
+    dialect: str
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        ...
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None: ...
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]: ...
+
+    async def schema_version(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Every ``NNNN_name.sql`` in ``store/migrations``, in version order."""
     found = []
     for entry in resources.files("mcp_server.store").joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
@@ -46,109 +58,10 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class Database:
-    """A thin async wrapper: parameterised queries, rows as dicts, explicit transactions."""
-
-    def __init__(self, conn: aiosqlite.Connection, reader: sqlite3.Connection | None = None) -> None:
-        self._conn = conn
-        self._reader = reader
-        # One connection is shared by every coroutine: a second BEGIN while one is open would fail.
-        self._tx_lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
-            await conn.execute(f"PRAGMA {pragma}")
-        db = cls(conn)
-        await db._migrate()
-        db._reader = _open_reader(path)
-        return db
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        await self._conn.close()
-
-    async def _migrate(self) -> None:
-        async with self.transaction():
-            await self._conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-            cur = await self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            row = await cur.fetchone()
-            current = int(row[0]) if row else 0
-            for version, sql in _migrations():
-                if version > current:
-                    for statement in _statements(sql):
-                        await self._conn.execute(statement)
-                    await self._conn.execute("INSERT INTO schema_migrations(version) VALUES (?)", (version,))
-
-    async def schema_version(self) -> int:
-        row = await self.fetch_one("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-        return int(row["v"]) if row else 0
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        if _TRANSACTION.get() is self:  # nested: part of the transaction already open
-            yield
-            return
-        async with self._tx_lock:
-            token = _TRANSACTION.set(self)
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    await self._conn.execute("ROLLBACK")
-                    raise
-                await self._conn.execute("COMMIT")
-            finally:
-                _TRANSACTION.reset(token)
-
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Run one statement; returns the number of rows changed.
-
-        Outside a transaction of its own, a write waits for any open transaction to end: on the
-        shared connection it would otherwise join that transaction and vanish with a rollback.
-        """
-        if _TRANSACTION.get() is self:
-            cur = await self._conn.execute(sql, tuple(params))
-            return cur.rowcount
-        async with self._tx_lock:
-            cur = await self._conn.execute(sql, tuple(params))
-            return cur.rowcount
-
-    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        rows = await self.fetch_all(sql, params)
-        return rows[0] if rows else None
-
-    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        args = tuple(params)
-        if self._reader is not None and _TRANSACTION.get() is not self:
-            try:
-                return [dict(row) for row in self._reader.execute(sql, args).fetchall()]
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _LOCKED:  # primary code: BUSY_SNAPSHOT etc. too
-                    raise
-        # One hop to the connection's thread instead of two (execute, then fetch).
-        rows = await self._conn.execute_fetchall(sql, args)
-        return [dict(row) for row in rows]
-
-
-_LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-def _open_reader(path: Path) -> sqlite3.Connection:
-    """The loop thread's read connection: query-only, and never waits for a lock (see above)."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    reader.row_factory = sqlite3.Row
-    for pragma in ("query_only=ON", "busy_timeout=0", "foreign_keys=ON"):
-        reader.execute(f"PRAGMA {pragma}")
-    return reader
-
-
-def _statements(sql: str) -> list[str]:
+def statements(sql: str) -> list[str]:
+    """The statements of a migration file, comment lines dropped."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"

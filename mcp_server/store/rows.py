@@ -42,6 +42,6 @@ def json_dict(text: str) -> dict[str, str]:
 
 
 def in_list(values: Iterable[str]) -> tuple[str, list[str]]:
-    """``(?, ?, ...)`` and its parameters, for ``column IN``."""
+    """``(?, ?, ...)`` and its parameters, for ``column IN``; ``(NULL)``, matching nothing, when empty."""
     items = list(values)
-    return f"({placeholders(len(items))})", items
+    return (f"({placeholders(len(items))})" if items else "(NULL)"), items

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from mcp_server.errors import Conflict, Forbidden
-from mcp_server.store.db import Database
+from mcp_server.store.db import Database, IntegrityError
 from mcp_server.store.pages import fetch_page
 from mcp_server.store.rows import Row
 
@@ -66,7 +65,7 @@ class SandboxRepository:
                 await self.db.execute(
                     f"INSERT INTO sandboxes({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", row.values()
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityError as exc:
                 raise Conflict(f"You already have a live sandbox named '{record.name}'; pick another name "
                                "or delete it first") from exc
 

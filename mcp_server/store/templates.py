@@ -124,7 +124,7 @@ class TemplateStore:
             revived = head["deleted_at"] is not None
             await self._db.execute(
                 "UPDATE templates SET version = ?, source = ?, updated_at = ?, deleted_at = NULL,"
-                " created_at = CASE WHEN ? THEN ? ELSE created_at END WHERE name = ?",
+                " created_at = CASE WHEN ? = 1 THEN ? ELSE created_at END WHERE name = ?",
                 (version, source, now, revived, now, spec.name))
         values = _spec_values(spec)
         await self._db.execute(

@@ -13,12 +13,13 @@ from mcp_server.engine.queue import FairShare
 from mcp_server.runtime.base import RunEvent, RunSpec
 from mcp_server.store.db import Database
 from mcp_server.store.run_queue import RunQueue
+from mcp_server.store.stores import open_database
 from tests.runtime.double import ScriptedHost, ScriptedRuntime
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "kubegate.db")
+async def db(tmp_path: Path, database_url: str | None) -> AsyncIterator[Database]:
+    database = await open_database(tmp_path / "kubegate.db", database_url)
     yield database
     await database.close()
 

@@ -28,9 +28,9 @@ Engine = Callable[..., Any]
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """Builds (runtime, service, user id) on one store, as successive gateway processes would."""
-    stores = await open_stores(tmp_path / "kubegate.db")
+async def engine(tmp_path: Path, database_url: str | None) -> AsyncIterator[Engine]:
+    """Builds (runtime, service, user id) on one store (SQLite, then PostgreSQL), as successive gateways would."""
+    stores = await open_stores(tmp_path / "kubegate.db", database_url)
     user = await stores.users.ensure("engine@example.test")
     dispatchers: list[Dispatcher] = []
     hosts: list[double.ScriptedHost] = []

@@ -43,9 +43,17 @@ def rules(name: str) -> set[tuple[str, str, str]]:
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
-def test_the_deployment_runs_one_non_root_replica_ready_only_when_synced() -> None:
-    [deployment] = [doc for path in MANIFESTS for doc in documents(path) if doc["kind"] == "Deployment"]
-    assert deployment["spec"]["replicas"] == 1
+def test_the_deployment_runs_three_non_root_replicas_ready_only_when_synced() -> None:
+    docs = [doc for path in MANIFESTS for doc in documents(path)]
+    [deployment] = [doc for doc in docs if doc["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    [budget] = [doc for doc in docs if doc["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["minAvailable"] == 2
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    [claim] = [doc for doc in docs if doc["kind"] == "PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica reads the run logs
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
@@ -53,6 +61,9 @@ def test_the_deployment_runs_one_non_root_replica_ready_only_when_synced() -> No
     assert "tcpSocket" in container["livenessProbe"]  # cheap: no database query, no cluster call
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBEGATE_RUNTIME"] == "kubernetes"
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+    assert secret == {"KUBEGATE_DATABASE_URL": "kubegate-store", "KUBEGATE_RATE_LIMIT_STORAGE": "kubegate-store",
+                      "KUBEGATE_SESSION_SECRET": "kubegate-store"}
     assert env["KUBEGATE_SERVICE_ACCOUNT"] == "kubegate/kubegate"
 
 
@@ -74,7 +85,7 @@ def test_the_gateway_has_a_network_policy_of_its_own() -> None:
     [ingress] = policy["spec"]["ingress"]
     assert "namespaceSelector" in ingress["from"][0]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert ports == {53, 443, 6443, 8080}
+    assert ports == {53, 443, 6443, 8080, 5432, 6379}
     # The sandboxes' port only towards kubegate's own namespaces.
     [sandboxes] = [rule for rule in policy["spec"]["egress"] if rule["ports"][0]["port"] == 8080]
     assert sandboxes["to"] == [{"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "kubegate"}}}]

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from mcp_server.auth.keys import KeyStore
 from mcp_server.store.api_keys import ApiKeyRecord
-from mcp_server.store.stores import Stores, open_stores
-
-
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    opened = await open_stores(tmp_path / "kubegate.db")
-    yield opened
-    await opened.close()
+from mcp_server.store.stores import Stores
 
 
 async def test_records_are_frozen_and_decode_their_json_columns(stores: Stores) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_server.store.db import Database
+from mcp_server.store.sqlite import SqliteDatabase as Database
 
 
 async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:

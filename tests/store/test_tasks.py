@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mcp_server.store.stores import open_stores
+from mcp_server.store.stores import Stores
 from mcp_server.store.tasks import NewTask
 
 
-async def test_an_ending_is_recorded_once_and_active_tasks_become_their_run_specs(tmp_path: Path) -> None:
-    stores = await open_stores(tmp_path / "k.db")
+async def test_an_ending_is_recorded_once_and_active_tasks_become_their_run_specs(stores: Stores) -> None:
     user = (await stores.users.ensure("t@example.test")).id
     task = await stores.tasks.insert(NewTask(
         id="task_1", user_id=user, name="t", image="alpine", command=("sh", "-c", "true"), env_keys=("A",),
@@ -27,4 +24,3 @@ async def test_an_ending_is_recorded_once_and_active_tasks_become_their_run_spec
     assert stored is not None and (stored.status, stored.message, stored.started_at) == (
         "failed", "could not start: x", None)
     assert await stores.tasks.active() == [] and await stores.tasks.get("user_other", "task_1") is None
-    await stores.close()

@@ -1,4 +1,4 @@
-"""The templates repository on a real SQLite file: versions, no-op writes, deletion keeps versions."""
+"""The templates repository on a real SQLite file and on PostgreSQL: versions, no-op writes, deletion keeps versions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_server.errors import Conflict
-from mcp_server.store.db import Database
+from mcp_server.store.stores import open_database
 from mcp_server.store.templates import EnvVar, TemplateSpec, TemplateStore
 
 SPEC = TemplateSpec(
@@ -20,8 +20,8 @@ SPEC = TemplateSpec(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[TemplateStore]:
-    db = await Database.open(tmp_path / "kubegate.db")
+async def store(tmp_path: Path, database_url: str | None) -> AsyncIterator[TemplateStore]:
+    db = await open_database(tmp_path / "kubegate.db", database_url)
     yield TemplateStore(db)
     await db.close()
 

@@ -1,0 +1,363 @@
+"""Three real ``kubegate serve`` replicas on one PostgreSQL, behind a round-robin proxy.
+
+Every request opens its own connection, so consecutive requests land on different replicas: a task
+created on a follower is started by the leader, and a wait on a third replica hears it end. The
+leader is SIGKILLed in the middle of a 20-step workflow and of a running task; a rolling restart
+runs under a steady stream of requests; two replicas start together on an empty database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from mcp_server.store.db import migrations
+from tests.conftest import GATEWAY_READONLY_PATHS, SCRATCH_ROOT
+from tests.gateway import Gateway, free_port, mint_key
+from tests.pg import PgCluster
+from tests.proxy import RoundRobin
+from tests.runtime.support import Handshake
+
+pytestmark = pytest.mark.timeout(600)
+DEADLINE = 60.0
+BASE = Path("/var/lib/kubegate-tests")  # outside /tmp, readable by the runs as a real install would be
+
+
+PROXY_PORT = free_port()
+USER = "replicas@example.test"
+
+
+def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
+    return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
+            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
+            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1"}
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="redis-"))
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    end = time.monotonic() + DEADLINE
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        assert time.monotonic() < end and proc.poll() is None, "redis-server did not start"
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster_url(pg_cluster: PgCluster) -> str:
+    return pg_cluster.create_database()
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster_url: str, redis_url: str) -> Iterator[list[Gateway]]:
+    BASE.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=BASE))  # shared: the runs' supervisors and logs
+    started = [Gateway(data_dir, env_extra=replica_env(cluster_url, redis_url)).start() for _ in range(3)]
+    yield started
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(replicas: list[Gateway]) -> Iterator[RoundRobin]:
+    with RoundRobin([gw.port for gw in replicas], PROXY_PORT) as rr:
+        yield rr
+
+
+@pytest.fixture(scope="module")
+def key(replicas: list[Gateway], cluster_url: str) -> str:
+    return mint_key(replicas[0].data_dir, user=USER, env=replica_env(cluster_url))
+
+
+@pytest.fixture
+def journal() -> Iterator[tuple[Path, int]]:
+    """A FIFO every workflow step writes its name into: what ran, and how often."""
+    SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="journal-", dir=SCRATCH_ROOT))
+    directory.chmod(0o755)
+    path = directory / "journal"
+    os.mkfifo(path)
+    os.chmod(path, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    yield path, fd
+    os.close(fd)
+
+
+class Client:
+    """One connection per request through the proxy, so the replicas take turns."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=60) as client:
+            return client.request(method, path, **kwargs)
+
+    def tool(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = self.request("POST", "/api/mcp", json={"method": method, "params": params})
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()["result"]
+        return result
+
+    def until_done(self, kind: str, object_id: str) -> dict[str, Any]:
+        end = time.monotonic() + DEADLINE * 3
+        while time.monotonic() < end:
+            args = {f"{kind}Id": object_id, "timeoutSeconds": 20}
+            found: dict[str, Any] = self.tool(f"{kind}s/wait", args)[kind]
+            if found["status"] in ("completed", "failed"):
+                return found
+        raise AssertionError(f"{kind} {object_id} did not finish")
+
+
+def leaders(replicas: list[Gateway]) -> list[Gateway]:
+    found = []
+    for gw in replicas:
+        try:
+            if httpx.get(f"{gw.url}/healthz", timeout=5).json()["leader"]:
+                found.append(gw)
+        except httpx.HTTPError:
+            continue
+    return found
+
+
+def one_leader(replicas: list[Gateway]) -> Gateway:
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        found = leaders(replicas)
+        if len(found) == 1:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError("no single leader")
+
+
+def test_one_replica_leads_and_tasks_work_through_any(replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
+    assert len(leaders(replicas)) == 1
+    client = Client(proxy.url, key)
+    made = []
+    for code in range(6):
+        created = client.request("POST", "/api/tasks", json={
+            "name": f"t{code}", "image": "alpine", "command": ["sh", "-c", f"echo out{code}; exit {code}"]})
+        assert created.status_code == 201, created.text
+        made.append((code, created.json()["task"]["id"]))
+    for code, task_id in made:
+        task = client.until_done("task", task_id)
+        assert (task["exitCode"], task["output"]) == (code, f"out{code}")
+        assert task["status"] == ("completed" if code == 0 else "failed")
+    assert {gw.port for gw in replicas} <= set(proxy.chosen)  # every replica took requests
+
+
+def test_a_workflow_made_on_any_replica_passes_outputs(replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
+    client = Client(proxy.url, key)
+    created = client.request("POST", "/api/workflows", json={"name": "diamond", "steps": [
+        {"name": "a", "image": "alpine", "command": ["sh", "-c", "echo A"]},
+        {"name": "b", "image": "alpine", "command": ["sh", "-c", "echo B{{steps.a.output}}"], "dependsOn": ["a"]},
+        {"name": "c", "image": "alpine", "command": ["sh", "-c", "echo C"], "dependsOn": ["a"]},
+        {"name": "d", "image": "alpine", "command": ["sh", "-c", 'echo "$KUBEGATE_OUTPUT_B$KUBEGATE_OUTPUT_C"'],
+         "dependsOn": ["b", "c"]},
+    ]})
+    assert created.status_code == 201, created.text
+    done = client.until_done("workflow", created.json()["workflow"]["id"])
+    assert done["status"] == "completed"
+    steps = {s["name"]: s for s in client.request("GET", f"/api/workflows/{done['id']}").json()["workflow"]["steps"]}
+    assert steps["d"]["output"] == "BAC"
+
+
+def test_the_leader_killed_mid_workflow_and_mid_task(replicas: list[Gateway], proxy: RoundRobin, key: str,
+                                                      scratch: Path, journal: tuple[Path, int]) -> None:
+    client = Client(proxy.url, key)
+    journal_path, journal_fd = journal
+    step_gate, task_gate = Handshake(scratch), Handshake(scratch)
+    steps = []
+    for i in range(20):
+        then = f"echo s{i} > {journal_path}"
+        script = step_gate.script(then) if i == 5 else then
+        steps.append({"name": f"s{i}", "image": "alpine", "command": ["sh", "-c", script],
+                      **({"dependsOn": [f"s{i - 1}"]} if i else {})})
+    workflow = client.request("POST", "/api/workflows", json={"name": "chain", "steps": steps})
+    task = client.request("POST", "/api/tasks", json={"name": "held", "image": "alpine",
+                                                      "command": ["sh", "-c", task_gate.script("exit 7")]})
+    assert workflow.status_code == 201 and task.status_code == 201
+    _wait_ready(step_gate)
+    _wait_ready(task_gate)
+
+    leader = one_leader(replicas)
+    leader.stop(signal.SIGKILL)
+    survivor = one_leader([gw for gw in replicas if gw is not leader])
+    assert survivor is not leader
+    step_gate.go()
+    task_gate.go()
+    done = client.until_done("workflow", workflow.json()["workflow"]["id"])
+    ended = client.until_done("task", task.json()["task"]["id"])
+    leader.start()  # back, as a follower, for the tests after this one
+
+    assert done["status"] == "completed"
+    assert (ended["status"], ended["exitCode"]) == ("failed", 7)
+    ran = os.read(journal_fd, 65536).decode().split()
+    assert sorted(ran) == sorted(f"s{i}" for i in range(20))  # every step, none twice
+    assert len(leaders(replicas)) == 1
+    step_gate.close()
+    task_gate.close()
+
+
+def _wait_ready(gate: Handshake) -> None:
+    import anyio
+
+    anyio.run(gate.ready)
+
+
+def test_a_rolling_restart_under_steady_requests_loses_nothing(replicas: list[Gateway], proxy: RoundRobin,
+                                                                key: str) -> None:
+    client = Client(proxy.url, key)
+    statuses: list[int] = []
+    created: list[str] = []
+    stop = threading.Event()
+
+    def steady() -> None:
+        while not stop.is_set():
+            made = client.request("POST", "/api/tasks", json={"name": "r", "image": "alpine",
+                                                              "command": ["true"]})
+            statuses.append(made.status_code)
+            if made.status_code == 201:
+                created.append(made.json()["task"]["id"])
+            statuses.append(client.request("GET", "/api/tasks", params={"limit": 5}).status_code)
+
+    worker = threading.Thread(target=steady)
+    worker.start()
+    try:
+        for gw in replicas:
+            gw.stop(signal.SIGTERM)
+            gw.start()
+    finally:
+        stop.set()
+        worker.join()
+    assert len(created) >= len(replicas) and all(s < 500 for s in statuses), statuses
+    assert set(statuses) <= {200, 201}
+    for task_id in created:
+        assert client.until_done("task", task_id)["status"] == "completed"
+    assert len(leaders(replicas)) == 1
+
+
+def test_keys_audit_and_the_event_stream_are_the_same_through_every_replica(replicas: list[Gateway],
+                                                                           key: str) -> None:
+    first, second, third = replicas
+    bearer = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(f"{first.url}/api/api-keys", json={"name": "minted-on-first", "scopes": ["tasks:read"]},
+                      headers=bearer, timeout=30)
+    assert made.status_code == 201, made.text
+    minted = made.json()["apiKey"]
+    assert httpx.get(f"{second.url}/api/tasks", headers={"Authorization": f"Bearer {minted['key']}"},
+                     timeout=30).status_code == 200
+    listed = httpx.get(f"{third.url}/api/api-keys", headers=bearer, timeout=30).json()["apiKeys"]
+    assert next(k for k in listed if k["id"] == minted["id"])["lastUsedAt"] is not None
+    audit = httpx.get(f"{third.url}/api/audit", headers=bearer, params={"limit": 50}, timeout=30).json()
+    assert any(e["path"] == "/api/api-keys" and e["method"] == "POST" for e in audit["events"]), audit
+
+    with httpx.Client(timeout=30) as client, client.stream("GET", f"{first.url}/api/events", headers=bearer) as events:
+        lines = events.iter_lines()
+        assert next(lines).startswith("retry:")
+        created = httpx.post(f"{second.url}/api/tasks", headers=bearer, timeout=30,
+                             json={"name": "seen", "image": "alpine", "command": ["true"]}).json()["task"]
+        for line in lines:  # ends when the server closes the stream; the test's timeout bounds it
+            if line.startswith("data:") and created["id"] in line:
+                assert json.loads(line[5:])["object"]["id"] == created["id"]
+                break
+
+
+def test_a_login_session_made_on_one_replica_works_on_the_others_and_ends_on_all(replicas: list[Gateway]) -> None:
+    with httpx.Client(timeout=30) as browser:  # one cookie jar: cookies are per host, not per port
+        login = browser.post(f"{replicas[0].url}/auth/dev-login", json={"email": "browser@example.test"})
+        assert login.status_code == 200, login.text
+        for gw in replicas:
+            assert browser.get(f"{gw.url}/api/tasks").status_code == 200
+        kept = dict(browser.cookies)
+        origin = {"Origin": f"http://127.0.0.1:{PROXY_PORT}"}  # the public origin: the CSRF check passes
+        assert browser.post(f"{replicas[1].url}/auth/logout", headers=origin).status_code == 204
+    for gw in replicas:  # the old cookie, replayed: the session is gone from the shared store
+        assert httpx.get(f"{gw.url}/api/tasks", cookies=kept, timeout=30).status_code == 401
+
+
+def test_a_session_on_another_replica_is_not_found_not_a_500(replicas: list[Gateway], key: str) -> None:
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    opened = httpx.post(f"{replicas[0].url}/api/mcp", json=init, headers=headers, timeout=30)
+    session = opened.headers["mcp-session-id"]
+    listed = httpx.post(f"{replicas[1].url}/api/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                        headers={**headers, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"},
+                        timeout=30)
+    assert listed.status_code == 404, listed.text
+    assert "session" in listed.text.lower()
+
+
+def test_two_replicas_starting_at_once_migrate_an_empty_database_once(pg_cluster: PgCluster) -> None:
+    url = pg_cluster.create_database()
+    data_dir = Path(tempfile.mkdtemp(prefix="migrate-", dir=BASE))
+    pair = [Gateway(data_dir, env_extra=replica_env(url)) for _ in range(2)]
+    threads = [threading.Thread(target=gw.start) for gw in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        with psycopg.connect(url) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [v for v, _ in migrations()]
+        assert len(leaders(pair)) == 1
+    finally:
+        for gw in pair:
+            gw.stop()
+
+
+def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgCluster, fake_cluster: Path) -> None:
+    import asyncio
+
+    from k8s.client import KubeClient
+
+    async def gateway_namespace() -> None:  # where the gateway runs, and so where its Lease lives
+        kube = await KubeClient.connect(fake_cluster)
+        try:
+            await kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubegate"}})
+        except Exception as exc:  # another test of this session made it already
+            assert "already exists" in str(exc)
+        await kube.close()
+
+    asyncio.run(gateway_namespace())
+    url = pg_cluster.create_database()
+    env = {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(fake_cluster)}
+    data_dir = Path(tempfile.mkdtemp(prefix="lease-", dir=BASE))
+    pair = [Gateway(data_dir, env_extra=env).start() for _ in range(2)]
+    try:
+        leader = one_leader(pair)
+        follower = next(gw for gw in pair if gw is not leader)
+        for gw in pair:  # a follower watches nothing, and is ready all the same
+            assert httpx.get(f"{gw.url}/readyz", timeout=30).status_code == 200
+        client = Client(follower.url, mint_key(data_dir, user=USER, env=env))
+        made = client.request("POST", "/api/tasks", json={"name": "job", "image": "alpine",
+                                                          "command": ["sh", "-c", "echo hi; exit 3"]})
+        task = client.until_done("task", made.json()["task"]["id"])
+        assert (task["status"], task["exitCode"], task["output"]) == ("failed", 3, "hi")
+        leader.stop(signal.SIGKILL)
+        assert one_leader([follower]) is follower  # once the Lease expired
+    finally:
+        for gw in pair:
+            gw.stop()
