@@ -2,7 +2,7 @@
 
 Everything runs on this machine: a throwaway PostgreSQL cluster (``tests/pg.py``), ``kubegate
 serve`` replicas on it sharing one data dir, and the tests' round-robin proxy in a process of its
-own (``python -m tests.proxy``).
+own (``python -m tests.roundrobin``).
 
 - failover: three replicas; a workflow's first step holds on a FIFO; the leader is SIGKILLed and
   the step released at once; measured from the kill to the second step's ``started_at`` as the
@@ -175,8 +175,8 @@ def through_proxy(url: str, count: int, seconds: int, connections: int) -> float
     extra = {"KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{public}", "KUBEGATE_RATE_LIMIT_API_KEY": "100000000"}
     gateways = replicas(data_dir, url, count, extra)
     key = mint_key(data_dir, KUBEGATE_DATABASE_URL=url)
-    proxy = start([sys.executable, "-m", "tests.proxy", str(public), *(str(p) for p, _ in gateways)], dict(os.environ),
-                  f"http://127.0.0.1:{public}/healthz")
+    argv = [sys.executable, "-m", "tests.roundrobin", str(public), *(str(p) for p, _ in gateways)]
+    proxy = start(argv, dict(os.environ), f"http://127.0.0.1:{public}/healthz")
     try:
         return wrk(f"http://127.0.0.1:{public}/api/tasks", None, {"Authorization": f"Bearer {key}"},
                    seconds=seconds, connections=connections)

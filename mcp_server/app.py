@@ -28,6 +28,7 @@ from mcp_server.auth.keys import KeyStore
 from mcp_server.auth.middleware import Authenticator
 from mcp_server.auth.policy import Policy
 from mcp_server.auth.ratelimit import RateLimiter
+from mcp_server.auth.revocation import REVOCATIONS
 from mcp_server.auth.sessions import SessionStore
 from mcp_server.auth.wiring import auth_routes, edge_middleware
 from mcp_server.config import Settings
@@ -99,6 +100,7 @@ async def open_services(settings: Settings, *, engine: bool = True) -> Services:
     templates = read_templates_file(settings.templates_file) if settings.templates_file else []
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stores = await open_stores(settings.db_path, settings.database_url)
+    REVOCATIONS.follow(stores.changes, backstop_seconds=settings.revocation_recheck_seconds)
     await apply_templates(stores.templates, templates)
     inner = make_runtime(settings)
     runtime = fair_share(inner, stores, settings)

@@ -97,6 +97,7 @@ async def _stdio(settings: Settings) -> None:
     from mcp_server.app import open_services
     from mcp_server.registry import registry
     from mcp_server.server import build_server
+    from mcp_server.stdio_errors import answer_unreadable
 
     services = await open_services(settings)
     try:
@@ -116,7 +117,7 @@ async def _stdio(settings: Settings) -> None:
 
         server = build_server(services, registry.select(settings.toolsets), current, still_valid=still_valid,
                               door="stdio")
-        async with stdio_server() as (read, write):
+        async with stdio_server() as (raw, write), answer_unreadable(raw, write) as read:
             await server.run(read, write, server.create_initialization_options())
     finally:
         await services.close()

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_step_bytes: int = Field(default=1024 * 1024, ge=1024)
     """A workflow step's image, command and env after substituting outputs; over it the step fails."""
     key_touch_interval_seconds: float = Field(default=60.0, ge=0)
+    revocation_recheck_seconds: float = Field(default=60.0, gt=0)
+    """How often a wait rechecks its credential when the store delivers change events (else every 5 s)."""
 
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -103,6 +105,10 @@ class Settings(BaseSettings):
     """Size of a run's private /tmp (and /dev/shm)."""
     run_max_file_bytes: int = Field(default=1 << 30, ge=4096)
     """Disk allowance: the largest file a run may write; past it the run fails with disk_limit."""
+    run_disk_bytes: int = Field(default=4 << 30, ge=1 << 20)
+    """Disk allowance in all: what a run's work dir may hold; past it the run fails with disk_limit."""
+    run_disk_files: int = Field(default=100_000, ge=100)
+    """Files and directories a run's work dir may hold; past it the run fails with disk_limit."""
     run_log_bytes: int = Field(default=8 << 20, ge=4096)
     """A run's log keeps at most this much: past it the head is dropped and a line says so."""
     run_retention: str = "168h"

@@ -52,6 +52,11 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert "invalid write" not in leftover, f"kubegate wrote objects the Kubernetes schema refuses:\n{leftover}"
 
 
+# Waits recheck their credential this rarely, so a revocation made by another process (the
+# stateless gateway, kubegate stdio, the CLI) can reach them within a test only as a store event.
+NO_BACKSTOP = {"KUBEGATE_REVOCATION_RECHECK_SECONDS": "3600"}
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """A throwaway PostgreSQL cluster for this test session (``.ci/test`` installs PostgreSQL)."""
@@ -75,9 +80,9 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session", params=RUNTIMES)
 def runtime_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "local":
-        return {"KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS": GATEWAY_READONLY_PATHS}
+        return {"KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS": GATEWAY_READONLY_PATHS, **NO_BACKSTOP}
     kubeconfig: Path = request.getfixturevalue("fake_cluster")
-    return {"KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig)}
+    return {"KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig), **NO_BACKSTOP}
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,12 @@ step exited, the gateway started) and never on a timer. Under a per-workflow loc
 pending dependants of failed or skipped steps, starts every step whose dependencies all
 completed (up to ``workflow_concurrency`` running at once), and derives the workflow's status.
 
-Starting a step is a conditional UPDATE pending -> running, committed *before*
+Starting a step is a conditional UPDATE that claims it (``claimed_at``), committed *before*
 ``runtime.start``: only the process whose UPDATE changed the row starts the run, and a gateway
 killed between the two leaves a run id the runtime does not know, which ``recover`` reports as
-``lost``. So a step never runs twice and is never forgotten. Env values wait in ``run_secrets``
+``lost``. So a step never runs twice and is never forgotten. A claimed step stays ``pending``
+while it waits for a fair-share slot and turns ``running`` when its run reports ``started``, as
+a task does (the workflow too: ``running`` once one of its steps runs). Env values wait in ``run_secrets``
 until their step has started (or will never start). Branches independent of a failed step keep
 running; the workflow is ``failed`` once nothing is left to run.
 
@@ -96,11 +98,12 @@ class Scheduler:
     async def _start_ready(self, workflow: WorkflowRecord, steps: Steps, order: Sequence[str],
                            lineage: dict[str, set[str]]) -> tuple[WorkflowRecord, bool]:
         """Start what is ready; True if some step failed instead of starting."""
-        slots = self.settings.workflow_concurrency - sum(s.status == "running" for s in steps.values())
+        slots = self.settings.workflow_concurrency - sum(s.in_flight for s in steps.values())
         failed = False
         for name in order:
             step = steps[name]
-            if step.status == "pending" and all(steps[d].status == "completed" for d in step.depends_on):
+            ready = step.status == "pending" and step.claimed_at is None
+            if ready and all(steps[d].status == "completed" for d in step.depends_on):
                 if slots <= 0:
                     METRICS.held_back.inc()  # ready, but the workflow is at its concurrency limit
                     continue
@@ -118,18 +121,15 @@ class Scheduler:
             return workflow, await self.end_step(step, "failed", reason="error", message=str(exc))
         now = stamp()
         claimed = await self.workflows.claim(step.run_id, now)
-        step = replace(step, status="running", started_at=now)
+        step = replace(step, claimed_at=now)
         if not claimed:
             return workflow, step  # another gateway on this store took it
-        if workflow.status == "pending":
-            workflow = replace(workflow, status="running", started_at=now)
-            await self.workflows.begin(workflow.id, now)
         try:
             await self.runtime.start(spec)
             _observe_handoff(step, steps)
         except Exception as exc:
             log.warning("step %s of %s could not start: %s", step.name, workflow.id, exc)
-            step = await self.end_step(step, "failed", reason="error", message=start_failure(exc), was="running")
+            step = await self.end_step(step, "failed", reason="error", message=start_failure(exc))
         else:
             await self.workflows.secrets.forget(step.run_id)
         return workflow, step

@@ -79,11 +79,11 @@ class WorkflowService:
         if workflow.status in ACTIVE:
             workflow = replace(workflow, status="failed", completed_at=now)
         shown = [
-            replace(s, status="failed" if s.status == "running" else "skipped", reason="cancelled", completed_at=now)
+            replace(s, status="failed" if s.in_flight else "skipped", reason="cancelled", completed_at=now)
             if s.status in ACTIVE else s
             for s in steps
         ]
-        await asyncio.gather(*(self.runtime.remove(s.run_id) for s in steps if s.started_at))
+        await asyncio.gather(*(self.runtime.remove(s.run_id) for s in steps if s.claimed_at or s.started_at))
         self.scheduler.forget_lock(workflow_id)
         self.dispatcher.changed(workflow_id)
         return workflow, shown
@@ -99,11 +99,13 @@ class WorkflowService:
             return  # its workflow was deleted
         if event.kind == "started":
             await self.workflows.step_started(event.run_id, stamp(event.at))
+            await self.workflows.begin(workflow_id, stamp(event.at))
             self.dispatcher.changed(workflow_id)
             return
-        await self.workflows.end_step(
-            event.run_id, was="running", status=outcome(event.reason, event.exit_code), reason=event.reason,
-            message=event.message, exit_code=event.exit_code, output=event.output, at=stamp(event.at))
+        await self.workflows.end_step(  # pending: it ended while queued (cancelled, could not start)
+            event.run_id, was=("pending", "running"), status=outcome(event.reason, event.exit_code),
+            reason=event.reason, message=event.message, exit_code=event.exit_code, output=event.output,
+            at=stamp(event.at))
         await self.workflows.secrets.forget(event.run_id)
         await self.scheduler.advance(workflow_id)
 

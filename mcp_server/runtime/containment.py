@@ -36,14 +36,24 @@ def confine(settings: Settings) -> tuple[Confinement, cgroups.Cgroups | None]:
 
 def _confinement(settings: Settings, mode: Literal["bwrap", "none", "unavailable"], **fields: Any) -> Confinement:
     return Confinement(mode, tmp_bytes=settings.run_tmp_bytes, log_bytes=settings.run_log_bytes,
-                       max_file_bytes=settings.run_max_file_bytes, **fields)
+                       max_file_bytes=settings.run_max_file_bytes, disk_bytes=settings.run_disk_bytes,
+                       disk_files=settings.run_disk_files, **fields)
 
 
 def describe(confinement: Confinement, found: cgroups.Cgroups | None) -> dict[str, str]:
     """``/healthz``'s and the start-up line's account of the confinement in force."""
-    network = "slirp4netns (no host loopback)" if confinement.slirp else "none (slirp4netns is not installed)"
+    fenced = "slirp4netns (no host loopback, no host address)"
+    network = fenced if confinement.slirp else "none (slirp4netns is not installed)"
     return {
         "isolation": confinement.mode,
-        "limits": found.describe() if found else "rlimits",
+        "limits": found.describe() if found else _rlimits(confinement),
         "network": network if confinement.mode == "bwrap" else ("host" if confinement.mode == "none" else "none"),
     }
+
+
+def _rlimits(confinement: Confinement) -> str:
+    if confinement.mode == "bwrap" and not confinement.rootless:
+        # A run's uid maps to root outside, and the kernel never applies RLIMIT_NPROC to root.
+        return ("rlimits (processes NOT capped per run: a root gateway needs cgroups for that; "
+                "delegate the pids controller or run the gateway as a non-root user)")
+    return "rlimits"

@@ -65,6 +65,11 @@ class Plan:
     """``slirp4netns`` argv (without the namespace) to attach once bwrap has built the sandbox."""
     log_bytes: int = 0
     """Cap of the run's log; past it the head is dropped (0: no cap)."""
+    disk_bytes: int = 0
+    """The work dir's allowance in all (0: not watched); see ``diskuse``."""
+    disk_files: int = 0
+    work_inside: str = WORK
+    """The work dir as the run's processes name it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,8 @@ class Confinement:
     tmp_bytes: int = 256 << 20
     log_bytes: int = 8 << 20
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    disk_bytes: int = 4 << 30
+    disk_files: int = 100_000
     rootless: bool = False
 
 
@@ -123,15 +130,17 @@ def plan(spec: RunSpec, work_dir: Path, confinement: Confinement, cgroups: Seque
     env = {**BASE_ENV, "HOME": inside, **spec.env, "KUBEGATE_OUTPUT": f"{inside}/{OUTPUT_FILE}"}
     limits = rlimits(spec, max_file_bytes=confinement.max_file_bytes, cgroups=bool(cgroups),
                      per_sandbox=layout is not None)
-    joined, log_bytes = list(cgroups), confinement.log_bytes
+    joined, c = list(cgroups), confinement
     if layout is None:
         return Plan(list(spec.command), env, str(work_dir), limits, ignore_term=False, die_with_shim=True,
-                    cgroups=joined, log_bytes=log_bytes)
+                    cgroups=joined, log_bytes=c.log_bytes, disk_bytes=c.disk_bytes, disk_files=c.disk_files,
+                    work_inside=str(work_dir))
     network = spec.network and confinement.slirp is not None
     argv = sandbox_argv(layout, str(work_dir), network=network, tmp_bytes=confinement.tmp_bytes)
     argv += ["env", "--default-signal=TERM", "--", *spec.command]
     return Plan(argv, env, str(work_dir), limits, ignore_term=True, die_with_shim=False,
-                cgroups=joined, network=slirp_argv(confinement) if network else None, log_bytes=log_bytes)
+                cgroups=joined, network=slirp_argv(confinement) if network else None, log_bytes=c.log_bytes,
+                disk_bytes=c.disk_bytes, disk_files=c.disk_files)
 
 
 def slirp_argv(confinement: Confinement) -> list[str]:

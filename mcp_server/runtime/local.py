@@ -383,7 +383,8 @@ def _open_shim(run_dir: RunDir) -> int | None:
 
 def _message(reason: str, exit_code: int | None, timeout: float) -> str | None:
     if reason == "disk_limit":
-        return "the run outgrew its disk allowance (KUBEGATE_RUN_MAX_FILE_BYTES per file) and was stopped"
+        return ("the run outgrew its disk allowance (KUBEGATE_RUN_DISK_BYTES and KUBEGATE_RUN_DISK_FILES for its"
+                " work dir, KUBEGATE_RUN_MAX_FILE_BYTES per file) and was stopped; its log says which")
     if reason == "memory_limit":
         return "the run outgrew its memory limit (its size) and was killed"
     if reason == "timeout":

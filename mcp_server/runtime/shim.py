@@ -10,7 +10,8 @@ the shim outlives it, so the run keeps going and its end is still recorded. The 
    with the plan's rlimits, cwd and env; its stdout and stderr go through the pump to the run's
    log, which is capped. A run with network gets slirp4netns attached before it is released;
 4. waits for whichever comes first: the task's exit, the timeout, or SIGTERM/SIGINT/SIGHUP (a
-   cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace;
+   cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace.
+   Meanwhile it measures the work dir (``diskuse``) and SIGKILLs a run past its disk allowance;
 5. SIGKILLs whatever is left of the run once the task is gone and waits until it is gone, so
    nothing outlives a run: the shim is the child subreaper of the run, so every orphan of the run
    (with bubblewrap: the sandbox's pid 1, whose exit empties its pid namespace) becomes its child.
@@ -20,7 +21,8 @@ the shim outlives it, so the run keeps going and its end is still recorded. The 
 
 Exit codes follow the shell and Kubernetes: a task killed by signal N exited with 128 + N
 (143 for SIGTERM, 137 for SIGKILL), with or without bubblewrap, which reports the same way.
-SIGXFSZ (a file past the run's disk allowance) gives reason ``disk_limit``; SIGKILL by the memory
+SIGXFSZ (a file past the run's disk allowance) or a work dir past it gives reason ``disk_limit``
+(the log says which); SIGKILL by the memory
 cgroup's OOM killer gives ``memory_limit``.
 
 Start-up cost is the run's latency, so this file imports only builtin or C modules: no
@@ -43,14 +45,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from mcp_server.runtime import shimkit
+    from mcp_server.runtime import diskuse, shimkit
 else:
     import _signal
 
     try:
+        import diskuse
         import shimkit  # the shim process: its directory is on sys.path (see BOOT)
     except ImportError:
-        from mcp_server.runtime import shimkit  # imported by the gateway for its constants
+        from mcp_server.runtime import diskuse, shimkit  # imported by the gateway for its constants
 
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import shim; shim.boot(sys.argv[2])"
 """``python -I -S -c BOOT RUNTIME_DIR RUN_DIR``: imported, not run as a script, so that Python uses
@@ -85,7 +88,11 @@ def main(run_dir: str) -> int:
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
         pump, out = shimkit.start_pump(os.path.join(run_dir, LOG_FILE), spec["log_bytes"])
         pid = _start(spec, prctl if spec["die_with_shim"] else None, out)
-        code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]), run_dir)
+        disk = None
+        if spec["disk_bytes"]:
+            disk = diskuse.DiskWatch(spec["cwd"], spec["work_inside"], spec["disk_bytes"], spec["disk_files"],
+                                     os.getpid())
+        code, reason = _supervise(pid, float(spec["timeout"]), float(spec["grace"]), run_dir, disk)
         if code == 128 + _signal.SIGXFSZ and reason == "error":
             reason = "disk_limit"
         elif code == 128 + _signal.SIGKILL and reason == "error" and shimkit.oom_killed(cgroups):
@@ -191,11 +198,24 @@ def _exec(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, shim: i
         os._exit(127)
 
 
-def _supervise(pid: int, timeout: float, grace: float, run_dir: str) -> tuple[int, str]:
+def _supervise(pid: int, timeout: float, grace: float, run_dir: str,
+               disk: diskuse.DiskWatch | None) -> tuple[int, str]:
     deadline: float | None = time.monotonic() + timeout
     reason = ""
+    measure_at = time.monotonic() + diskuse.INTERVAL if disk else None
     while (status := _exit_status(pid)) is None:
-        signo = _next_signal(deadline)
+        wake = deadline if measure_at is None or (deadline is not None and deadline < measure_at) else measure_at
+        signo = _next_signal(wake)
+        if signo is None and wake is measure_at and disk is not None and not reason:
+            if (over := disk.over()) is not None:
+                reason = "disk_limit"
+                _note(run_dir, f"kubegate: the run was stopped because {over} (KUBEGATE_RUN_DISK_BYTES, "
+                               "KUBEGATE_RUN_DISK_FILES)")
+                _kill_group(pid, _signal.SIGKILL)  # at once: every moment of grace is more writing
+                deadline = measure_at = None
+            else:
+                measure_at = time.monotonic() + disk.interval
+            continue
         if signo == _signal.SIGCHLD:
             continue
         if signo == _signal.SIGUSR1:
@@ -208,9 +228,21 @@ def _supervise(pid: int, timeout: float, grace: float, run_dir: str) -> tuple[in
         elif not reason:
             reason = "timeout" if signo is None else "cancelled"
             _kill_group(pid, _signal.SIGTERM)
-            deadline = time.monotonic() + grace
+            deadline, measure_at = time.monotonic() + grace, None
     code = status if status >= 0 else 128 - status
     return code, reason or ("completed" if code == 0 else "error")
+
+
+def _note(run_dir: str, line: str) -> None:
+    """A line of the shim's own at the end of the run's log."""
+    try:
+        fd = os.open(os.path.join(run_dir, LOG_FILE), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def _read_deadline(run_dir: str, current: float | None) -> float | None:

@@ -11,7 +11,12 @@ when the last writer is gone, i.e. once nothing of the run is left.
 
 The network: bwrap reports the sandbox's pid on its info fd and waits on its block fd;
 ``slirp4netns`` is attached to ``/proc/PID/ns/net`` (by path: joining by pid is refused) and the
-sandbox is released once it reports ready.
+sandbox is released once it reports ready. slirp connects out from the host's namespace, so any
+address of the host itself (a gateway bound to 0.0.0.0, a database on the host's LAN address)
+would be reachable through it; before the release the run's namespace gets a ``prohibit`` route
+for every address of the host (``fence``), which the run, holding no capability, cannot remove.
+The host's loopback is out of reach already (``--disable-host-loopback``). Should the fence fail,
+slirp is killed and the run has no network rather than an unfenced one.
 """
 
 from __future__ import annotations
@@ -126,6 +131,10 @@ def attach_network(slirp: list[str], info_read: int, block_write: int, rootless:
         if not _read_until(ready_read, b"1"):
             raise OSError("slirp4netns did not come up")
         os.close(ready_read)
+        if not fence(child, rootless):
+            _stop(slirp_pid)
+            slirp_pid = 0
+            raise OSError("the host's own addresses could not be fenced off")
     except (OSError, ValueError) as exc:
         os.write(2, f"kubegate: the run's network could not be attached ({exc}); it has none\n".encode())
     finally:
@@ -133,6 +142,78 @@ def attach_network(slirp: list[str], info_read: int, block_write: int, rootless:
         os.close(block_write)
         os.close(info_read)
     return slirp_pid
+
+
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+def fence(child: int, rootless: bool) -> bool:
+    """Add a ``prohibit`` route for each of the host's own addresses in ``child``'s network namespace.
+
+    Done in a forked helper, which enters the namespace (and, for a gateway that is not root, the
+    user namespace owning it first, where it holds every capability) and speaks rtnetlink.
+    """
+    addresses = host_addresses()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _enter_and_prohibit(child, rootless, addresses)
+            code = 0
+        except BaseException as exc:
+            os.write(2, f"kubegate: fencing the run's network failed ({exc!r})\n".encode())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def host_addresses() -> list[str]:
+    """The host's own IPv4 addresses, loopback aside: the ``/32 host LOCAL`` entries of the fib."""
+    with open("/proc/net/fib_trie", "rb") as file:
+        lines = file.read().decode().splitlines()
+    found = {lines[i - 1].split()[-1] for i, line in enumerate(lines) if i and line.strip() == "/32 host LOCAL"}
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def _enter_and_prohibit(child: int, rootless: bool, addresses: list[str]) -> None:
+    import ctypes  # in the helper only: the shim itself stays lean
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    netns = os.open(f"/proc/{child}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    if rootless and libc.setns(_owning_userns(netns), _CLONE_NEWUSER) != 0:
+        raise OSError(ctypes.get_errno(), "setns(user)")
+    if libc.setns(netns, _CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns(net)")
+    _prohibit(addresses)
+
+
+def _prohibit(addresses: list[str]) -> None:
+    """``ip route add prohibit ADDRESS/32`` for each address, over rtnetlink (no ``ip`` binary needed)."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        for seq, address in enumerate(addresses, start=1):
+            # struct rtmsg: AF_INET, dst_len 32, src_len, tos, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
+            # RTN_PROHIBIT, flags; then the RTA_DST attribute.
+            body = struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, 3, 0, 8, 0)
+            body += struct.pack("=HH", 8, 1) + socket.inet_aton(address)
+            flags = 0x1 | 0x4 | 0x200 | 0x400  # NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE
+            sock.send(struct.pack("=IHHII", 16 + len(body), 24, flags, seq, 0) + body)  # RTM_NEWROUTE
+            reply = sock.recv(65536)
+            kind, = struct.unpack_from("=H", reply, 4)
+            error, = struct.unpack_from("=i", reply, 16) if kind == 2 else (0,)  # NLMSG_ERROR carries errno
+            if error:
+                raise OSError(-error, f"route to {address}: {os.strerror(-error)}")
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, _signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _owning_userns(netns: int) -> int:

@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any, Protocol
 
+from mcp_server.store.changes import StoreChanges
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -32,6 +34,8 @@ class Database(Protocol):
     """
 
     dialect: str
+    changes: StoreChanges
+    """Told when another process changed the store, where the backend can tell (``store.changes``)."""
 
     def transaction(self) -> AbstractAsyncContextManager[None]: ...
 

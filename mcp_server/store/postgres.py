@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from mcp_server.store.changes import StoreChanges
 from mcp_server.store.db import MIGRATIONS_TABLE, IntegrityError, migrations, statements
 from mcp_server.store.dialect import postgres_ddl, postgres_query
 
@@ -45,6 +46,8 @@ class PostgresDatabase:
         self._pool = pool
         self.url = url
         """For connections of their own (the leader's lock, LISTEN); never logged: it may hold a password."""
+        self.changes = StoreChanges()
+        """Not fed yet: a LISTEN on ``url`` that calls ``changes.changed()`` (and sets ``live``) belongs here."""
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresDatabase:

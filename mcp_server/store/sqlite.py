@@ -29,6 +29,7 @@ from typing import Any
 
 import aiosqlite
 
+from mcp_server.store.changes import SqliteWatch, StoreChanges
 from mcp_server.store.db import MIGRATIONS_TABLE, IntegrityError, migrations, statements
 
 _TRANSACTION: ContextVar[SqliteDatabase | None] = ContextVar("kubegate_transaction", default=None)
@@ -45,6 +46,10 @@ class SqliteDatabase:
         self._reader = reader
         # One connection is shared by every coroutine: a second BEGIN while one is open would fail.
         self._tx_lock = asyncio.Lock()
+        self.changes = StoreChanges()
+        """Fed when another process commits to this database (see ``store.changes``)."""
+        self._watch: SqliteWatch | None = None
+        self._data_version: int | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -56,9 +61,26 @@ class SqliteDatabase:
         db = cls(conn)
         await db._migrate()
         db._reader = _open_reader(path)
+        await db.foreign_commit()  # the baseline
+        db._watch = SqliteWatch(path, db.changes, db.foreign_commit)
+        db._watch.start()
         return db
 
+    async def foreign_commit(self) -> bool:
+        """Whether another connection (another process) committed since the last call.
+
+        ``PRAGMA data_version`` on the writing connection changes only with commits made elsewhere.
+        """
+        async with self._tx_lock:
+            rows = await self._conn.execute_fetchall("PRAGMA data_version")
+        version = int(next(iter(rows))[0])
+        changed, self._data_version = self._data_version is not None and version != self._data_version, version
+        return changed
+
     async def close(self) -> None:
+        if self._watch is not None:
+            await self._watch.close()
+            self._watch = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mcp_server.store.api_keys import ApiKeyStore
 from mcp_server.store.audit import AuditStore
+from mcp_server.store.changes import StoreChanges
 from mcp_server.store.db import Database
 from mcp_server.store.deployments import DeploymentRepository
 from mcp_server.store.run_queue import RunQueue
@@ -45,6 +46,11 @@ class Stores:
     async def ping(self) -> None:
         """Raise unless the database answers."""
         await self._db.fetch_one("SELECT 1")
+
+    @property
+    def changes(self) -> StoreChanges:
+        """Told when another process changed the store (``store.changes``)."""
+        return self._db.changes
 
     async def schema_version(self) -> int:
         return await self._db.schema_version()

@@ -46,6 +46,13 @@ class StepRecord(RunFields):
     output: str | None
     started_at: str | None
     completed_at: str | None
+    claimed_at: str | None = None
+    """When its run was handed to the runtime; it stays ``pending`` until the run starts."""
+
+    @property
+    def in_flight(self) -> bool:
+        """Handed to the runtime and not ended: running, or waiting for a fair-share slot."""
+        return self.status == "running" or (self.status == "pending" and self.claimed_at is not None)
 
     def spec(self, owner: str, *, image: str | None = None, command: Sequence[str] | None = None,
              env: Mapping[str, str] | None = None) -> RunSpec:
@@ -74,7 +81,7 @@ def _step(row: Row) -> StepRecord:
         depends_on=json_tuple(row["depends_on"]), timeout_seconds=row["timeout_seconds"], size=row["size"],
         network=bool(row["network"]), status=row["status"], reason=row["reason"], message=row["message"],
         exit_code=row["exit_code"], output=row["output"], started_at=row["started_at"],
-        completed_at=row["completed_at"],
+        completed_at=row["completed_at"], claimed_at=row["claimed_at"],
     )
 
 
@@ -139,9 +146,12 @@ class WorkflowStore:
         return str(row["workflow_id"]) if row else None
 
     async def claim(self, run_id: str, at: str) -> bool:
-        """pending -> running; True only for the one caller whose update changed the step."""
+        """Mark a pending step handed to the runtime; True only for the one caller whose update changed it.
+
+        It stays ``pending`` (queued for a slot, as a task would be) until its run reports ``started``.
+        """
         return bool(await self._db.execute(
-            "UPDATE workflow_steps SET status = 'running', started_at = ? WHERE run_id = ? AND status = 'pending'",
+            "UPDATE workflow_steps SET claimed_at = ? WHERE run_id = ? AND status = 'pending' AND claimed_at IS NULL",
             (at, run_id)))
 
     async def begin(self, workflow_id: str, at: str) -> None:
@@ -150,16 +160,20 @@ class WorkflowStore:
             (at, workflow_id))
 
     async def step_started(self, run_id: str, at: str) -> None:
-        await self._db.execute("UPDATE workflow_steps SET started_at = ? WHERE run_id = ? AND status = 'running'",
-                               (at, run_id))
+        """A claimed step's run started: pending -> running (a step claimed before 0035 is running already)."""
+        await self._db.execute(
+            "UPDATE workflow_steps SET status = 'running', started_at = ? WHERE run_id = ?"
+            " AND claimed_at IS NOT NULL AND status IN ('pending', 'running')", (at, run_id))
 
-    async def end_step(self, run_id: str, *, was: StepStatus, status: StepStatus, reason: str | None, at: str,
-                       message: str | None = None, exit_code: int | None = None, output: str | None = None) -> None:
-        """Record how a step ended, if it still is ``was``."""
+    async def end_step(self, run_id: str, *, was: StepStatus | tuple[StepStatus, ...], status: StepStatus,
+                       reason: str | None, at: str, message: str | None = None, exit_code: int | None = None,
+                       output: str | None = None) -> None:
+        """Record how a step ended, if it still is ``was`` (or one of them)."""
+        wanted, params = in_list((was,) if isinstance(was, str) else was)
         await self._db.execute(
             "UPDATE workflow_steps SET status = ?, reason = ?, message = ?, exit_code = ?, output = ?,"
-            " completed_at = ? WHERE run_id = ? AND status = ?",
-            (status, reason, message, exit_code, output, at, run_id, was))
+            f" completed_at = ? WHERE run_id = ? AND status IN {wanted}",
+            (status, reason, message, exit_code, output, at, run_id, *params))
 
     async def settle(self, workflow_id: str, status: WorkflowStatus, at: str) -> None:
         active, params = in_list(ACTIVE)
@@ -168,10 +182,11 @@ class WorkflowStore:
             f" WHERE id = ? AND status IN {active}", (status, at, at, workflow_id, *params))
 
     async def running_specs(self) -> list[RunSpec]:
-        """Runs of every step the store believes running: what recovery must account for."""
+        """Runs of every step handed to the runtime and not ended (running or queued): what recovery must
+        account for."""
         rows = await self._db.fetch_all(
             "SELECT s.*, w.user_id FROM workflow_steps s JOIN workflows w ON w.id = s.workflow_id"
-            " WHERE s.status = 'running'")
+            " WHERE s.status = 'running' OR (s.status = 'pending' AND s.claimed_at IS NOT NULL)")
         return [_step(row).spec(row["user_id"]) for row in rows]
 
     async def unfinished(self) -> list[str]:
@@ -180,6 +195,7 @@ class WorkflowStore:
         return [str(row["id"]) for row in rows]
 
     async def forget_started_secrets(self) -> None:
-        """Drop env values of steps past ``pending``: their run has them, or will never run."""
+        """Drop env values of steps claimed or ended: their run has them, or will never run."""
         await self._db.execute(
-            "DELETE FROM run_secrets WHERE run_id IN (SELECT run_id FROM workflow_steps WHERE status != 'pending')")
+            "DELETE FROM run_secrets WHERE run_id IN"
+            " (SELECT run_id FROM workflow_steps WHERE status != 'pending' OR claimed_at IS NOT NULL)")

@@ -11,6 +11,7 @@ import pytest
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.queue import FairShare
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.models.workflows import WorkflowCreate
 from mcp_server.store.stores import open_stores
@@ -29,20 +30,25 @@ Engine = Callable[..., Any]
 
 @pytest.fixture
 async def engine(tmp_path: Path, database_url: str | None) -> AsyncIterator[Engine]:
-    """Builds (runtime, service, user id) on one store (SQLite, then PostgreSQL), as successive gateways would."""
+    """Builds (runtime, service, user id) on one store (SQLite, then PostgreSQL), as successive gateways would.
+
+    With ``fair_share`` the runtime is wrapped in the fair-share queue with those caps."""
     stores = await open_stores(tmp_path / "kubegate.db", database_url)
     user = await stores.users.ensure("engine@example.test")
     dispatchers: list[Dispatcher] = []
     hosts: list[double.ScriptedHost] = []
 
-    async def make(runtime: ScriptedRuntime, **settings: Any) -> tuple[WorkflowService, str]:
+    async def make(runtime: ScriptedRuntime, fair_share: dict[str, int] | None = None,
+                   **settings: Any) -> tuple[WorkflowService, str]:
         hosts.append(runtime.host)
-        dispatcher = Dispatcher(runtime)  # type: ignore[arg-type]
-        service = WorkflowService(stores.workflows, runtime, dispatcher,  # type: ignore[arg-type]
-                                  Settings(data_dir=tmp_path, **settings))
+        outer: Any = runtime
+        if fair_share is not None:
+            outer = FairShare(runtime, stores.run_queue, Settings(data_dir=tmp_path, **fair_share))  # type: ignore[arg-type]
+        dispatcher = Dispatcher(outer)
+        service = WorkflowService(stores.workflows, outer, dispatcher, Settings(data_dir=tmp_path, **settings))
         dispatcher.start()
         dispatchers.append(dispatcher)
-        await runtime.recover(await service.active_specs())
+        await outer.recover(await service.active_specs())
         await service.resume()
         return service, user.id
 
@@ -148,3 +154,47 @@ async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_on
             await anyio.lowlevel.checkpoint()
     assert [s.labels["step"] for s in first.host.started] == ["a", "b"]
     assert [s.labels["step"] for s in first.started] == ["a"] and [s.labels["step"] for s in after.started] == ["b"]
+
+
+async def test_a_step_waiting_for_a_fair_share_slot_is_pending_until_its_run_starts(engine: Engine) -> None:
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime, fair_share={"max_active_runs_per_user": 1})
+    row, _ = await service.create(user, workflow(("a", []), ("b", []), ("join", ["a", "b"])))
+    await until(lambda: len(runtime.started) == 1)
+    with anyio.fail_after(5):
+        while (await statuses(service, row.id))["a"] != "running":
+            await anyio.lowlevel.checkpoint()
+    # b was handed over but waits in the queue: pending, like a queued task, with no startedAt.
+    steps = {s.name: s for s in await service.steps(row.id)}
+    assert {n: s.status for n, s in steps.items()} == {"a": "running", "b": "pending", "join": "pending"}
+    assert steps["b"].started_at is None and steps["b"].claimed_at is not None
+    assert (await service.get(user, row.id)).status == "running"
+    runtime.finish("a")
+    await until(lambda: len(runtime.started) == 2)
+    with anyio.fail_after(5):
+        while (await statuses(service, row.id))["b"] != "running":
+            await anyio.lowlevel.checkpoint()
+    assert [s.labels["step"] for s in runtime.started] == ["a", "b"]  # queued once, started once
+    runtime.finish("b")
+    await until(lambda: len(runtime.started) == 3)
+    runtime.finish("join")
+    with anyio.fail_after(5):
+        while (await service.get(user, row.id)).status != "completed":
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_a_workflow_whose_only_step_waits_for_a_slot_is_pending(engine: Engine) -> None:
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime, fair_share={"max_active_runs": 1})
+    first, _ = await service.create(user, workflow(("a", [])))
+    await until(lambda: len(runtime.started) == 1)
+    second, _ = await service.create(user, workflow(("a", [])))
+    assert (await service.get(user, second.id)).status == "pending"
+    assert await statuses(service, second.id) == {"a": "pending"}
+    deleted, steps = await service.delete(user, second.id)  # a queued step is dropped from the queue
+    assert steps[0].status == "failed" and steps[0].reason == "cancelled"
+    runtime.finish("a")
+    with anyio.fail_after(5):
+        while (await service.get(user, first.id)).status != "completed":
+            await anyio.lowlevel.checkpoint()
+    assert len(runtime.started) == 1  # the deleted workflow's step never ran

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import GATEWAY_READONLY_PATHS
 from tests.gateway import Gateway, free_port
 from tests.pg import PgCluster
-from tests.proxy import RoundRobin
+from tests.roundrobin import RoundRobin
 
 BASE = Path("/var/lib/kubegate-tests")
 

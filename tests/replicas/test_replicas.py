@@ -28,7 +28,7 @@ from mcp_server.store.db import migrations
 from tests.conftest import GATEWAY_READONLY_PATHS, SCRATCH_ROOT
 from tests.gateway import Gateway, free_port, mint_key
 from tests.pg import PgCluster
-from tests.proxy import RoundRobin
+from tests.roundrobin import RoundRobin
 from tests.runtime.support import Handshake
 
 pytestmark = pytest.mark.timeout(600)

@@ -6,6 +6,7 @@ private /tmp would hide a data dir under /tmp and make these tests pass for the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from mcp_server.config import Settings
 from mcp_server.errors import Unavailable
+from mcp_server.runtime import containment, isolation
 from mcp_server.runtime.local import LocalRuntime
 from tests.processes import process_alive
 from tests.runtime.conftest import MakeRuntime
@@ -155,6 +157,68 @@ async def test_with_network_the_run_has_its_own_namespace_and_no_host_loopback(
     assert "REACHED" not in log and log.count("unreachable") == 2
 
 
+def host_addresses() -> list[str]:
+    """The host's own IPv4 addresses other than loopback (the kernel's LOCAL routes)."""
+    lines = Path("/proc/net/fib_trie").read_text().splitlines()
+    found = [lines[i - 1].split()[-1] for i, line in enumerate(lines) if line.strip() == "/32 host LOCAL"]
+    return sorted({a for a in found if not a.startswith("127.")})
+
+
+def fenced(route_table: str, address: str) -> bool:
+    """Whether ``/proc/net/route`` (as the run saw it) holds a reject route for ``address``."""
+    destination = socket.inet_aton(address)[::-1].hex().upper()
+    return any(line.split()[:2] == ["*", destination] for line in route_table.splitlines())
+
+
+async def test_with_network_the_host_is_unreachable_on_its_own_addresses(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    if runtime.containment["network"].startswith("none"):
+        pytest.skip("slirp4netns is not installed")
+    addresses = host_addresses()
+    if not addresses:
+        pytest.skip("this host has no address besides loopback")
+    # As a gateway bound to 0.0.0.0 is: reachable on every address of the host.
+    with socket.create_server(("0.0.0.0", 0), backlog=16) as server:
+        port = server.getsockname()[1]
+        log, _ = await _run(runtime, "cat /proc/net/route; " + _connect_script(*(f"{a}:{port}" for a in addresses))
+                            + "; echo done", network=True)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing got through
+    assert "done" in log and "REACHED" not in log and log.count("unreachable") == len(addresses), log
+    assert "tap0\t00000000" in log and all(fenced(log, a) for a in addresses), log  # slirp is up, and fenced
+
+
+@pytest.mark.parametrize("attack", [
+    # Many files, each well under the per-file cap, in a directory the run then locks.
+    "mkdir d; i=0; while [ $i -lt 40 ]; do head -c 1000000 /dev/zero > d/f$i || exit 3; i=$((i+1)); done;"
+    " chmod 000 d; sleep 60",
+    # One file written through a descriptor after it was deleted: no walk of the work dir finds it.
+    "exec 3>hidden; rm hidden; i=0; while [ $i -lt 40 ]; do head -c 1000000 /dev/zero >&3 || exit 3;"
+    " i=$((i+1)); done; sleep 60",
+    # Inodes are disk too.
+    "mkdir d; i=0; while [ $i -lt 3000 ]; do : > d/f$i; i=$((i+1)); done; sleep 60",
+])
+async def test_a_work_dir_past_its_allowance_in_all_fails_with_disk_limit(make_runtime: MakeRuntime,
+                                                                        attack: str) -> None:
+    runtime = make_runtime(run_max_file_bytes=64 << 20, run_disk_bytes=16 << 20, run_disk_files=1000)
+    events = Events(runtime)
+    run = sh(attack, timeout_seconds=120)
+    await runtime.start(run)
+    exited = await events.wait(run.run_id)
+    log = runtime.read_logs(run.run_id, tail=1 << 20)
+    # Stopped while it still wrote (or slept), not by its timeout, and told why.
+    assert (exited.exit_code, exited.reason) == (137, "disk_limit"), log
+    assert exited.message is not None and "KUBEGATE_RUN_DISK_BYTES" in exited.message
+    assert "was stopped because its work dir holds" in log, log
+
+
+async def test_a_work_dir_within_its_allowance_runs_to_the_end(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime(run_max_file_bytes=8 << 20, run_disk_bytes=16 << 20, run_disk_files=1000)
+    log, code = await _run(runtime, "head -c 4000000 /dev/zero > a; sleep 1; echo fine")
+    assert code == 0 and "fine" in log and "stopped" not in log, log
+
+
 async def test_tmp_is_private_and_size_capped(make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(run_tmp_bytes=4 << 20)
     log, _ = await _run(runtime, """
@@ -213,6 +277,13 @@ async def test_a_timeout_kills_everything_the_run_started(make_runtime: MakeRunt
     limits = runtime.containment["limits"]
     if limits.startswith("cgroup"):
         assert not any(Path(d).exists() for d in runtime._cgroups.dirs(run.run_id))  # type: ignore[union-attr]
+
+
+def test_healthz_says_when_a_root_gateway_without_cgroups_cannot_cap_processes() -> None:
+    """RLIMIT_NPROC does not bind a run whose uid is root outside its namespace: say so, not "rlimits"."""
+    root = isolation.Confinement("bwrap", rootless=False)
+    assert "NOT capped" in containment.describe(root, None)["limits"]
+    assert containment.describe(dataclasses.replace(root, rootless=True), None)["limits"] == "rlimits"
 
 
 async def test_auto_without_bubblewrap_refuses_runs_and_says_how_to_fix_it(

@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from mcp_server.config import Settings
 from mcp_server.runtime import containment, isolation, shim
 from mcp_server.runtime.base import RunSpec
 from mcp_server.runtime.rundir import RunDir, remove_tree
+from tests.runtime.test_isolation import fenced, host_addresses
 
 NOBODY = 65534
 # Not the coverage-measured boot of tests/runtime/conftest.py: a shim running as uid 65534 can
@@ -56,9 +58,9 @@ def home(data_dir: Path) -> Iterator[Path]:
     yield data_dir
 
 
-def _run_as_nobody(home: Path, script: str, *, network: bool = False) -> tuple[str, str, Path]:
+def _run_as_nobody(home: Path, script: str, *, network: bool = False, **settings: Any) -> tuple[str, str, Path]:
     """Run ``script`` under a shim and bwrap running as uid 65534; answers (log, exit record, run dir)."""
-    confinement, _ = containment.confine(Settings(data_dir=home))
+    confinement, _ = containment.confine(Settings(data_dir=home, **settings))
     confinement = dataclasses.replace(confinement, rootless=True)
     run_dir = RunDir(home / "runs", f"run-{uuid.uuid4().hex[:8]}")
     spec = RunSpec(run_id=run_dir.path.name, owner="u", image="x", command=["sh", "-c", script], network=network)
@@ -100,6 +102,33 @@ def test_an_unprivileged_gateway_gives_network_without_the_host_loopback(home: P
                  f" && echo REACHED $h || echo unreachable $h; done")
         log, _, _ = _run_as_nobody(home, f"cat /proc/net/route; bash -c '{probe}'", network=True)
     assert "tap0\t00000000" in log and "REACHED" not in log and log.count("unreachable") == 2
+
+
+def test_an_unprivileged_gateway_fences_off_the_hosts_own_addresses(home: Path) -> None:
+    if shutil.which("slirp4netns") is None or not (addresses := host_addresses()):
+        pytest.skip("slirp4netns is not installed, or the host has no address besides loopback")
+    with socket.create_server(("0.0.0.0", 0)) as server:  # as a gateway bound to every address is
+        port = server.getsockname()[1]
+        probe = "; ".join(f"timeout 3 sh -c \"echo > /dev/tcp/{a}/{port}\" 2>/dev/null && echo REACHED {a}"
+                          f" || echo unreachable {a}" for a in addresses)
+        log, _, _ = _run_as_nobody(home, f"cat /proc/net/route; bash -c '{probe}'", network=True)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    assert "tap0\t00000000" in log and "REACHED" not in log and log.count("unreachable") == len(addresses), log
+    assert all(fenced(log, a) for a in addresses) and "fencing" not in log, log
+
+
+@pytest.mark.parametrize("attack", [
+    "mkdir d; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do head -c 1000000 /dev/zero > d/f$i;"
+    " done; chmod 000 d; sleep 60",
+    "exec 3>hidden; rm hidden; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do"
+    " head -c 1000000 /dev/zero >&3; done; sleep 60",
+])
+def test_an_unprivileged_gateway_holds_a_run_to_its_disk_allowance(home: Path, attack: str) -> None:
+    log, record, _ = _run_as_nobody(home, attack, run_disk_bytes=8 << 20, run_max_file_bytes=64 << 20)
+    assert '"reason": "disk_limit"' in record and '"exit_code": 137' in record, (record, log)
+    assert "was stopped because its work dir holds" in log, log
 
 
 def test_delete_as_an_unprivileged_gateway_removes_a_run_that_locked_its_directories(home: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway import Gateway, free_port, mint_key
+from tests.gateway import Gateway, free_port, kubegate_env, mint_key
 from tests.security.conftest import StartGateway
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
@@ -24,6 +26,7 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 DEEP = b"[" * 50_000
 TOKEN = "metrics-scraper-token"
+NEWLINE = b"\n"
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +261,34 @@ async def test_a_wait_stops_with_401_when_its_login_session_ends(gateway: Gatewa
     removed = httpx.delete(f"{gateway.url}/api/tasks/{task.json()['task']['id']}",
                            headers={"Authorization": f"Bearer {owner}"})
     assert removed.status_code == 200
+
+
+def test_unreadable_lines_on_stdio_get_json_rpc_errors_with_id_null(tmp_path: Path) -> None:
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    lines = [json.dumps(INIT).encode(), json.dumps(initialized).encode(), DEEP, b"not json", b'{"a": 1}',
+             json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}).encode()]
+    with subprocess.Popen([sys.executable, "-m", "mcp_server.cli", "stdio"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kubegate_env(tmp_path / "data")) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"\n".join(lines) + b"\n")
+        proc.stdin.flush()
+        answers = [json.loads(line) for line in _lines_within(proc.stdout.fileno(), 5, 120)]  # stdin stays open
+        proc.stdin.close()
+        log = proc.stderr.read().decode() if proc.stderr else ""
+        proc.wait(60)
+    assert [a.get("id") for a in answers] == [1, None, None, None, 2], answers  # every line answered, in order
+    assert [a["error"]["code"] for a in answers[1:4]] == [-32700, -32700, -32600]
+    assert "Parse error" in answers[1]["error"]["message"] and answers[4]["result"] == {}
+    assert "Traceback" not in log and "RecursionError" not in log and "not json" not in log
+
+
+def _lines_within(fd: int, count: int, seconds: float) -> list[bytes]:
+    """The next ``count`` lines of a pipe, failing (rather than hanging) if they take over ``seconds``."""
+    deadline, data = time.monotonic() + seconds, b""
+    while data.count(NEWLINE) < count:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"kubegate stdio answered only {data.count(NEWLINE)} of {count} lines"
+        chunk = os.read(fd, 1 << 16)
+        assert chunk, "kubegate stdio closed its output"
+        data += chunk
+    return data.split(NEWLINE)[:count]

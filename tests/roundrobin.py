@@ -114,7 +114,7 @@ class RoundRobin:
 
 
 def main() -> None:
-    """``python -m tests.proxy PORT BACKEND_PORT...``: the proxy in a process of its own (``bench/scale_out.py``)."""
+    """``python -m tests.roundrobin PORT BACKEND_PORT...``: the proxy in a process of its own (bench)."""
     import sys
 
     port, *backends = (int(arg) for arg in sys.argv[1:])
