@@ -14,6 +14,9 @@ present; ``PodNetwork.available``):
   the Pod's ``status.podIP``. Only declared ports are reachable, as with a ``hostPort``;
   declare the ports a Pod serves.
 
+A Pod that declares no ports (a task's Job) stays on the host network: nothing needs to reach
+it, and its start stays as quick as before.
+
 Services reach them through ``k8s.sim.proxy`` (a kube-proxy for ``spec.clusterIP``).
 """
 
@@ -103,7 +106,9 @@ class PodNetwork:
 
     async def attach(self, ports: Sequence[int]) -> PodNet:
         """A network for a new Pod whose declared TCP ``ports`` must be reachable at its address."""
-        if not self.enabled:
+        if not self.enabled or not ports:
+            # A Pod that serves nothing (a task's) needs no address of its own; skipping the
+            # namespace and slirp4netns keeps its start as quick as before per-Pod networks.
             return PodNet(HOST_NETWORK)
         net = PodNet("", ports=list(ports))
         try:
