@@ -51,6 +51,8 @@ _FOREVER = 100 * 365 * 86400.0
 _LOG_BYTES = 1 << 20
 """Bytes of each replica's log searched for ``read_logs``."""
 _RESTART_DELAY = 1.0
+_DRAIN_SECONDS = 0.5
+"""How long a replica that served is kept after it leaves the endpoints, before it is stopped."""
 
 
 def run_id(name: str, revision: int, index: int) -> str:
@@ -288,7 +290,10 @@ class LocalApps:
             app.wake.set()
 
     async def _remove(self, replica: _Replica) -> None:
-        replica.removing = True
+        serving = replica.ready
+        replica.removing = True  # out of ``endpoints`` from now on
+        if serving:  # let requests already sent to it finish before it is stopped
+            await asyncio.sleep(_DRAIN_SECONDS)
         if replica.watcher is not None:
             replica.watcher.cancel()
         await self._remove_run(replica.run_id)
