@@ -284,7 +284,10 @@ class KubernetesApps:
 
     def endpoints(self, name: str) -> Sequence[Endpoint]:
         app = self._apps.get(name)
-        if app is None or app.service is None or app.last is None or app.last.ready_replicas == 0 or app.deleting:
+        # Any ready Pod counts, of any revision: during a rolling update the Service still sends traffic to
+        # the old revision's ready Pods while the new one's come up, so the app is reachable throughout.
+        if (app is None or app.service is None or app.last is None or app.deleting
+                or not any(replica.ready for replica in app.last.replica_status)):
             return []
         return [app.service]
 

@@ -10,9 +10,7 @@ from tests.doors import Door
 from tests.gateway import Gateway
 
 
-# Local runtime only for now: on the Kubernetes runtime the proxy finds no endpoint while the new revision has no
-# ready replica yet (k8s/apps.py ``endpoints`` looks at the current revision's readyReplicas), a gap this test shows.
-async def test_an_update_at_two_replicas_leaves_no_gap(rest: Door, dep_gateway: Gateway, local_only: None) -> None:
+async def test_an_update_at_two_replicas_leaves_no_gap(rest: Door, dep_gateway: Gateway) -> None:
     created = await create(rest, template="hello-python", replicas=2, envVars={"GREETING": "Old"})
     name, host = created["name"], created["url"].split("://", 1)[1]
     try:
