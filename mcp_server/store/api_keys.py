@@ -112,11 +112,13 @@ class ApiKeyStore:
                 "SELECT id FROM api_keys WHERE id = ? AND user_id = ? AND revoked_at IS NULL", (key_id, user_id))
             if live is None:
                 return 0
-            return await self._db.execute(
+            revoked = await self._db.execute(
                 "WITH RECURSIVE lineage(id) AS (SELECT ? UNION SELECT k.id FROM api_keys k"
                 " JOIN lineage l ON k.parent_id = l.id)"
                 " UPDATE api_keys SET revoked_at = ? WHERE id IN (SELECT id FROM lineage) AND revoked_at IS NULL",
                 (key_id, at))
+        await self._db.announce()  # after the commit: waits on these keys in other processes end now
+        return revoked
 
     async def touch(self, key_id: str, at: str) -> None:
         await self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))

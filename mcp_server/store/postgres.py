@@ -11,6 +11,11 @@ replicas starting together on an empty database apply each version exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -25,6 +30,11 @@ from mcp_server.store.db import MIGRATIONS_TABLE, IntegrityError, migrations, st
 from mcp_server.store.dialect import postgres_ddl, postgres_query
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+log = logging.getLogger(__name__)
+
+CHANGES_CHANNEL = "kubegate_store"
+"""``NOTIFY`` channel of ``announce``: its payload is the announcing process's token, so it can skip its own."""
 
 MIGRATION_LOCK = 0x6B67_0001
 """Advisory lock keys: one namespace of ours ("kg"), so a shared database's other users can pick others."""
@@ -47,7 +57,9 @@ class PostgresDatabase:
         self.url = url
         """For connections of their own (the leader's lock, LISTEN); never logged: it may hold a password."""
         self.changes = StoreChanges()
-        """Not fed yet: a LISTEN on ``url`` that calls ``changes.changed()`` (and sets ``live``) belongs here."""
+        """Fed by a ``LISTEN`` on ``CHANGES_CHANNEL`` (``_listen``); ``live`` while that connection is up."""
+        self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._listener: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresDatabase:
@@ -62,10 +74,43 @@ class PostgresDatabase:
         except BaseException:
             await pool.close()
             raise
+        db._listener = asyncio.create_task(db._listen(), name="kubegate-store-changes")
         return db
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         await self._pool.close()
+
+    async def announce(self) -> None:
+        await self.fetch_one("SELECT pg_notify(?, ?)", (CHANGES_CHANNEL, self._token))
+
+    async def _listen(self) -> None:
+        """Call ``changes.changed()`` for every other process's ``announce``, reconnecting when the connection drops.
+
+        After a reconnect the listeners are told once anyway: an announcement may have been missed meanwhile.
+        """
+        backoff, reconnect = 0.5, False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    if reconnect:
+                        self.changes.changed()
+                    self.changes.live, backoff, reconnect = True, 0.5, True
+                    async for notice in conn.notifies():
+                        if notice.payload != self._token:
+                            self.changes.changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the server restarted, the network dropped: rechecks cover the gap
+                log.warning("store change LISTEN lost (%s); reconnecting in %.1fs", type(exc).__name__, backoff)
+            self.changes.live = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     async def _migrate(self) -> None:
         async with self._pool.connection() as conn:

@@ -51,4 +51,7 @@ class SessionRepository:
                              created_at=row["created_at"], expires_at=row["expires_at"])
 
     async def delete_by_hash(self, token_hash: str) -> bool:
-        return bool(await self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
+        deleted = bool(await self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
+        if deleted:
+            await self._db.announce()  # waits on this session in other processes end now
+        return deleted

@@ -77,6 +77,9 @@ class SqliteDatabase:
         changed, self._data_version = self._data_version is not None and version != self._data_version, version
         return changed
 
+    async def announce(self) -> None:
+        """Nothing to send: other processes' ``SqliteWatch`` sees the commit itself."""
+
     async def close(self) -> None:
         if self._watch is not None:
             await self._watch.close()
