@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import GATEWAY_READONLY_PATHS
+from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
 from tests.gateway import Gateway, free_port
 from tests.pg import PgCluster
 from tests.roundrobin import RoundRobin
@@ -74,3 +75,25 @@ def gateway(data_dir: Path, runtime_env: dict[str, str]) -> Iterator[RoundRobin]
 def stateless_gateway(data_dir: Path, runtime_env: dict[str, str]) -> Iterator[RoundRobin]:
     """Two more replicas serving MCP without sessions, behind a proxy of their own."""
     yield from _behind_proxy(data_dir, {**runtime_env, "KUBEGATE_MCP_STATELESS": "1"}, 2)
+
+
+# stdio never passes through the proxy (``kubegate stdio`` opens the store itself): through the replicas,
+# the suites run on every HTTP door.
+HTTP_DOORS = tuple(kind for kind in DOORS if kind != "mcp-stdio")
+
+
+@pytest.fixture(params=HTTP_DOORS)
+async def door(request: pytest.FixtureRequest, gateway: RoundRobin, stateless_gateway: RoundRobin, api_key: str,
+               data_dir: Path, runtime_env: dict[str, str]) -> AsyncIterator[Door]:
+    async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
+                         data_dir=data_dir, env=runtime_env) as opened:
+        yield opened
+
+
+@pytest.fixture(params=tuple(kind for kind in MCP_DOORS if kind != "mcp-stdio"))
+async def mcp_door(request: pytest.FixtureRequest, gateway: RoundRobin, stateless_gateway: RoundRobin,
+                   api_key: str, data_dir: Path, runtime_env: dict[str, str]) -> AsyncIterator[McpDoor]:
+    async with open_door(request.param, url=gateway.url, stateless_url=stateless_gateway.url, key=api_key,
+                         data_dir=data_dir, env=runtime_env) as opened:
+        assert isinstance(opened, McpDoor)
+        yield opened

@@ -73,9 +73,12 @@ async def test_a_sandbox_is_a_job_behind_a_service_and_a_policy_and_they_go_with
 
 async def _status(http: httpx.AsyncClient, sid: str, *wanted: str) -> dict[str, Any]:
     with anyio.fail_after(60):
-        while (sandbox := (await http.get(f"/api/sandboxes/{sid}")).json()["sandbox"])["status"] not in wanted:
-            await anyio.sleep(0.05)
-    return dict(sandbox)
+        while True:
+            response = await http.get(f"/api/sandboxes/{sid}")
+            assert response.status_code == 200, response.text
+            if (sandbox := response.json()["sandbox"])["status"] in wanted:
+                return dict(sandbox)
+            await anyio.sleep(0.2)
 
 
 async def test_sandboxes_on_kubernetes_survive_a_gateway_sigkill(fake_cluster: Path, kube: KubeClient) -> None:

@@ -206,15 +206,22 @@ def test_logs_are_json_lines_with_the_request_and_no_secret(gateway: Gateway) ->
     assert key not in gateway.logs()
 
 
-def test_the_mcp_instructions_name_only_what_exists(gateway: Gateway) -> None:
+def _instructions(gateway: Gateway) -> str:
     key = mint_key(gateway.data_dir, user="instructed@edge.test")
     answer = httpx.post(f"{gateway.url}/api/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"})
     data = next(line[5:] for line in answer.text.splitlines() if line.startswith("data:"))
-    instructions = json.loads(data)["result"]["instructions"]
+    return str(json.loads(data)["result"]["instructions"])
+
+
+def test_the_mcp_instructions_name_only_what_exists(gateway: Gateway, start_gateway: StartGateway) -> None:
+    instructions = _instructions(gateway)
     assert "tasks" in instructions and "workflows" in instructions and "API keys" in instructions
     assert "sandboxes (" in instructions and "read_file" in instructions
-    # Deployments are not built yet: templates exist, but no deployment may be advertised.
-    assert "deployments" not in instructions and "deployments_" not in instructions
+    assert "deployments (" in instructions and "metrics" in instructions
+    # A gateway serving fewer toolsets names only those: the text comes from the registry it serves.
+    narrow = _instructions(start_gateway(toolsets="tasks,api_keys"))
+    assert "tasks" in narrow and "API keys" in narrow
+    assert "deployments" not in narrow and "sandboxes" not in narrow and "workflows" not in narrow
 
 
 def test_readyz_on_kubernetes_needs_the_api_server(start_gateway: StartGateway, tmp_path: Path) -> None:
