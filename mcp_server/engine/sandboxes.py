@@ -193,7 +193,7 @@ class SandboxService:
             return None
         try:
             return await self.workloads.stats(record.id)
-        except (Unavailable, OSError, ValueError):
+        except (Unavailable, NotFound, Conflict, OSError, ValueError):  # it just ended: its Pod or process is gone
             return None
 
     async def by_host(self, host_label: str) -> SandboxRecord | None:
