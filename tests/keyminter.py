@@ -1,0 +1,52 @@
+"""``kubegate keys create`` for the tests, in one long-lived process per test worker.
+
+Every test mints its own key; as a fresh ``python -m mcp_server.cli keys create`` each paid the
+CLI's start-up (importing the whole gateway, under coverage in CI: ~2 s of CPU) a thousand times a
+run. This process imports it once and runs the very coroutine the CLI runs (``_keys_create``),
+with the settings the CLI would load from the same environment, and answers with the key the CLI
+prints on its last line. The CLI itself is tested as a CLI in tests/test_cli_keys.py.
+
+Protocol: one JSON request a line on stdin (``env``: the KUBEGATE_* settings; ``name``, ``user``,
+``scopes``, ``days``), one JSON answer a line on stdout (``key``, or ``error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import sys
+from typing import Any
+
+from mcp_server.cli import _keys_create
+from mcp_server.config import load_settings
+
+_BASE = {k: v for k, v in os.environ.items() if not k.startswith("KUBEGATE_")}
+
+
+def _mint(request: dict[str, Any]) -> str:
+    os.environ.clear()  # the environment the CLI would have started in: ours, and the request's
+    os.environ.update({**_BASE, **request["env"]})
+    settings = load_settings({})
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        asyncio.run(_keys_create(settings, request["name"], request["scopes"], request["user"], request["days"]))
+    return printed.getvalue().strip().splitlines()[-1]
+
+
+def main() -> None:
+    answers = sys.stdout
+    sys.stdout = sys.stderr  # nothing but answers on the answer channel
+    for line in sys.stdin:
+        try:
+            answer = {"key": _mint(json.loads(line))}
+        except Exception as exc:  # the test that asked gets it as its failure
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    main()
