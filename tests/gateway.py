@@ -80,8 +80,11 @@ class Gateway:
     def env(self) -> dict[str, str]:
         return kubegate_env(self.data_dir, {"KUBEGATE_PORT": str(self.port), **self.env_extra})
 
-    def start(self, timeout: float = 30.0) -> Gateway:
-        """Start ``kubegate serve`` and return once uvicorn says it is listening (its output goes to a log)."""
+    def start(self, timeout: float = 60.0) -> Gateway:
+        """Start ``kubegate serve`` and return once uvicorn says it is listening (its output goes to a log).
+
+        ``timeout`` bounds a hang, it measures nothing: under coverage, with other suites on the same two
+        cores, a healthy start has taken over 30 s (an empty log, then a failed fixture)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
         self.process = subprocess.Popen(
