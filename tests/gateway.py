@@ -61,7 +61,8 @@ def mint_key(data_dir: Path, *, name: str = "test", user: str | None = None, sco
              days: int | None = None, env: Mapping[str, str] | None = None) -> str:
     """What ``kubegate keys create`` mints and prints on its last line, through tests/keyminter.py (the same
     coroutine, with the settings the CLI would load from this environment) to spare a start-up per key."""
-    request_env = {"KUBEGATE_DATA_DIR": str(data_dir), **(env or {})}
+    # The whole environment the CLI would start in: a fixture may have changed ours since (XDG_CONFIG_HOME).
+    request_env = kubegate_env(data_dir, env)
     return _minter.mint({"env": request_env, "name": name, "user": user, "scopes": scopes, "days": days})
 
 

@@ -6,7 +6,7 @@ run. This process imports it once and runs the very coroutine the CLI runs (``_k
 with the settings the CLI would load from the same environment, and answers with the key the CLI
 prints on its last line. The CLI itself is tested as a CLI in tests/test_cli_keys.py.
 
-Protocol: one JSON request a line on stdin (``env``: the KUBEGATE_* settings; ``name``, ``user``,
+Protocol: one JSON request a line on stdin (``env``: the whole environment the CLI would get; ``name``, ``user``,
 ``scopes``, ``days``), one JSON answer a line on stdout (``key``, or ``error``).
 """
 
@@ -23,12 +23,10 @@ from typing import Any
 from mcp_server.cli import _keys_create
 from mcp_server.config import load_settings
 
-_BASE = {k: v for k, v in os.environ.items() if not k.startswith("KUBEGATE_")}
-
 
 def _mint(request: dict[str, Any]) -> str:
-    os.environ.clear()  # the environment the CLI would have started in: ours, and the request's
-    os.environ.update({**_BASE, **request["env"]})
+    os.environ.clear()  # exactly the environment the CLI would have started in
+    os.environ.update(request["env"])
     settings = load_settings({})
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
