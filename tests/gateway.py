@@ -60,10 +60,16 @@ _minter = _Minter()
 def mint_key(data_dir: Path, *, name: str = "test", user: str | None = None, scopes: list[str] | None = None,
              days: int | None = None, env: Mapping[str, str] | None = None) -> str:
     """What ``kubegate keys create`` mints and prints on its last line, through tests/keyminter.py (the same
-    coroutine, with the settings the CLI would load from this environment) to spare a start-up per key."""
+    arguments, environment and coroutine) to spare a start-up per key."""
+    argv = ["--name", name]
+    if user:
+        argv += ["--user", user]
+    if scopes:
+        argv += ["--scopes", *scopes]
+    if days is not None:
+        argv += ["--expires-in-days", str(days)]
     # The whole environment the CLI would start in: a fixture may have changed ours since (XDG_CONFIG_HOME).
-    request_env = kubegate_env(data_dir, env)
-    return _minter.mint({"env": request_env, "name": name, "user": user, "scopes": scopes, "days": days})
+    return _minter.mint({"env": kubegate_env(data_dir, env), "argv": argv})
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 Every test mints its own key; as a fresh ``python -m mcp_server.cli keys create`` each paid the
 CLI's start-up (importing the whole gateway, under coverage in CI: ~2 s of CPU) a thousand times a
-run. This process imports it once and runs the very coroutine the CLI runs (``_keys_create``),
-with the settings the CLI would load from the same environment, and answers with the key the CLI
+run. This process imports it once and runs the very coroutine the CLI runs (``_keys_create``), on the
+arguments the CLI's parser makes of the same argv and the settings it would load from the same
+environment, and answers with the key the CLI
 prints on its last line. The CLI itself is tested as a CLI in tests/test_cli_keys.py.
 
-Protocol: one JSON request a line on stdin (``env``: the whole environment the CLI would get; ``name``, ``user``,
-``scopes``, ``days``), one JSON answer a line on stdout (``key``, or ``error``).
+Protocol: one JSON request a line on stdin (``env``: the whole environment the CLI would get; ``argv``: its
+arguments after ``keys create``), one JSON answer a line on stdout (``key``, or ``error``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import os
 import sys
 from typing import Any
 
-from mcp_server.cli import _keys_create
-from mcp_server.config import load_settings
+from mcp_server.cli import _keys_create, _parser, _settings
 
 
 def _mint(request: dict[str, Any]) -> str:
     os.environ.clear()  # exactly the environment the CLI would have started in
     os.environ.update(request["env"])
-    settings = load_settings({})
+    args = _parser().parse_args(["keys", "create", *request["argv"]])  # the CLI's own defaults (90 days)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        asyncio.run(_keys_create(settings, request["name"], request["scopes"], request["user"], request["days"]))
+        asyncio.run(_keys_create(_settings(args), args.name, args.scopes, args.user, args.expires_in_days))
     return printed.getvalue().strip().splitlines()[-1]
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     for line in sys.stdin:
         try:
             answer = {"key": _mint(json.loads(line))}
-        except Exception as exc:  # the test that asked gets it as its failure
+        except (Exception, SystemExit) as exc:  # the test that asked gets it as its failure (the CLI exits)
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
