@@ -196,7 +196,8 @@ class Settings(BaseSettings):
     def _uid_range(cls, value: str) -> str:
         if value.strip().lower() not in ("", "off"):
             first, sep, last = value.partition("-")
-            if not (sep and first.strip().isdigit() and last.strip().isdigit() and 0 < int(first) <= int(last) < 2**32 - 1):
+            numbers = sep and first.strip().isdigit() and last.strip().isdigit()
+            if not (numbers and 0 < int(first) <= int(last) < 2**32 - 1):
                 raise ValueError("give the run uid range as FIRST-LAST (e.g. 200000-265535), or off")
         return value
 
