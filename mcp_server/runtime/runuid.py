@@ -65,4 +65,14 @@ def probe(layout: Layout, state_dir: Path, uid: int) -> str | None:
         return f"bwrap cannot start as uid {uid} ({exc})"
     if done.returncode == 0:
         return None
-    return f"bwrap cannot build a sandbox as uid {uid} ({done.stderr.strip()[:300]})"
+    return f"bwrap cannot build a sandbox as uid {uid} ({done.stderr.strip()[:300]}){_userns_hint()}"
+
+
+def _userns_hint() -> str:
+    """The kernel switch that refuses unprivileged user namespaces, if one does."""
+    for switch, off in (("kernel/unprivileged_userns_clone", "0"), ("user/max_user_namespaces", "0"),
+                        ("kernel/apparmor_restrict_unprivileged_userns", "1")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/sys/{switch}").read_text().strip() == off:
+                return f"; the kernel refuses unprivileged user namespaces ({switch.replace('/', '.')} = {off})"
+    return ""
