@@ -6,10 +6,10 @@ the shim outlives it, so the run keeps going and its end is still recorded. The 
 1. records its pid and start time in ``RUN_DIR/shim.pid``, by which a restarted gateway knows it;
 2. reads the plan the gateway left in ``RUN_DIR/spec.bin`` (marshal) and deletes it (it holds
    the run's env, which may carry secrets);
-3. forks the log pump (``shimkit``), then (for a root gateway) claims a host uid for the run and
-   hands it the run's dirs (``runuid``), then forks the task into its own process group and its
-   cgroups, with the plan's rlimits, cwd and env, as that uid; its stdout and stderr go through the pump to the run's
-   log, which is capped. A run with network gets slirp4netns attached before it is released;
+3. forks the log pump (``shimkit``); for a root gateway, claims a host uid for the run and hands
+   it the run's dirs (``runuid``); then forks the task into its own process group and its cgroups,
+   with the plan's rlimits, cwd and env, as that uid; its stdout and stderr go through the pump to
+   the run's log, which is capped. A run with network gets slirp4netns attached before it is released;
 4. waits for whichever comes first: the task's exit, the timeout, or SIGTERM/SIGINT/SIGHUP (a
    cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace.
    Meanwhile it measures the work dir (``diskuse``) and SIGKILLs a run past its disk allowance;
