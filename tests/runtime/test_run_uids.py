@@ -29,8 +29,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PYTHON),
                                 reason="needs a root gateway and the system's python3")
 
 
-def _runtime(make_runtime: MakeRuntime) -> LocalRuntime:
-    runtime = make_runtime(run_cgroups="off", run_readonly_paths=",".join(DEFAULT_READONLY))
+def _runtime(make_runtime: MakeRuntime, **settings: str) -> LocalRuntime:
+    runtime = make_runtime(run_cgroups="off", run_readonly_paths=",".join(DEFAULT_READONLY), **settings)
     assert runtime.containment["limits"].startswith("rlimits (processes capped per run"), runtime.containment
     return runtime
 
@@ -133,6 +133,17 @@ async def test_delete_removes_what_a_run_uid_locked(make_runtime: MakeRuntime, d
     assert exited.output == "locked"
     await runtime.remove(run.run_id)
     assert not (data_dir / "runs" / run.run_id).exists()
+
+
+async def test_retention_removes_what_a_run_uid_locked(make_runtime: MakeRuntime, data_dir: Path) -> None:
+    runtime = _runtime(make_runtime, run_retention="1s")
+    events = Events(runtime)
+    run = sh("mkdir -p a/b && echo x > a/b/f && chmod 0 a/b && chmod 500 a . && echo locked")
+    await runtime.start(run)
+    assert (await events.wait(run.run_id)).output == "locked"
+    with anyio.fail_after(WAIT):
+        while (data_dir / "runs" / run.run_id).exists():
+            await anyio.sleep(0.1)
 
 
 async def test_a_refused_uid_range_falls_back_and_says_so(make_runtime: MakeRuntime, data_dir: Path) -> None:
