@@ -154,4 +154,4 @@ def remove_tree(path: Path) -> list[str]:
                     os.chmod(child, 0o700)
     failed: list[str] = []
     shutil.rmtree(path, onerror=lambda _func, where, _exc: failed.append(where))
-    return [where for where in dict.fromkeys(failed) if os.path.lexists(where)]
+    return [str(where) for where in dict.fromkeys(failed) if os.path.lexists(where)]  # rmtree may hand back the Path
