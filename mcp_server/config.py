@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     """A run's log keeps at most this much: past it the head is dropped and a line says so."""
     run_retention: str = "168h"
     """How long a finished run's files (log, work dir) are kept; the task row stays. 0 keeps them."""
+    run_uid_range: str = "200000-265535"
+    """Host uids a root gateway gives its runs, one each (``FIRST-LAST``; ``off``: runs stay root outside)."""
+    run_cgroups: Literal["auto", "off"] = "auto"
+    """``off``: never use cgroups for runs (rlimits alone), even where the gateway could create them."""
 
     database_url: str | None = None
     """``postgresql://user:pass@host/db``: the store for several replicas; unset, SQLite in the data dir."""
@@ -187,6 +191,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not an IP address or CIDR range") from None
         return value
 
+    @field_validator("run_uid_range")
+    @classmethod
+    def _uid_range(cls, value: str) -> str:
+        if value.strip().lower() not in ("", "off"):
+            first, sep, last = value.partition("-")
+            numbers = sep and first.strip().isdigit() and last.strip().isdigit()
+            if not (numbers and 0 < int(first) <= int(last) < 2**32 - 1):
+                raise ValueError("give the run uid range as FIRST-LAST (e.g. 200000-265535), or off")
+        return value
+
     @field_validator("run_retention")
     @classmethod
     def _retention_is_a_duration(cls, value: str) -> str:
@@ -214,6 +228,14 @@ class Settings(BaseSettings):
     def run_retention_seconds(self) -> float:
         """``run_retention`` in seconds; 0 keeps finished runs' files for ever."""
         return 0.0 if self.run_retention.strip() in ("", "0") else float(durations.parse(self.run_retention.strip()))
+
+    @property
+    def run_uids(self) -> tuple[int, int] | None:
+        """``(first, count)`` of ``run_uid_range``, or None when it is off."""
+        if self.run_uid_range.strip().lower() in ("", "off"):
+            return None
+        first, _, last = self.run_uid_range.partition("-")
+        return int(first), int(last) - int(first) + 1
 
     @property
     def readonly_paths(self) -> list[str]:

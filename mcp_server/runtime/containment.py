@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_server.config import Settings
-from mcp_server.runtime import cgroups
+from mcp_server.runtime import cgroups, runuid
 from mcp_server.runtime.isolation import INSTALL_HINT, Confinement, find_bwrap
-from mcp_server.runtime.sandbox import build_layout
+from mcp_server.runtime.sandbox import Layout, build_layout
 
 
 def confine(settings: Settings) -> tuple[Confinement, cgroups.Cgroups | None]:
     """The confinement and the cgroups (None: rlimits only) this gateway gives its runs."""
     bwrap, problem = find_bwrap(settings.isolation)
-    found = cgroups.detect()
+    found = cgroups.detect() if settings.run_cgroups == "auto" else None
     if bwrap is None:
         if problem is None:
             return _confinement(settings, "none"), found
@@ -31,7 +31,22 @@ def confine(settings: Settings) -> tuple[Confinement, cgroups.Cgroups | None]:
     hidden = [data_dir, *([settings.kubeconfig.resolve()] if settings.kubeconfig else []), Path.home()]
     layout = build_layout(bwrap, data_dir / "sandbox", settings.readonly_paths, settings.masked_paths, hidden)
     slirp = shutil.which("slirp4netns")
-    return _confinement(settings, "bwrap", layout=layout, slirp=slirp, rootless=os.geteuid() != 0), found
+    rootless = os.geteuid() != 0
+    uids = {} if rootless else _run_uids(settings, layout, data_dir)
+    return _confinement(settings, "bwrap", layout=layout, slirp=slirp, rootless=rootless, **uids), found
+
+
+def _run_uids(settings: Settings, layout: Layout, data_dir: Path) -> dict[str, Any]:
+    """A root gateway's run uids (``runuid``), or why its runs stay uid 0 outside."""
+    wanted = settings.run_uids
+    if wanted is None:
+        return {"uids_problem": "KUBEGATE_RUN_UID_RANGE=off"}
+    locks = runuid.open_layout(data_dir)
+    problem = runuid.probe(layout, data_dir / "sandbox", wanted[0])
+    if problem is not None:
+        data_dir.chmod(0o700)  # nothing will traverse it then
+        return {"uids_problem": f"{problem}; check user namespaces and KUBEGATE_RUN_READONLY_PATHS"}
+    return {"run_uids": wanted, "uid_locks": str(locks)}
 
 
 def _confinement(settings: Settings, mode: Literal["bwrap", "none", "unavailable"], **fields: Any) -> Confinement:
@@ -46,14 +61,26 @@ def describe(confinement: Confinement, found: cgroups.Cgroups | None) -> dict[st
     network = fenced if confinement.slirp else "none (slirp4netns is not installed)"
     return {
         "isolation": confinement.mode,
-        "limits": found.describe() if found else _rlimits(confinement),
+        "limits": _limits(confinement, found),
         "network": network if confinement.mode == "bwrap" else ("host" if confinement.mode == "none" else "none"),
     }
 
 
+def _limits(confinement: Confinement, found: cgroups.Cgroups | None) -> str:
+    limits = found.describe() if found else _rlimits(confinement)
+    if confinement.run_uids is not None:
+        first, count = confinement.run_uids
+        limits += f"; each run has a host uid of its own from {first}-{first + count - 1}"
+    return limits
+
+
 def _rlimits(confinement: Confinement) -> str:
     if confinement.mode == "bwrap" and not confinement.rootless:
+        if confinement.run_uids is not None:
+            return "rlimits (processes capped per run: RLIMIT_NPROC binds the run's own host uid)"
         # A run's uid maps to root outside, and the kernel never applies RLIMIT_NPROC to root.
-        return ("rlimits (processes NOT capped per run: a root gateway needs cgroups for that; "
-                "delegate the pids controller or run the gateway as a non-root user)")
+        why = f" ({confinement.uids_problem})" if confinement.uids_problem else ""
+        return ("rlimits (processes NOT capped per run: its uid is root outside, which RLIMIT_NPROC never binds"
+                f"{why}; delegate the pids controller, set a usable KUBEGATE_RUN_UID_RANGE, or run the "
+                "gateway as a non-root user)")
     return "rlimits"

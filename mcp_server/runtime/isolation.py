@@ -70,6 +70,9 @@ class Plan:
     disk_files: int = 0
     work_inside: str = WORK
     """The work dir as the run's processes name it."""
+    run_uids: tuple[int, int] | None = None
+    """``(first, count)``: the host uids the shim picks the run's from (root gateway; see ``runuid``)."""
+    uid_locks: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,11 @@ class Confinement:
     disk_bytes: int = 4 << 30
     disk_files: int = 100_000
     rootless: bool = False
+    run_uids: tuple[int, int] | None = None
+    """``(first, count)`` of the host uids runs get (a root gateway's; see ``runuid``), or None."""
+    uid_locks: str = ""
+    uids_problem: str | None = None
+    """Why a root gateway's runs stay uid 0 outside (the range is off or cannot be used)."""
 
 
 def find_bwrap(mode: Literal["auto", "bwrap", "none"]) -> tuple[str | None, str | None]:
@@ -140,7 +148,7 @@ def plan(spec: RunSpec, work_dir: Path, confinement: Confinement, cgroups: Seque
     argv += ["env", "--default-signal=TERM", "--", *spec.command]
     return Plan(argv, env, str(work_dir), limits, ignore_term=True, die_with_shim=False,
                 cgroups=joined, network=slirp_argv(confinement) if network else None, log_bytes=c.log_bytes,
-                disk_bytes=c.disk_bytes, disk_files=c.disk_files)
+                disk_bytes=c.disk_bytes, disk_files=c.disk_files, run_uids=c.run_uids, uid_locks=c.uid_locks)
 
 
 def slirp_argv(confinement: Confinement) -> list[str]:

@@ -56,7 +56,8 @@ class RunDir:
 
     def create(self, plan: Plan, *, timeout: float, grace: float) -> None:
         """Lay out a new run; FileExistsError if the run id was used before."""
-        self.path.mkdir(parents=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o700)  # a root gateway's shim opens it to the run's uid alone (``runuid``)
         self.work.mkdir()
         fd = os.open(self.path / shim.SPEC_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as file:
@@ -153,4 +154,4 @@ def remove_tree(path: Path) -> list[str]:
                     os.chmod(child, 0o700)
     failed: list[str] = []
     shutil.rmtree(path, onerror=lambda _func, where, _exc: failed.append(where))
-    return [where for where in dict.fromkeys(failed) if os.path.lexists(where)]
+    return [str(where) for where in dict.fromkeys(failed) if os.path.lexists(where)]  # rmtree may hand back the Path

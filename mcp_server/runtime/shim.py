@@ -6,9 +6,10 @@ the shim outlives it, so the run keeps going and its end is still recorded. The 
 1. records its pid and start time in ``RUN_DIR/shim.pid``, by which a restarted gateway knows it;
 2. reads the plan the gateway left in ``RUN_DIR/spec.bin`` (marshal) and deletes it (it holds
    the run's env, which may carry secrets);
-3. forks the log pump (``shimkit``), then the task into its own process group and its cgroups,
-   with the plan's rlimits, cwd and env; its stdout and stderr go through the pump to the run's
-   log, which is capped. A run with network gets slirp4netns attached before it is released;
+3. forks the log pump (``shimkit``); for a root gateway, claims a host uid for the run and hands
+   it the run's dirs (``runuid``); then forks the task into its own process group and its cgroups,
+   with the plan's rlimits, cwd and env, as that uid; its stdout and stderr go through the pump to
+   the run's log, which is capped. A run with network gets slirp4netns attached before it is released;
 4. waits for whichever comes first: the task's exit, the timeout, or SIGTERM/SIGINT/SIGHUP (a
    cancel). On timeout or cancel it sends SIGTERM to the group and SIGKILL after the grace.
    Meanwhile it measures the work dir (``diskuse``) and SIGKILLs a run past its disk allowance;
@@ -87,6 +88,9 @@ def main(run_dir: str) -> int:
         prctl = _prctl()
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
         pump, out = shimkit.start_pump(os.path.join(run_dir, LOG_FILE), spec["log_bytes"])
+        if spec["run_uids"]:  # a root gateway: the run gets a host uid of its own (see runuid)
+            spec["uid"], _held = shimkit.claim_uid(spec["uid_locks"], *spec["run_uids"])
+            shimkit.hand_over(run_dir, spec["cwd"], spec["uid"])
         pid = _start(spec, prctl if spec["die_with_shim"] else None, out)
         disk = None
         if spec["disk_bytes"]:
@@ -184,6 +188,8 @@ def _exec(spec: dict[str, Any], prctl: Callable[[int, int], int] | None, shim: i
                 os._exit(137)  # the shim died before the request took effect
         for res, soft, hard in spec["limits"]:
             resource.setrlimit(res, (soft, hard))
+        if spec.get("uid"):
+            shimkit.drop_to(spec["uid"])  # last: cgroups and limits are set; bwrap runs as the run's uid
         # Python ignores these at start-up and ignored signals survive exec: give them back.
         for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
             _signal.signal(signum, _signal.SIG_DFL)

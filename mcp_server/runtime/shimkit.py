@@ -321,3 +321,38 @@ def _procs(path: str) -> list[int]:
             return [int(pid) for pid in file.read().split()]
     except (OSError, ValueError):
         return []
+
+
+def claim_uid(locks: str, first: int, count: int) -> tuple[int, int]:
+    """A uid of ``first .. first + count - 1`` no other live run holds, and the fd that holds it.
+
+    Held by an ``flock`` on ``locks/UID`` for as long as the fd is open, i.e. until this supervisor
+    ends, so a crashed gateway or supervisor never leaks one. The search starts at a point given by
+    the pid, which spreads concurrent runs over the range instead of probing from its start.
+    """
+    start = os.getpid() % count
+    for step in range(count):
+        uid = first + (start + step) % count
+        fd = os.open(f"{locks}/{uid}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise OSError("every uid of KUBEGATE_RUN_UID_RANGE is held by a live run; widen the range")
+
+
+def hand_over(run_dir: str, work: str, uid: int) -> None:
+    """The run's uid may pass through its run dir (nothing else in it is its) and owns its work dir."""
+    os.chown(run_dir, 0, uid)
+    os.chmod(run_dir, 0o710)
+    os.chown(work, uid, uid)
+    os.chmod(work, 0o700)
+
+
+def drop_to(uid: int) -> None:
+    """Become ``uid`` for good: no supplementary groups, real, effective and saved ids all ``uid``."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)

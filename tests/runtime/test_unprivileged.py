@@ -61,7 +61,7 @@ def home(data_dir: Path) -> Iterator[Path]:
 def _run_as_nobody(home: Path, script: str, *, network: bool = False, **settings: Any) -> tuple[str, str, Path]:
     """Run ``script`` under a shim and bwrap running as uid 65534; answers (log, exit record, run dir)."""
     confinement, _ = containment.confine(Settings(data_dir=home, **settings))
-    confinement = dataclasses.replace(confinement, rootless=True)
+    confinement = dataclasses.replace(confinement, rootless=True, run_uids=None)  # a non-root gateway has none
     run_dir = RunDir(home / "runs", f"run-{uuid.uuid4().hex[:8]}")
     spec = RunSpec(run_id=run_dir.path.name, owner="u", image="x", command=["sh", "-c", script], network=network)
     run_dir.create(isolation.plan(spec, run_dir.work, confinement), timeout=30, grace=1)
