@@ -29,17 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import (  # noqa: E402
-    free_port,
-    kubegate,
-    line,
-    median,
-    mint_key,
-    rate_line,
-    ratio_line,
-    report_ratio,
-    wrk_get,
-)
+from _harness import free_port, kubegate, line, median, mint_key, rate_line, ratio_line, report_ratio, wrk_get  # noqa: E402
 from sandboxes import create_latency, exec_latency, running, url_rate  # noqa: E402
 
 from k8s import manifests  # noqa: E402

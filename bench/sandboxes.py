@@ -30,17 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import (  # noqa: E402
-    bare_server,
-    free_port,
-    kubegate,
-    line,
-    median,
-    mint_key,
-    rate_line,
-    ratio_line,
-    wrk_get,
-)
+from _harness import bare_server, free_port, kubegate, line, median, mint_key, rate_line, ratio_line, wrk_get  # noqa: E402
 
 from mcp_server.config import Settings  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -26,18 +30,46 @@ def kubegate_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict
     return env
 
 
+class _Minter:
+    """This worker's one ``tests/keyminter.py`` process (started on first use, ends with the worker)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen[str] | None = None
+
+    def mint(self, request: dict[str, Any]) -> str:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self.process = subprocess.Popen([sys.executable, "-m", "tests.keyminter"], cwd=ROOT, text=True,
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert self.process.stdin is not None and self.process.stdout is not None
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the key minter (tests/keyminter.py) ended; its stderr is above")
+        answer: dict[str, str] = json.loads(line)
+        if "key" not in answer:
+            raise RuntimeError(f"keys create failed: {answer['error']}")
+        return answer["key"]
+
+
+_minter = _Minter()
+
+
 def mint_key(data_dir: Path, *, name: str = "test", user: str | None = None, scopes: list[str] | None = None,
              days: int | None = None, env: Mapping[str, str] | None = None) -> str:
-    """Run ``kubegate keys create`` and return the key it prints on its last line."""
-    args = [sys.executable, "-m", "mcp_server.cli", "keys", "create", "--name", name]
+    """What ``kubegate keys create`` mints and prints on its last line, through tests/keyminter.py (the same
+    arguments, environment and coroutine) to spare a start-up per key."""
+    argv = ["--name", name]
     if user:
-        args += ["--user", user]
+        argv += ["--user", user]
     if scopes:
-        args += ["--scopes", *scopes]
+        argv += ["--scopes", *scopes]
     if days is not None:
-        args += ["--expires-in-days", str(days)]
-    out = subprocess.run(args, env=kubegate_env(data_dir, env), capture_output=True, text=True, check=True, timeout=60)
-    return out.stdout.strip().splitlines()[-1]
+        argv += ["--expires-in-days", str(days)]
+    # The whole environment the CLI would start in: a fixture may have changed ours since (XDG_CONFIG_HOME).
+    return _minter.mint({"env": kubegate_env(data_dir, env), "argv": argv})
 
 
 @dataclass
@@ -55,8 +87,11 @@ class Gateway:
     def env(self) -> dict[str, str]:
         return kubegate_env(self.data_dir, {"KUBEGATE_PORT": str(self.port), **self.env_extra})
 
-    def start(self, timeout: float = 30.0) -> Gateway:
-        """Start ``kubegate serve`` and return once uvicorn says it is listening (its output goes to a log)."""
+    def start(self, timeout: float = 60.0) -> Gateway:
+        """Start ``kubegate serve`` and return once uvicorn says it is listening (its output goes to a log).
+
+        ``timeout`` bounds a hang, it measures nothing: under coverage, with other suites on the same two
+        cores, a healthy start has taken over 30 s (an empty log, then a failed fixture)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
         self.process = subprocess.Popen(
