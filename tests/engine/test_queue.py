@@ -141,6 +141,7 @@ async def _leader_dies_starting_a1(db: Database, tmp_path: Path, host: ScriptedH
         with anyio.fail_after(5):
             await dying.reached.wait()
         tg.cancel_scope.cancel()
+    await share.close()  # the process is gone: its tasks end where they stood, the host's runs live on
 
 
 async def _drain(share: FairShare) -> None:
