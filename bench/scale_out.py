@@ -17,7 +17,7 @@ own (``python -m tests.roundrobin``).
   here; the ratio says what the proxy and the sharing cost, not what three machines would give.
 - store: the same ``GET /api/tasks`` straight to one gateway on SQLite and one on PostgreSQL.
 
-    python bench/scale_out.py [--trials 5] [--seconds 5] [--connections 16] [--quick]
+    python bench/scale_out.py [--trials 5] [--seconds 5] [--connections 16] [--quick] [--store-only]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _harness import free_port, kubegate, median, mint_key, report_ratio, start, wrk  # noqa: E402
+from _harness import free_port, kubegate, median, mint_key, report_ratio, start, wrk, wrk_cpu  # noqa: E402
 
 from tests.pg import PgCluster, pg_bin  # noqa: E402
 
@@ -186,18 +186,30 @@ def through_proxy(url: str, count: int, seconds: int, connections: int) -> float
             proc.wait()
 
 
-def store_read(url: str | None, seconds: int, connections: int) -> float:
+def store_read(url: str | None, seconds: int, connections: int) -> tuple[float, float]:
+    """Requests/s and the gateway's CPU microseconds per request (steadier than the rate on shared cores)."""
     data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-store-"))
     extra = {"KUBEGATE_RATE_LIMIT_API_KEY": "100000000", **({"KUBEGATE_DATABASE_URL": url} if url else {})}
     port = free_port()
     proc = kubegate(data_dir, port, extra)
     key = mint_key(data_dir, **({"KUBEGATE_DATABASE_URL": url} if url else {}))
     try:
-        return wrk(f"http://127.0.0.1:{port}/api/tasks", None, {"Authorization": f"Bearer {key}"},
-                   seconds=seconds, connections=connections)
+        return wrk_cpu(f"http://127.0.0.1:{port}/api/tasks", None, {"Authorization": f"Bearer {key}"},
+                       seconds=seconds, connections=connections, pid=proc.pid)
     finally:
         proc.terminate()
         proc.wait()
+
+
+def store_cost(cluster: PgCluster, seconds: int, connections: int) -> None:
+    (sqlite, sqlite_cpu), (postgres, postgres_cpu) = (store_read(None, seconds, connections),
+                                                      store_read(cluster.create_database(), seconds, connections))
+    print(f"REST GET /api/tasks, one gateway: SQLite {sqlite:.0f} req/s ({sqlite_cpu:.0f} us CPU/request), "
+          f"PostgreSQL {postgres:.0f} req/s ({postgres_cpu:.0f} us CPU/request)  ({postgres / sqlite:.2f}x; "
+          f"load {os.getloadavg()[0]:.1f})")
+    report_ratio("REST read on PostgreSQL vs SQLite", postgres / sqlite, "the same read on SQLite")
+    report_ratio("REST read gateway CPU per request, PostgreSQL vs SQLite", postgres_cpu / sqlite_cpu,
+                 "the same read on SQLite", better="lower")
 
 
 def main() -> None:
@@ -206,6 +218,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--store-only", action="store_true", help="only the SQLite vs PostgreSQL read")
     opts = parser.parse_args()
     if opts.quick:
         opts.trials, opts.seconds = 2, 2
@@ -214,6 +227,9 @@ def main() -> None:
         raise SystemExit("PostgreSQL is needed: apt-get install -y postgresql")
     cluster = PgCluster(bin_dir).start()
     try:
+        if opts.store_only:
+            store_cost(cluster, opts.seconds, opts.connections)
+            return
         took = failover(cluster.create_database(), opts.trials)
         print(f"failover (leader SIGKILL -> next step started), {len(took)} trials: p50 {median(took):.3f} s, "
               f"max {max(took):.3f} s  (advisory lock; keepalive 4 s + 2 x 2 s; Argo requeue 10 s)")
@@ -231,11 +247,7 @@ def main() -> None:
         print(f"REST GET /api/tasks through the proxy: 1 replica {one:.0f} req/s, 3 replicas {three:.0f} req/s"
               f"  ({three / one:.2f}x)")
         report_ratio("REST through the proxy, 3 replicas vs 1", three / one, "1 replica behind the same proxy")
-        sqlite = store_read(None, opts.seconds, opts.connections)
-        postgres = store_read(cluster.create_database(), opts.seconds, opts.connections)
-        print(f"REST GET /api/tasks, one gateway: SQLite {sqlite:.0f} req/s, PostgreSQL {postgres:.0f} req/s"
-              f"  ({postgres / sqlite:.2f}x)")
-        report_ratio("REST read on PostgreSQL vs SQLite", postgres / sqlite, "the same read on SQLite")
+        store_cost(cluster, opts.seconds, opts.connections)
     finally:
         cluster.stop()
 

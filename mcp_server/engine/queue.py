@@ -102,7 +102,12 @@ class FairShare:
             task.add_done_callback(self._tasks.discard)
 
     async def _pump(self) -> None:
-        """Start waiting runs, oldest first, while slots allow; owners at their cap are skipped."""
+        """Start waiting runs, oldest first, while slots allow; owners at their cap are skipped.
+
+        A run leaves the stored queue before it starts, never after: a process that dies between
+        the two steps leaves a run the store calls active but that is no longer queued, so the next
+        leader re-attaches to it (``recover``) or reports it ``lost``; it never starts it twice.
+        """
         async with self._pumping:
             for spec in list(self._waiting.values()):
                 if len(self._active) >= self._total:
@@ -110,8 +115,8 @@ class FairShare:
                 if spec.run_id not in self._waiting or not self._has_slot(spec.owner):
                     continue
                 del self._waiting[spec.run_id]
-                await self._launch(spec)
                 await self._queue.take(spec.run_id)
+                await self._launch(spec)
 
     async def cancel(self, run_id: str) -> None:
         if await self._drop(run_id):

@@ -105,7 +105,7 @@ class HandOff(FairShare):
 
     async def adopt(self) -> None:
         """Queue every run a follower handed over that this leader does not hold yet."""
-        async with self._adopting, self._pumping:  # never while a start is between launch and dequeue
+        async with self._adopting, self._pumping:  # never while a run is between dequeue and launch
             for spec in await self._queue.waiting():
                 if spec.run_id not in self._waiting and spec.run_id not in self._active:
                     self._waiting[spec.run_id] = spec

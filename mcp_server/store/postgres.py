@@ -1,7 +1,7 @@
 """The PostgreSQL backend (``KUBEGATE_DATABASE_URL=postgresql://...``): psycopg 3 async with its pool.
 
 Several gateway replicas share one database. Each statement outside a transaction takes a
-connection from the pool in autocommit mode, so a write that has returned is visible to the next
+connection (``store.pgconns``) in autocommit mode, so a write that has returned is visible to the next
 read on any replica. A transaction holds one connection and first takes a transaction-level
 advisory lock, which makes write transactions exclusive as ``BEGIN IMMEDIATE`` does on SQLite:
 repositories check-then-write inside one (quotas, template versions) and that must hold across
@@ -28,8 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from mcp_server.store.changes import StoreChanges
 from mcp_server.store.db import MIGRATIONS_TABLE, IntegrityError, migrations, statements
 from mcp_server.store.dialect import postgres_ddl, postgres_query
-
-Connection = psycopg.AsyncConnection[dict[str, Any]]
+from mcp_server.store.pgconns import Connection, Connections
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, pool: AsyncConnectionPool[Connection], url: str) -> None:
-        self._pool = pool
+        self._conns = Connections(pool)
         self.url = url
         """For connections of their own (the leader's lock, LISTEN); never logged: it may hold a password."""
         self.changes = StoreChanges()
@@ -83,7 +82,7 @@ class PostgresDatabase:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
-        await self._pool.close()
+        await self._conns.close()
 
     async def announce(self) -> None:
         await self.fetch_one("SELECT pg_notify(?, ?)", (CHANGES_CHANNEL, self._token))
@@ -113,7 +112,7 @@ class PostgresDatabase:
             backoff = min(backoff * 2, 5.0)
 
     async def _migrate(self) -> None:
-        async with self._pool.connection() as conn:
+        async with self._conns.connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
             try:
                 async with conn.transaction():
@@ -138,7 +137,7 @@ class PostgresDatabase:
         if held is not None and held[0] is self:  # nested: part of the transaction already open
             yield
             return
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._conns.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             token = _TRANSACTION.set((self, conn))
             try:
@@ -146,28 +145,33 @@ class PostgresDatabase:
             finally:
                 _TRANSACTION.reset(token)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    def _held(self) -> Connection | None:
+        """The connection of the transaction this task is inside, if any."""
         held = _TRANSACTION.get()
-        if held is not None and held[0] is self:
-            yield held[1]
-            return
-        async with self._pool.connection() as conn:
-            yield conn
+        return held[1] if held is not None and held[0] is self else None
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        held = self._held()
+        conn = held or await self._conns.acquire()
         try:
-            async with self._connection() as conn:
-                cur = await conn.execute(postgres_query(sql), tuple(_param(p) for p in params))
-                return cur.rowcount
+            cur = await conn.execute(postgres_query(sql), [_param(p) for p in params])
+            return cur.rowcount
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
+        finally:
+            if held is None:
+                await self._conns.release(conn)
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        async with self._connection() as conn:
-            cur = await conn.execute(postgres_query(sql), tuple(_param(p) for p in params))
+        held = self._held()
+        conn = held or await self._conns.acquire()
+        try:
+            cur = await conn.execute(postgres_query(sql), [_param(p) for p in params])
             return await cur.fetchall() if cur.description is not None else []
+        finally:
+            if held is None:
+                await self._conns.release(conn)

@@ -110,3 +110,78 @@ async def until_queue_empty(db: Database) -> None:
     with anyio.fail_after(10):
         while await db.fetch_all("SELECT * FROM run_queue"):
             await anyio.sleep(0.01)
+
+
+
+class DiesInStart(ScriptedRuntime):
+    """A leader that dies inside the start of run ``dies_on``: ``after`` the run took effect on the host, or before."""
+
+    def __init__(self, host: ScriptedHost, dies_on: str, *, after: bool) -> None:
+        super().__init__(host)
+        self.dies_on, self.after = dies_on, after
+        self.reached = anyio.Event()
+
+    async def start(self, spec: RunSpec) -> None:
+        if spec.run_id != self.dies_on or self.after:
+            await super().start(spec)  # the Job exists, the supervisor runs
+        if spec.run_id == self.dies_on:
+            self.reached.set()
+            await anyio.sleep_forever()  # the process is gone: nothing after this line ever runs
+
+
+async def _leader_dies_starting_a1(db: Database, tmp_path: Path, host: ScriptedHost, *, after: bool) -> None:
+    """a1 waits behind alice's a0; a0 ends, so the leader takes a1 from the queue to start it, and dies there."""
+    dying = DiesInStart(host, "a1", after=after)
+    share = FairShare(dying, RunQueue(db), Settings(data_dir=tmp_path, max_active_runs_per_user=1))  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_drain, share)
+        await share.start(_spec("a0", "alice"))
+        await share.start(_spec("a1", "alice"))
+        host.finish("a0")
+        with anyio.fail_after(5):
+            await dying.reached.wait()
+        tg.cancel_scope.cancel()
+    await share.close()  # the process is gone: its tasks end where they stood, the host's runs live on
+
+
+async def _drain(share: FairShare) -> None:
+    async for _ in share.events():
+        pass
+
+
+async def test_a_leader_dying_after_starting_a_queued_run_never_gets_it_started_twice(
+        db: Database, tmp_path: Path) -> None:
+    host = ScriptedHost()
+    await _leader_dies_starting_a1(db, tmp_path, host, after=True)
+    # The next leader, on the same host, with what the store still calls active.
+    second = Share(db, tmp_path, host, max_active_runs_per_user=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second.pull)
+        await second.share.recover([_spec("a1", "alice")])
+        host.finish("a1", exit_code=3)
+        with anyio.fail_after(5):
+            while not any(e.run_id == "a1" and e.kind == "exited" for e in second.seen):
+                await anyio.sleep(0.01)
+        ended = [e for e in second.seen if e.run_id == "a1" and e.kind == "exited"]
+        assert [s.run_id for s in host.started].count("a1") == 1  # one start, by the leader that died
+        assert second.started() == []  # re-attached, not started again
+        assert [(e.exit_code, e.reason) for e in ended] == [(3, "error")]  # its own end, not a refused second start
+        tg.cancel_scope.cancel()
+    await host.close()
+
+
+async def test_a_leader_dying_before_a_dequeued_run_took_effect_leaves_it_lost_not_doubled(
+        db: Database, tmp_path: Path) -> None:
+    host = ScriptedHost()
+    await _leader_dies_starting_a1(db, tmp_path, host, after=False)
+    second = Share(db, tmp_path, host, max_active_runs_per_user=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second.pull)
+        await second.share.recover([_spec("a1", "alice")])
+        with anyio.fail_after(5):
+            while not any(e.run_id == "a1" and e.kind == "exited" for e in second.seen):
+                await anyio.sleep(0.01)
+        assert [e.reason for e in second.seen if e.run_id == "a1"] == ["lost"]  # said, never silently dropped
+        assert second.started() == [] and await db.fetch_all("SELECT * FROM run_queue") == []
+        tg.cancel_scope.cancel()
+    await host.close()
