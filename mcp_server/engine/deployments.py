@@ -28,9 +28,18 @@ from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.errors import BadRequest, Conflict, NotFound, Unavailable, ValidationFailed
 from mcp_server.ids import stamp, utcnow
 from mcp_server.models.deployments import DeploymentCreate, DeploymentUpdate
-from mcp_server.runtime.apps import AppEvent, AppMetrics, AppResources, Apps, AppSpec, LogLine, apps_of
+from mcp_server.runtime.apps import (
+    AppEvent,
+    AppMetrics,
+    AppResources,
+    Apps,
+    AppSpec,
+    LogLine,
+    ReplicaStatus,
+    apps_of,
+)
 from mcp_server.runtime.base import Endpoint, Runtime
-from mcp_server.store.deployments import DeploymentRecord, DeploymentRepository
+from mcp_server.store.deployments import DeploymentRecord, DeploymentRepository, ReplicaRecord
 from mcp_server.store.templates import EnvVar, TemplateStore
 
 logger = logging.getLogger(__name__)
@@ -226,7 +235,8 @@ class DeploymentService:
                 return
             await self.ensure(record)
             s = event.status
-            await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at))
+            await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at),
+                                       [_replica(r) for r in s.replica_status])
         self.dispatcher.changed(event.name)
 
     def start(self) -> None:
@@ -268,6 +278,11 @@ class DeploymentService:
 
 _TEMPLATE_FIELDS = ("image", "port", "command", "template_version", "health_path", "cpu_request", "cpu_limit",
                     "memory_request", "memory_limit")
+
+
+def _replica(r: ReplicaStatus) -> ReplicaRecord:
+    return ReplicaRecord(r.replica, r.revision, r.ready, r.restarts,
+                         stamp(r.started) if r.started is not None else None, r.last_error)
 
 
 def _blank(*, image: str, port: int, command: Sequence[str] | None) -> DeploymentRecord:

@@ -69,6 +69,15 @@ class Ingress(Wire):
     url: str
 
 
+class ReplicaState(Wire):
+    replica: str
+    revision: int
+    ready: bool
+    restarts: int
+    started_at: str | None = None
+    last_error: str | None = None
+
+
 class Deployment(Wire):
     name: str
     status: DeploymentStatus
@@ -87,6 +96,7 @@ class Deployment(Wire):
     port: int | None = None
     health_check_path: str | None = None
     env_vars: list[EnvVarOut] | None = Field(default=None, description="Secret values are never shown")
+    replica_status: list[ReplicaState] | None = None
 
 
 class DeploymentList(Wire):

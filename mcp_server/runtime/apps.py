@@ -86,6 +86,8 @@ class ReplicaStatus:
     endpoint: Endpoint | None = None
     """Where the proxy reaches this replica's port; None while it cannot be reached."""
     revision: int = 1
+    started: datetime | None = None
+    """When the replica's current process (container) started; None while it is not running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,16 @@ class AppStatus:
     last_error: str | None = None
     replica_status: Sequence[ReplicaStatus] = ()
     ingresses: Sequence[AppIngress] = ()
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time as runtimes report it (``...Z``); None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
