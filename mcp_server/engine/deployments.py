@@ -7,6 +7,10 @@ every change as an event, which this service writes down (no polling). Deleting 
 
 A process that did not start a deployment (a ``kubegate stdio`` beside the gateway, or the other
 way round) takes it over on first use (``ensure``): ``apply`` re-attaches to replicas that run.
+The recovering process (``kubegate serve``) does not wait for a use: it ``follow``s the store's
+change signal (inotify + ``data_version`` on SQLite, ``NOTIFY`` on PostgreSQL), and each change
+another process commits makes it take over every deployment it does not keep as stored, so a
+``kubegate stdio`` that created one and exited leaves nothing unrecorded (crashes, restarts, Ready).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from mcp_server.runtime.apps import (
     apps_of,
 )
 from mcp_server.runtime.base import Endpoint, Runtime
+from mcp_server.store.changes import StoreChanges
 from mcp_server.store.deployments import DeploymentRecord, DeploymentRepository, ReplicaRecord
 from mcp_server.store.templates import EnvVar, TemplateStore
 
@@ -61,6 +66,9 @@ class DeploymentService:
         self._applied: dict[str, tuple[int, int]] = {}
         self._consumer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._following = False
+        self._adopting: asyncio.Task[None] | None = None
+        self._stale = False
 
     def url(self, name: str) -> str:
         public = urlsplit(self.settings.public_url)
@@ -263,13 +271,35 @@ class DeploymentService:
             if record.status == "Deleting":
                 self._spawn(self._remove(record.name))
 
+    def follow(self, changes: StoreChanges) -> None:
+        """Take over, as soon as another process commits them, the deployments it creates or changes."""
+        if self.apps is not None and not self._following:
+            self._following = True
+            changes.listen(self._store_changed)
+
+    def _store_changed(self) -> None:
+        self._stale = True  # a change during a pass makes one more pass, never a second task
+        if self._adopting is None or self._adopting.done():
+            self._adopting = asyncio.get_running_loop().create_task(self._adopt_all(), name="kubegate-apps-adopt")
+
+    async def _adopt_all(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                for record in await self.repo.all():
+                    if self.apps is not None and record.status != "Deleting" and \
+                            self._applied.get(record.name) != (record.revision, record.replicas):
+                        await self._apply(self.apps, record)
+            except Exception:
+                logger.exception("taking over the deployments another process changed failed")
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        for task in [self._consumer, *self._tasks]:
+        for task in [self._consumer, self._adopting, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
