@@ -88,7 +88,8 @@ class DeploymentService:
         now = stamp()
         base = await self._base(args)
         record = replace(base, name=await self._new_name(args.template or base.image), user_id=user_id,
-                         replicas=args.replicas, visibility=args.visibility, created_at=now, updated_at=now,
+                         replicas=args.replicas, visibility=args.visibility, network=args.network,
+                         created_at=now, updated_at=now,
                          env=_merge(base.env, args.env_vars))
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
         try:
@@ -138,6 +139,7 @@ class DeploymentService:
             command=record.command or (), env={e.name: e.value for e in record.env if not e.secret},
             secret_env={e.name: e.value for e in record.env if e.secret}, health_path=record.health_path,
             replicas=record.replicas, revision=record.revision, public=record.visibility == "public",
+            network=record.network,
             host=self.host(record.name), labels={"deployment": record.name},
             resources=AppResources(record.cpu_request, record.cpu_limit, record.memory_request, record.memory_limit),
         )

@@ -357,7 +357,7 @@ def _replica_spec(spec: AppSpec, rid: str) -> RunSpec:
     config = json.dumps({"command": list(spec.command), "port": spec.port, "health": spec.health_path})
     env = {**spec.env, **spec.secret_env, "PORT": str(spec.port), "KUBEGATE_APP": config}
     return RunSpec(run_id=rid, owner=spec.owner, image=spec.image, command=list(spec.command), env=env,
-                   timeout_seconds=_FOREVER, network=False, size=size_for(spec.resources),
+                   timeout_seconds=_FOREVER, network=spec.network, size=size_for(spec.resources),
                    labels={**spec.labels, "app": spec.name, WORKLOAD_LABEL: "1"})
 
 

@@ -47,6 +47,7 @@ class DeploymentRecord:
     last_error: str | None
     created_at: str
     updated_at: str
+    network: bool = True
     env: tuple[EnvVar, ...] = ()
     replica_status: tuple[ReplicaRecord, ...] = ()
 
@@ -57,6 +58,7 @@ _COLUMNS = tuple(f.name for f in fields(DeploymentRecord) if f.name not in ("env
 def _row(record: DeploymentRecord) -> dict[str, Any]:
     row = {c: getattr(record, c) for c in _COLUMNS}
     row["command"] = json.dumps(list(record.command)) if record.command is not None else None
+    row["network"] = int(record.network)
     return row
 
 
@@ -140,4 +142,4 @@ class DeploymentRepository:
 def _bare(row: Row) -> DeploymentRecord:
     command = tuple(json.loads(row["command"])) if row["command"] is not None else None
     states = tuple(ReplicaRecord(**r) for r in json.loads(row["replica_status"] or "[]"))
-    return DeploymentRecord(**{**row, "command": command, "replica_status": states})
+    return DeploymentRecord(**{**row, "command": command, "network": bool(row["network"]), "replica_status": states})
