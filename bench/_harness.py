@@ -6,14 +6,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -26,8 +29,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(args: Sequence[str], env: dict[str, str], health_url: str, timeout: float = 30) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(list(args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+def start(args: Sequence[str], env: dict[str, str], health_url: str, timeout: float = 30, *,
+          cwd: Path | str = ROOT, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """``args`` started, once ``health_url`` answers at all (``output`` takes its stdout and stderr)."""
+    proc = subprocess.Popen(list(args), env=env, stdout=output, stderr=output, cwd=cwd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -37,6 +42,18 @@ def start(args: Sequence[str], env: dict[str, str], health_url: str, timeout: fl
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"{args} did not start")
+
+
+@contextmanager
+def bare_server(args: Sequence[str], port: int, *, cwd: Path | str, env: dict[str, str] | None = None,
+                output: IO[bytes] | int = subprocess.DEVNULL) -> Iterator[str]:
+    """A baseline server on the host, serving ``http://127.0.0.1:{port}`` (yielded) until the block ends."""
+    proc = start(args, dict(os.environ) if env is None else env, f"http://127.0.0.1:{port}/", cwd=cwd, output=output)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
 
 
 def kubegate(data_dir: Path, port: int, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -102,6 +119,32 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def line(label: str, values: Sequence[float]) -> str:
+    """A latency row: p50 and p99 in milliseconds."""
+    return f"{label:<38} p50 {median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
+
+
+def ratio_line(label: str, value: float) -> str:
+    return f"{label:<38} {value:7.2f}x"
+
+
+def rate_line(label: str, value: float) -> str:
+    return f"{label:<38}{value:9.0f} req/s"
+
+
+def wrk_get(url: str, headers: dict[str, str], seconds: int) -> float:
+    """Requests per second wrk achieved GETting ``url`` (one thread, 8 connections); any error fails the run."""
+    args = ["wrk", "-t1", "-c8", f"-d{seconds}s", url]
+    for name, value in headers.items():
+        args[1:1] = ["-H", f"{name}: {value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors during load:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
 
 
 def report_ratio(name: str, value: float, baseline: str, *, better: str = "higher") -> None:

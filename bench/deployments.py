@@ -34,8 +34,18 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, percentile, report_ratio  # noqa: E402
-from sandboxes import wrk_get  # noqa: E402
+from _harness import (  # noqa: E402
+    bare_server,
+    free_port,
+    kubegate,
+    line,
+    median,
+    mint_key,
+    rate_line,
+    ratio_line,
+    report_ratio,
+    wrk_get,
+)
 
 from mcp_server.ids import parse  # noqa: E402
 
@@ -143,26 +153,9 @@ async def proxy_ratio(http: httpx.AsyncClient, gateway: str, db: Path, seconds: 
     with tempfile.TemporaryDirectory() as work, open(Path(work) / "log", "wb") as log:
         # Its request log goes to a file, as a deployment's goes to the gateway's copy.
         env = {**os.environ, "PORT": str(port), "SITE_TITLE": "bench"}
-        bare = subprocess.Popen(site["command"], cwd=work, env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            direct = wrk_get(f"http://127.0.0.1:{port}/index.html", {}, seconds)
-        finally:
-            bare.send_signal(signal.SIGTERM)
-            bare.wait()
+        with bare_server(site["command"], port, cwd=work, env=env, output=log) as direct_url:
+            direct = wrk_get(f"{direct_url}/index.html", {}, seconds)
     return through, direct
-
-
-def line(label: str, values: list[float]) -> str:
-    return f"{label:<38} p50 {median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
 
 
 async def main(samples: int, seconds: int) -> None:
@@ -189,11 +182,11 @@ async def main(samples: int, seconds: int) -> None:
     print(line("create -> Ready (hello-python)", create_times))
     print(line("same app bare, polled on /healthz", bare_times))
     print(f"{'overhead, p50':<38} {median(create_times) - median(bare_times):7.1f} ms   (target < 100 ms)")
-    print(f"{'create / bare, p50':<38} {median(create_times) / median(bare_times):7.2f}x")
+    print(ratio_line("create / bare, p50", median(create_times) / median(bare_times)))
     print(line("crash -> Ready again", crash_times), "  (includes the 250 ms first-crash backoff)")
-    print(f"HTTP through the deployment URL       {through:9.0f} req/s")
-    print(f"HTTP to the same app, direct          {direct:9.0f} req/s")
-    print(f"{'URL / direct':<38} {through / direct:7.2f}x   (target >= 0.5x)")
+    print(rate_line("HTTP through the deployment URL", through))
+    print(rate_line("HTTP to the same app, direct", direct))
+    print(ratio_line("URL / direct", through / direct), "  (target >= 0.5x)")
     report_ratio("deployment create->Ready / the app bare, p50", median(create_times) / median(bare_times),
                  "the same app started bare, polled on its health path", better="lower")
     report_ratio("deployment URL req/s / direct", through / direct, "the same app hit directly")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import shutil
 import signal
 import subprocess
@@ -30,14 +29,23 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, report_ratio  # noqa: E402
-from sandboxes import exec_latency, line, running, started_at, wrk_get  # noqa: E402
+from _harness import (  # noqa: E402
+    free_port,
+    kubegate,
+    line,
+    median,
+    mint_key,
+    rate_line,
+    ratio_line,
+    report_ratio,
+    wrk_get,
+)
+from sandboxes import create_latency, exec_latency, running, url_rate  # noqa: E402
 
 from k8s import manifests  # noqa: E402
 from k8s import sandboxes as sandbox_objects  # noqa: E402
 from k8s.client import KubeClient  # noqa: E402
 from k8s.workloads import pod_ready  # noqa: E402
-from mcp_server.ids import parse  # noqa: E402
 from mcp_server.runtime.base import RunSpec  # noqa: E402
 
 NEEDS = ("wrk", "fake-cluster")
@@ -52,19 +60,6 @@ def fake_cluster(kubeconfig: Path) -> subprocess.Popen[str]:
         raise RuntimeError("the fake cluster did not start")
     return proc
 
-
-async def create_latency(http: httpx.AsyncClient, db: Path, samples: int) -> list[float]:
-    times = []
-    for i in range(samples):
-        sent = time.time()
-        response = await http.post("/api/sandboxes", json={"name": f"b{i}", "image": "ubuntu", "timeout": "10m"})
-        sid = response.json()["sandbox"]["id"]
-        await running(http, sid)
-        stamp = started_at(db, sid)
-        assert stamp, sid
-        times.append((parse(stamp).timestamp() - sent) * 1000)
-        await http.delete(f"/api/sandboxes/{sid}")
-    return times
 
 
 async def ready_pod(kube: KubeClient, run_id: str) -> tuple[str, str]:
@@ -102,20 +97,8 @@ async def bare(kube: KubeClient, samples: int) -> tuple[list[float], list[float]
 
 
 async def proxy_ratio(http: httpx.AsyncClient, kube: KubeClient, gateway: str, seconds: int) -> tuple[float, float]:
-    created = (await http.post("/api/sandboxes", json={"name": "web", "image": "ubuntu", "timeout": "10m"})).json()
-    sandbox = created["sandbox"]
-    sid, url, password = sandbox["id"], sandbox["url"], sandbox["credentials"]["password"]
-    await running(http, sid)
-    await http.post(f"/api/sandboxes/{sid}/files", json={"path": "index.html", "content": "hello\n"})
-    await http.post(f"/api/sandboxes/{sid}/exec", json={"command": ["sh", "-c", f"nohup {SERVER} >/dev/null 2>&1 &"]})
-    host = url.split("://", 1)[1]
-    auth = "Basic " + base64.b64encode(f"u:{password}".encode()).decode()
-    deadline = time.monotonic() + 30
-    while (await http.get(gateway + "/", headers={"Host": host, "Authorization": auth})).status_code != 200:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the sandbox's server never answered")
-        await asyncio.sleep(0.05)
-    through = wrk_get(gateway + "/index.html", {"Host": host, "Authorization": auth}, seconds)
+    body = {"name": "web", "image": "ubuntu", "timeout": "10m"}
+    sid, through = await url_rate(http, gateway, body, SERVER, seconds)
     [service] = (await kube.list("services", f"{manifests.RUN_LABEL}={manifests.label_value(sid)}"))[0]
     direct = wrk_get(f"http://{service['spec']['clusterIP']}:8080/index.html", {}, seconds)
     await http.delete(f"/api/sandboxes/{sid}")
@@ -152,13 +135,13 @@ async def main(samples: int, seconds: int) -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     print(line("create -> running (kubernetes)", create_times))
     print(line("bare Job -> Pod Ready (baseline)", bare_creates))
-    print(f"{'create / bare Job, p50':<38} {median(create_times) / median(bare_creates):7.2f}x")
+    print(ratio_line("create / bare Job, p50", median(create_times) / median(bare_creates)))
     print(line("exec `true` through REST", exec_times))
     print(line("bare pods/exec `true` (baseline)", bare_execs))
-    print(f"{'exec / bare pods/exec, p50':<38} {median(exec_times) / median(bare_execs):7.2f}x")
-    print(f"HTTP through the sandbox URL          {through:9.0f} req/s")
-    print(f"HTTP to its Service's cluster IP      {direct:9.0f} req/s")
-    print(f"{'URL / direct':<38} {through / direct:7.2f}x")
+    print(ratio_line("exec / bare pods/exec, p50", median(exec_times) / median(bare_execs)))
+    print(rate_line("HTTP through the sandbox URL", through))
+    print(rate_line("HTTP to its Service's cluster IP", direct))
+    print(ratio_line("URL / direct", through / direct))
     report_ratio("k8s sandbox create->running p50", median(create_times) / median(bare_creates),
                  "a bare Job to its Pod Ready", better="lower")
     report_ratio("k8s sandbox exec p50", median(exec_times) / median(bare_execs), "a bare pods/exec", better="lower")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import re
 import shutil
 import signal
 import sqlite3
@@ -31,7 +30,17 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port, kubegate, median, mint_key, percentile  # noqa: E402
+from _harness import (  # noqa: E402
+    bare_server,
+    free_port,
+    kubegate,
+    line,
+    median,
+    mint_key,
+    rate_line,
+    ratio_line,
+    wrk_get,
+)
 
 from mcp_server.config import Settings  # noqa: E402
 from mcp_server.ids import parse  # noqa: E402
@@ -91,27 +100,15 @@ def bare_bwrap(work: Path, samples: int, command: tuple[str, ...] = ("true",)) -
     return times
 
 
-def wrk_get(url: str, headers: dict[str, str], seconds: int) -> float:
-    args = ["wrk", "-t1", "-c8", f"-d{seconds}s", url]
-    for name, value in headers.items():
-        args[1:1] = ["-H", f"{name}: {value}"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"errors during load:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
 
-
-async def proxy_ratio(http: httpx.AsyncClient, gateway: str, seconds: int) -> tuple[float, float]:
-    # large: the sandbox's cgroup CPU quota (half a core for small) would throttle its server, not the proxy.
-    body = {"name": "web", "image": "ubuntu", "timeout": "10m", "size": "large"}
-    created = (await http.post("/api/sandboxes", json=body)).json()
-    sandbox = created["sandbox"]
+async def url_rate(http: httpx.AsyncClient, gateway: str, body: dict[str, str], server: str,
+                   seconds: int) -> tuple[str, float]:
+    """A sandbox (``body``) serving index.html with ``server`` on port 8080: its id, and the req/s its URL took."""
+    sandbox = (await http.post("/api/sandboxes", json=body)).json()["sandbox"]
     sid, url, password = sandbox["id"], sandbox["url"], sandbox["credentials"]["password"]
+    await running(http, sid)
     await http.post(f"/api/sandboxes/{sid}/files", json={"path": "index.html", "content": "hello\n"})
-    await http.post(f"/api/sandboxes/{sid}/exec",
-                    json={"command": ["sh", "-c", f"nohup {SERVER.format(port=8080)} >/dev/null 2>&1 &"]})
+    await http.post(f"/api/sandboxes/{sid}/exec", json={"command": ["sh", "-c", f"nohup {server} >/dev/null 2>&1 &"]})
     host = url.split("://", 1)[1]
     auth = "Basic " + base64.b64encode(f"u:{password}".encode()).decode()
     deadline = time.monotonic() + 30
@@ -119,33 +116,21 @@ async def proxy_ratio(http: httpx.AsyncClient, gateway: str, seconds: int) -> tu
         if time.monotonic() > deadline:
             raise RuntimeError("the sandbox's server never answered")
         await asyncio.sleep(0.05)
-    through = wrk_get(gateway + "/index.html", {"Host": host, "Authorization": auth}, seconds)
+    return sid, wrk_get(gateway + "/index.html", {"Host": host, "Authorization": auth}, seconds)
+
+
+async def proxy_ratio(http: httpx.AsyncClient, gateway: str, seconds: int) -> tuple[float, float]:
+    # large: the sandbox's cgroup CPU quota (half a core for small) would throttle its server, not the proxy.
+    body = {"name": "web", "image": "ubuntu", "timeout": "10m", "size": "large"}
+    sid, through = await url_rate(http, gateway, body, SERVER.format(port=8080), seconds)
     await http.delete(f"/api/sandboxes/{sid}")
 
     port = free_port()
     with tempfile.TemporaryDirectory() as site:
         Path(site, "index.html").write_text("hello\n")
-        bare = subprocess.Popen(SERVER.format(port=port).split(), cwd=site, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            direct = wrk_get(f"http://127.0.0.1:{port}/index.html", {}, seconds)
-        finally:
-            bare.send_signal(signal.SIGTERM)
-            bare.wait()
+        with bare_server(SERVER.format(port=port).split(), port, cwd=site) as direct_url:
+            direct = wrk_get(f"{direct_url}/index.html", {}, seconds)
     return through, direct
-
-
-def line(label: str, values: list[float]) -> str:
-    return f"{label:<38} p50 {median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
 
 
 async def main(samples: int, seconds: int) -> None:
@@ -179,10 +164,10 @@ async def main(samples: int, seconds: int) -> None:
     print(line("bare `bwrap ... python3 -c pass`", python_times))
     print(line("exec `true` through REST", exec_times), "  (target p50 < 20 ms)")
     print(line("bare `bwrap ... true` (baseline)", bare_times))
-    print(f"{'exec / bare bwrap, p50':<38} {median(exec_times) / median(bare_times):7.2f}x")
-    print(f"HTTP through the sandbox URL          {through:9.0f} req/s")
-    print(f"HTTP to the same server, direct       {direct:9.0f} req/s")
-    print(f"{'URL / direct':<38} {through / direct:7.2f}x   (target >= 0.5x)")
+    print(ratio_line("exec / bare bwrap, p50", median(exec_times) / median(bare_times)))
+    print(rate_line("HTTP through the sandbox URL", through))
+    print(rate_line("HTTP to the same server, direct", direct))
+    print(ratio_line("URL / direct", through / direct), "  (target >= 0.5x)")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
-from mcp_server.errors import BadRequest, Conflict, NotFound, Unavailable, ValidationFailed
+from mcp_server.engine.workloads import public_url, removed_on_failure, required
+from mcp_server.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from mcp_server.ids import stamp, utcnow
 from mcp_server.models.deployments import DeploymentCreate, DeploymentUpdate
 from mcp_server.runtime.apps import (
@@ -71,17 +71,13 @@ class DeploymentService:
         self._stale = False
 
     def url(self, name: str) -> str:
-        public = urlsplit(self.settings.public_url)
-        port = f":{public.port}" if public.port else ""
-        return f"{public.scheme}://{self.host(name)}{port}"
+        return public_url(self.settings, self.host(name))
 
     def host(self, name: str) -> str:
         return f"{name}.{self.domain}"
 
     def _require_apps(self) -> Apps:
-        if self.apps is None:
-            raise Unavailable(f"The {self.runtime.name} runtime cannot run deployments yet; use KUBEGATE_RUNTIME=local")
-        return self.apps
+        return required(self.apps, self.runtime.name, "deployments")
 
     async def create(self, user_id: str, args: DeploymentCreate) -> DeploymentRecord:
         apps = self._require_apps()
@@ -92,11 +88,8 @@ class DeploymentService:
                          created_at=now, updated_at=now,
                          env=_merge(base.env, args.env_vars))
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
-        try:
+        async with removed_on_failure(lambda: self.repo.delete(record.name)):
             await self._apply(apps, record)
-        except BaseException:
-            await self.repo.delete(record.name)  # it never existed: the caller gets the error, not a record
-            raise
         return record
 
     async def _base(self, args: DeploymentCreate) -> DeploymentRecord:

@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import cast
-from urllib.parse import urlsplit
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
+from mcp_server.engine.workloads import public_url, removed_on_failure, required
 from mcp_server.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from mcp_server.ids import new_id, parse, stamp, utcnow
 from mcp_server.models import durations
@@ -62,9 +62,7 @@ class SandboxService:
         dispatcher.route("sandbox_", self.on_event)
 
     def url(self, record: SandboxRecord) -> str:
-        public = urlsplit(self.settings.public_url)
-        port = f":{public.port}" if public.port else ""
-        return f"{public.scheme}://{record.host_label}.{self.domain}{port}"
+        return public_url(self.settings, f"{record.host_label}.{self.domain}")
 
     def _timeout(self, seconds: int | None) -> int:
         if seconds is None:
@@ -75,9 +73,7 @@ class SandboxService:
         return seconds
 
     def _require_workloads(self) -> Workloads:
-        if self.workloads is None:
-            raise Unavailable("This runtime cannot run sandboxes yet; use KUBEGATE_RUNTIME=local")
-        return self.workloads
+        return required(self.workloads, self.runtime.name, "sandboxes")
 
     async def create(self, user_id: str, args: SandboxCreate) -> tuple[SandboxRecord, str]:
         workloads = self._require_workloads()
@@ -94,11 +90,8 @@ class SandboxService:
         await self.repo.insert(record, max_live=self.settings.max_sandboxes_per_user)
         env = {**args.env, "KUBEGATE_SANDBOX_PASSWORD": password, "KUBEGATE_SANDBOX_URL": self.url(record),
                "KUBEGATE_SANDBOX_PORT": str(self.settings.sandbox_port)}
-        try:
+        async with removed_on_failure(lambda: self.repo.delete(record.id)):
             await workloads.start(self._spec(record, env), port=self.settings.sandbox_port)
-        except BaseException:
-            await self.repo.delete(record.id)  # it never existed: the caller gets the error, not a record
-            raise
         return record, password
 
     def _spec(self, record: SandboxRecord, env: dict[str, str] | None = None) -> RunSpec:

@@ -13,7 +13,7 @@ import httpx
 from tests.deployments.support import HTTP_SERVER, fetch, wait_served
 from tests.doors import RestDoor
 from tests.gateway import Gateway, mint_key
-from tests.sandboxes.support import kill_supervisors
+from tests.workloads import kill_supervisors
 
 
 async def _status(http: httpx.AsyncClient, name: str, *wanted: str, ready: int | None = None) -> dict[str, object]:

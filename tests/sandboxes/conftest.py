@@ -1,20 +1,20 @@
-"""Sandboxes end to end: a real gateway on the local runtime, data dir outside /tmp (as installed)."""
+"""Sandboxes end to end: a real gateway per runtime (local, and Kubernetes on the fake cluster), data dir
+outside /tmp (as installed); the shared plumbing is tests/workloads.py."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.doors import Door, open_door
+from tests import workloads
+from tests.doors import Door
 from tests.gateway import Gateway, mint_key
-from tests.sandboxes.support import SANDBOX_ENV, kill_supervisors
+from tests.sandboxes.support import SANDBOX_ENV
 
-SANDBOX_DOORS = ("rest", "mcp-http-session", "mcp-stdio")
-SANDBOX_RUNTIMES = ("local", "kubernetes")
+SANDBOX_DOORS = workloads.DOORS
+SANDBOX_RUNTIMES = workloads.RUNTIMES
 
 
 @pytest.fixture
@@ -24,35 +24,24 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session", params=SANDBOX_RUNTIMES)
 def sbx_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The gateway's settings: the local runtime, or the Kubernetes runtime on the fake cluster."""
-    if request.param == "local":
-        return dict(SANDBOX_ENV)
-    kubeconfig: Path = request.getfixturevalue("fake_cluster")
-    return {**SANDBOX_ENV, "KUBEGATE_RUNTIME": "kubernetes", "KUBEGATE_KUBECONFIG": str(kubeconfig)}
+    return workloads.runtime_env(request, SANDBOX_ENV)
 
 
 @pytest.fixture
 def local_only(sbx_env: dict[str, str]) -> None:
-    """For what only the local runtime has (bubblewrap's views, supervisor files): the fake cluster's Pods
-    are host processes, so what they can see says nothing about a real cluster's isolation."""
-    if sbx_env["KUBEGATE_RUNTIME"] != "local":
-        pytest.skip("local runtime only")
+    workloads.skip_unless_local(sbx_env)
 
 
 @pytest.fixture(scope="session")
 def sbx_data_dir(sbx_env: dict[str, str]) -> Iterator[Path]:
-    """Outside /tmp, as a real install: a sandbox's private /tmp would hide a data dir under /tmp."""
-    path = Path(tempfile.mkdtemp(prefix=f"kubegate-sbx-{sbx_env['KUBEGATE_RUNTIME']}-", dir="/var/tmp"))
-    yield path
-    kill_supervisors(path)
-    shutil.rmtree(path, ignore_errors=True)
+    with workloads.outside_tmp("sbx", sbx_env) as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
 def sbx_gateway(sbx_data_dir: Path, sbx_env: dict[str, str]) -> Iterator[Gateway]:
-    gateway = Gateway(sbx_data_dir, env_extra=sbx_env).start()
-    yield gateway
-    gateway.stop()
+    with workloads.running_gateway(sbx_data_dir, sbx_env) as gateway:
+        yield gateway
 
 
 _users = iter(range(1_000_000))
@@ -63,9 +52,14 @@ def sbx_key(sbx_data_dir: Path) -> str:
     return mint_key(sbx_data_dir, user=f"sbx{next(_users)}@example.test")
 
 
+@pytest.fixture
+async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path, sbx_env: dict[str, str]) -> AsyncIterator[Door]:
+    async with workloads.door_to("rest", sbx_gateway, sbx_key, sbx_data_dir, sbx_env) as door:
+        yield door
+
+
 @pytest.fixture(params=SANDBOX_DOORS)
 async def sbx_door(request: pytest.FixtureRequest, sbx_gateway: Gateway, sbx_key: str,
                    sbx_data_dir: Path, sbx_env: dict[str, str]) -> AsyncIterator[Door]:
-    async with open_door(request.param, url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=sbx_env) as door:
+    async with workloads.door_to(request.param, sbx_gateway, sbx_key, sbx_data_dir, sbx_env) as door:
         yield door

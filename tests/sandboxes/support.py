@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import socket
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +11,7 @@ import anyio
 import httpx
 
 from tests.doors import Door
+from tests.workloads import kill_supervisors as kill_supervisors  # its old home; other suites import it here
 
 SANDBOX_ENV = {
     "KUBEGATE_RUNTIME": "local",
@@ -46,17 +44,6 @@ async def exec_ok(door: Door, sandbox_id: str, script: str) -> dict[str, Any]:
     assert outcome.ok, outcome.body
     assert outcome.body["exitCode"] == 0, outcome.body
     return outcome.body
-
-
-def kill_supervisors(data_dir: Path) -> None:
-    """SIGKILL the shims of sandboxes the tests left running under ``data_dir`` (their sandboxes die with them)."""
-    marker = str(data_dir / "runs").encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            continue
 
 
 def host_of(url: str) -> str:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.doors import Door, open_door
+from tests.doors import Door
 from tests.gateway import Gateway
 from tests.sandboxes.support import create, exec_ok
 
 pytestmark = pytest.mark.usefixtures("local_only")
-
-
-@pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path,
-               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
-    async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=sbx_env) as door:
-        yield door
 
 
 async def test_a_sandbox_sees_neither_the_data_dir_nor_another_sandbox(rest: Door, sbx_data_dir: Path,

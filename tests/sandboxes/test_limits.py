@@ -13,14 +13,6 @@ from tests.sandboxes.support import create, exec_ok, wait_status
 
 
 @pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: Path,
-               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
-    async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=sbx_env) as door:
-        yield door
-
-
-@pytest.fixture
 async def stranger(sbx_gateway: Gateway, sbx_data_dir: Path,
                sbx_env: dict[str, str]) -> AsyncIterator[Door]:
     key = mint_key(sbx_data_dir, user="other-user@example.test")

@@ -14,7 +14,8 @@ import pytest
 
 from tests.doors import open_door
 from tests.gateway import Gateway, mint_key
-from tests.sandboxes.support import SANDBOX_ENV, kill_supervisors
+from tests.sandboxes.support import SANDBOX_ENV
+from tests.workloads import kill_supervisors
 
 
 async def _status(http: httpx.AsyncClient, sid: str, *wanted: str) -> dict[str, object]:

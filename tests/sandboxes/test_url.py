@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.doors import Door, open_door
+from tests.doors import Door
 from tests.gateway import Gateway, mint_key
 from tests.sandboxes.support import (
     WS_ECHO,
@@ -20,14 +18,6 @@ from tests.sandboxes.support import (
     host_of,
     wait_served,
 )
-
-
-@pytest.fixture
-async def rest(sbx_gateway: Gateway, sbx_key: str, sbx_data_dir: object,
-               sbx_env: dict[str, str]) -> AsyncIterator[Door]:
-    async with open_door("rest", url=sbx_gateway.url, stateless_url=sbx_gateway.url, key=sbx_key,
-                         data_dir=sbx_data_dir, env=sbx_env) as door:  # type: ignore[arg-type]
-        yield door
 
 
 async def serving(rest: Door, name: str, script: str) -> tuple[str, str, str]:
