@@ -9,7 +9,8 @@ A process that did not start a deployment (a ``kubegate stdio`` beside the gatew
 way round) takes it over on first use (``ensure``): ``apply`` re-attaches to replicas that run.
 The recovering process (``kubegate serve``) does not wait for a use: it ``follow``s the store's
 change signal (inotify + ``data_version`` on SQLite, ``NOTIFY`` on PostgreSQL), and each change
-another process commits makes it take over every deployment it does not keep as stored, so a
+another process commits makes it take over every deployment it does not keep yet once that is
+``Ready`` or ``Error`` (its replicas fully up: re-attaching earlier races their start), so a
 ``kubegate stdio`` that created one and exited leaves nothing unrecorded (crashes, restarts, Ready).
 """
 
@@ -282,8 +283,11 @@ class DeploymentService:
             self._stale = False
             try:
                 for record in await self.repo.all():
-                    if self.apps is not None and record.status != "Deleting" and \
-                            self._applied.get(record.name) != (record.revision, record.replicas):
+                    # Only what its maker has brought up (Ready or Error) and this process does not keep yet:
+                    # re-attaching to a replica another process is still launching would count it lost.
+                    # Later changes reach a kept deployment through its own events (``on_event``).
+                    if self.apps is not None and record.status in ("Ready", "Error") and \
+                            record.name not in self._applied:
                         await self._apply(self.apps, record)
             except Exception:
                 logger.exception("taking over the deployments another process changed failed")
