@@ -75,6 +75,21 @@ class LoopMemoryStorage(Storage, MovingWindowSupport):
         window.stamps.extend([now] * amount)
         return True
 
+    def hit(self, key: str, limit: int, expiry: int) -> tuple[bool, float, int]:
+        """``acquire_entry`` then ``get_moving_window`` in one step, at one instant: whether this
+        hit is counted, the start of the window and how many hits it holds."""
+        now = time.time()
+        self._maybe_sweep(now)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window(float(expiry))
+        window.trim(now)
+        stamps = window.stamps
+        allowed = len(stamps) < limit
+        if allowed:
+            stamps.append(now)
+        return allowed, (stamps[0] if stamps else now), len(stamps)
+
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         """The start of the window (the oldest hit still in it) and how many hits it holds."""
         now = time.time()

@@ -114,7 +114,7 @@ class RateLimiter:
         return allowed, await self._shared.get_window_stats(item, user_id, kind)
 
     def _count_local(self, item: RateLimitItem, user_id: str, kind: str) -> tuple[bool, WindowStats]:
-        """The strategy's ``hit`` and ``get_window_stats`` in one step, with the storage key built once.
+        """The strategy's ``hit`` and ``get_window_stats`` in one storage step, with the storage key built once.
 
         Building the key (``RateLimitItem.key_for``) cost as much as counting; keys are kept
         per user (bounded by ``_KEY_CACHE``).
@@ -126,8 +126,7 @@ class RateLimiter:
                 self._keys.clear()
             key = self._keys[(user_id, kind)] = item.key_for(user_id, kind)
         expiry = item.get_expiry()
-        allowed = storage.acquire_entry(key, item.amount, expiry)
-        start, count = storage.get_moving_window(key, item.amount, expiry)
+        allowed, start, count = storage.hit(key, item.amount, expiry)
         return allowed, WindowStats(start + expiry, item.amount - count)
 
     def item_for(self, principal: Principal) -> RateLimitItem:

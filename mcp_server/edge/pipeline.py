@@ -60,6 +60,8 @@ from mcp_server.observability import METRICS
 
 log = logging.getLogger("kubegate.access")
 PROTECTED_PREFIX = "/api"
+_SESSION_USERS = 4096
+"""How many principals' SDK users the edge keeps built (then it starts afresh)."""
 
 
 @dataclass(slots=True)
@@ -114,6 +116,7 @@ class Edge:
         self.own_origin = settings.public_origin
         self.trusted = parse_networks(settings.trusted_proxies)
         self.bind_sessions = not settings.mcp_stateless  # stateless MCP has no sessions to bind
+        self.session_users: dict[Principal, AuthenticatedUser] = {}
         self.access_log = settings.access_log
         metadata = f"{settings.public_url}/.well-known/oauth-protected-resource{MCP_PATH}"
         self.challenge = f'Bearer realm="kubegate", resource_metadata="{metadata}"'
@@ -176,8 +179,7 @@ class Edge:
         ex.principal = scope[PRINCIPAL_KEY] = principal
         if self.bind_sessions and scope["path"] == MCP_PATH:
             # The MCP SDK binds each Streamable HTTP session to the user that opened it.
-            scope["user"] = AuthenticatedUser(AccessToken(
-                token="", client_id=principal.user_id, scopes=list(principal.scopes), subject=principal.user_id))
+            scope["user"] = self._session_user(principal)
         verdict = await self.limiter.hit(principal)
         ex.headers += verdict.raw_headers()
         if not verdict.allowed:
@@ -197,6 +199,16 @@ class Edge:
             await ex.error(*await self.body.refusal(BodyTooLarge(), receive))
             return False
         return True
+
+    def _session_user(self, principal: Principal) -> AuthenticatedUser:
+        """The SDK's view of the caller, built once per principal (two pydantic models a request otherwise)."""
+        user = self.session_users.get(principal)
+        if user is None:
+            if len(self.session_users) >= _SESSION_USERS:
+                self.session_users.clear()
+            user = self.session_users[principal] = AuthenticatedUser(AccessToken(
+                token="", client_id=principal.user_id, scopes=list(principal.scopes), subject=principal.user_id))
+        return user
 
     async def _unauthenticated(self, ex: Exchange) -> None:
         scope = ex.scope

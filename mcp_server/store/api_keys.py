@@ -62,6 +62,7 @@ class ApiKeyStore:
         # Row values -> the holder decoded from them. The row is still read on every request
         # (revocation anywhere is seen at once); only decoding an unchanged row is skipped.
         self._holders: dict[tuple[Any, ...], KeyHolder] = {}
+        self._records: dict[tuple[Any, ...], ApiKeyRecord] = {}
 
     async def insert(self, new: NewApiKeyRow) -> ApiKeyRecord:
         await insert(self._db, "api_keys", {
@@ -78,7 +79,21 @@ class ApiKeyStore:
         rows = await self._db.fetch_all(
             "SELECT * FROM api_keys WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
             (user_id,))
-        return [_record(row) for row in rows]
+        return [self._decoded(row) for row in rows]
+
+    def _decoded(self, row: Row) -> ApiKeyRecord:
+        """The record for a row, decoded once for as long as the row's values are unchanged.
+
+        ``api_keys_list`` is what an agent calls most; decoding its rows (a JSON column each)
+        cost more than reading them.
+        """
+        values = tuple(row.values())
+        record = self._records.get(values)
+        if record is None:
+            if len(self._records) >= _DECODED_ROWS:
+                self._records.clear()
+            record = self._records[values] = _record(row)
+        return record
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
         row = await self._db.fetch_one("SELECT * FROM api_keys WHERE id = ?", (key_id,))

@@ -82,3 +82,19 @@ def test_counting_starts_no_threads() -> None:
         limiter.hit(item, "u")
         limiter.get_window_stats(item, "u")
     assert threading.active_count() == before
+
+
+def test_one_step_hit_agrees_with_the_strategy_it_replaces(clock: Clock) -> None:
+    """``hit`` (what the gateway's limiter calls) counts and reports exactly as ``acquire_entry``
+    then ``get_moving_window`` do, over a limit, and as the oldest hit ages out of the hour."""
+    one_step, two_step = LoopMemoryStorage(), LoopMemoryStorage()
+    answers = []
+    for step in range(6):
+        allowed, start, count = one_step.hit("k", 3, 3600)
+        expected = (two_step.acquire_entry("k", 3, 3600), *two_step.get_moving_window("k", 3, 3600))
+        assert (allowed, start, count) == expected
+        answers.append(allowed)
+        clock.now += 1000 if step == 3 else 1
+    assert answers == [True, True, True, False, False, False]
+    clock.now += 3600 - 1000
+    assert one_step.hit("k", 3, 3600)[0] is True  # the first hits left the window: a slot is free

@@ -44,3 +44,17 @@ async def test_authentication_refuses_a_revoked_descendant(stores: Stores) -> No
     assert principal is not None and principal.scopes == ("tasks:read",) and principal.key_id == child.key.id
     await keys.revoke(user, root.key.id)
     assert await keys.authenticate(child.secret) is None and await keys.authenticate(root.secret) is None
+
+
+async def test_a_listed_key_shows_its_row_as_it_is_now(stores: Stores) -> None:
+    """Listing decodes an unchanged row once; a row that changed (used, revoked) is read afresh."""
+    keys = KeyStore(stores.api_keys)
+    user = (await stores.users.ensure("listing@example.test")).id
+    first = (await keys.create(user, "first", ["tasks:read"], None)).key
+    second = (await keys.create(user, "second", ["tasks:read"], None)).key
+    assert [k.last_used_at for k in await stores.api_keys.live(user)] == [None, None]
+    await stores.api_keys.touch(first.id, "2030-01-02T03:04:05.000000Z")
+    listed = {k.id: k for k in await stores.api_keys.live(user)}
+    assert listed[first.id].last_used_at == "2030-01-02T03:04:05.000000Z" and listed[second.id].last_used_at is None
+    await keys.revoke(user, second.id)
+    assert [k.id for k in await stores.api_keys.live(user)] == [first.id]
