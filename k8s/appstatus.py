@@ -13,10 +13,11 @@ container asks for ``FallbackToLogsOnError``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from k8s.deployments import CONTAINER, REVISION_ANNOTATION
-from mcp_server.runtime.apps import AppIngress, AppPhase, AppStatus, ReplicaStatus
+from mcp_server.runtime.apps import AppIngress, AppPhase, AppStatus, ReplicaStatus, parse_time
 from mcp_server.runtime.base import Endpoint
 
 Obj = Mapping[str, Any]
@@ -54,6 +55,11 @@ def restarts(pod: Obj) -> int:
     return int(_container(pod).get("restartCount") or 0)
 
 
+def started(pod: Obj) -> datetime | None:
+    """When the app's container last started, if it runs."""
+    return parse_time(_container(pod).get("state", {}).get("running", {}).get("startedAt"))
+
+
 def failure(pod: Obj) -> str | None:
     """Why this replica keeps failing, with the last lines of its output when it crashed; ``None`` if it is not."""
     status = _container(pod)
@@ -84,7 +90,7 @@ def stalled(deployment: Obj) -> str | None:
 def replica(pod: Obj, port: int) -> ReplicaStatus:
     address = pod.get("status", {}).get("podIP")
     return ReplicaStatus(replica=pod["metadata"]["name"], ready=ready(pod), restarts=restarts(pod),
-                         last_error=failure(pod), revision=revision(pod),
+                         last_error=failure(pod), revision=revision(pod), started=started(pod),
                          endpoint=Endpoint(host=address, port=port) if address and ready(pod) else None)
 
 

@@ -3,7 +3,8 @@
 A deployment is an ``apps/v1`` Deployment (readiness probe on the health path, resources from
 the template, the restricted securityContext of runs), a Secret holding its env (referenced by
 key, so values never appear in the Deployment), a ClusterIP Service in front of its port, a
-NetworkPolicy that lets in only the gateway and, when public, the ingress controller, and, when
+NetworkPolicy that lets in only the gateway and, when public, the ingress controller (egress is the
+namespace's: the Pods' ``network`` label says whether they may reach out), and, when
 public, an Ingress on ``{name}.{domain}``. Everything but the Deployment is owned by it, so one
 delete (background propagation) removes it all.
 
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from k8s.manifests import NONROOT_UID, Placement, dns_name, label_value
-from k8s.policy import EPHEMERAL_MIB, MANAGED_BY, MANAGER, OWNER_ANNOTATION, OWNER_LABEL
+from k8s.policy import EPHEMERAL_MIB, MANAGED_BY, MANAGER, NETWORK_LABEL, OWNER_ANNOTATION, OWNER_LABEL
 from k8s.sandboxes import GATEWAY_LABELS, GATEWAY_NAMESPACE
 from mcp_server.runtime.apps import AppSpec
 
@@ -49,6 +50,11 @@ def host(spec: AppSpec, domain: str) -> str:
 
 def labels(spec: AppSpec) -> dict[str, str]:
     return {MANAGED_BY: MANAGER, OWNER_LABEL: label_value(spec.owner), APP_LABEL: label_value(spec.name)}
+
+
+def pod_labels(spec: AppSpec) -> dict[str, str]:
+    """The namespace denies all egress but to Pods labelled ``network=allowed`` (``k8s.policy``), as for runs."""
+    return {**labels(spec), NETWORK_LABEL: "allowed" if spec.network else "none"}
 
 
 def selector(spec: AppSpec) -> dict[str, str]:
@@ -118,7 +124,7 @@ def deployment(spec: AppSpec, namespace: str, *, placement: Placement = NO_PLACE
             "progressDeadlineSeconds": progress_deadline,
             "revisionHistoryLimit": 3,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-            "template": {"metadata": {"labels": labels(spec), "annotations": template_annotations}, "spec": pod},
+            "template": {"metadata": {"labels": pod_labels(spec), "annotations": template_annotations}, "spec": pod},
         },
     }
 

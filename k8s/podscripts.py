@@ -63,7 +63,26 @@ fi
 exec cat > "$target"
 """
 
-EXEC = _COMMON + r"""
+# The timeout needs nothing in the image but ``sh`` and ``sleep`` (no ``timeout``, no ``ps``): a watcher
+# sleeps, then stops the command and every process descending from it (found through ``/proc``, so
+# a child holding the output open cannot outlive it) and kills them. ``wait`` then gives 128+9.
+_REAP = r"""
+reap() {
+  all=" $1 "; kill -STOP "$1"; grew=1
+  while [ -n "$grew" ]; do
+    grew=
+    for stat in /proc/[0-9]*/stat; do
+      read -r line < "$stat" || continue
+      rest=${line##*) }; rest=${rest#* }; parent=${rest%% *}; p=${stat#/proc/}; p=${p%/stat}
+      case $all in *" $p "*) continue;; esac
+      case $all in *" $parent "*) all="$all$p "; kill -STOP "$p"; grew=1;; esac
+    done
+  done
+  for p in $all; do kill -KILL "$p"; done
+}
+"""
+
+EXEC = _COMMON + _REAP + r"""
 if [ -n "$1" ]; then
   place "$1"
   [ -d "$full" ] || refuse 400 "cwd '$1' is not a directory in the sandbox"
@@ -73,8 +92,16 @@ fi
 seconds=$2; shift 2
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1" || refuse 400 "invalid env entry"; shift; done
 shift
-if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL "$seconds" "$@"; fi
-exec "$@"
+exec 3<&0
+"$@" <&3 3<&- &
+pid=$!
+exec 3<&- 2>/dev/null
+( trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  sleep "$seconds" & nap=$!; wait "$nap" && trap '' TERM && reap "$pid" ) </dev/null >/dev/null 2>&1 &
+dog=$!
+wait "$pid"; code=$?
+kill "$dog" 2>/dev/null
+exit "$code"
 """
 
 STATS = r"""

@@ -86,6 +86,7 @@ class Services:
         await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
         await self.parts.sandboxes.recover()
         await self.parts.deployments.recover()
+        self.parts.deployments.follow(self.stores.changes)
         await workflows.resume()
 
     def containment(self) -> dict[str, Any]:

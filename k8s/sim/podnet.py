@@ -74,7 +74,8 @@ class PodNet:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
         if not os.access(found, os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
-        return ["nsenter", f"--net={self.namespace}", "--", found, *argv[1:]]
+        # nsenter is the node's, found on the host's PATH: the container's PATH may not have it.
+        return [shutil.which("nsenter") or "nsenter", f"--net={self.namespace}", "--", found, *argv[1:]]
 
     async def close(self) -> None:
         for process in (self.slirp, self.holder):

@@ -26,6 +26,7 @@ from mcp_server.models.deployments import (
     DeploymentUpdate,
     Ingress,
     LogLineOut,
+    ReplicaState,
     ReplicaUsage,
     Visibility,
 )
@@ -48,7 +49,11 @@ def deployment_model(service: DeploymentService, r: DeploymentRecord, *, brief: 
         item.updated_at = iso(r.updated_at)
         item.port = r.port
         item.health_check_path = r.health_path
+        item.network = r.network
         item.env_vars = [EnvVarOut(name=e.name, value=None if e.secret else e.value, secret=e.secret) for e in r.env]
+        item.replica_status = [ReplicaState(replica=s.replica, revision=s.revision, ready=s.ready, restarts=s.restarts,
+                                            started_at=iso(s.started), last_error=s.last_error)
+                               for s in r.replica_status]
     return item
 
 

@@ -7,6 +7,11 @@ every change as an event, which this service writes down (no polling). Deleting 
 
 A process that did not start a deployment (a ``kubegate stdio`` beside the gateway, or the other
 way round) takes it over on first use (``ensure``): ``apply`` re-attaches to replicas that run.
+The recovering process (``kubegate serve``) does not wait for a use: it ``follow``s the store's
+change signal (inotify + ``data_version`` on SQLite, ``NOTIFY`` on PostgreSQL), and each change
+another process commits makes it take over every deployment it does not keep yet once that is
+``Ready`` or ``Error`` (its replicas fully up: re-attaching earlier races their start), so a
+``kubegate stdio`` that created one and exited leaves nothing unrecorded (crashes, restarts, Ready).
 """
 
 from __future__ import annotations
@@ -28,9 +33,19 @@ from mcp_server.engine.workloads import public_url, removed_on_failure, required
 from mcp_server.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from mcp_server.ids import stamp, utcnow
 from mcp_server.models.deployments import DeploymentCreate, DeploymentUpdate
-from mcp_server.runtime.apps import AppEvent, AppMetrics, AppResources, Apps, AppSpec, LogLine, apps_of
+from mcp_server.runtime.apps import (
+    AppEvent,
+    AppMetrics,
+    AppResources,
+    Apps,
+    AppSpec,
+    LogLine,
+    ReplicaStatus,
+    apps_of,
+)
 from mcp_server.runtime.base import Endpoint, Runtime
-from mcp_server.store.deployments import DeploymentRecord, DeploymentRepository
+from mcp_server.store.changes import StoreChanges
+from mcp_server.store.deployments import DeploymentRecord, DeploymentRepository, ReplicaRecord
 from mcp_server.store.templates import EnvVar, TemplateStore
 
 logger = logging.getLogger(__name__)
@@ -52,6 +67,9 @@ class DeploymentService:
         self._applied: dict[str, tuple[int, int]] = {}
         self._consumer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._following = False
+        self._adopting: asyncio.Task[None] | None = None
+        self._stale = False
 
     def url(self, name: str) -> str:
         return public_url(self.settings, self.host(name))
@@ -67,7 +85,8 @@ class DeploymentService:
         now = stamp()
         base = await self._base(args)
         record = replace(base, name=await self._new_name(args.template or base.image), user_id=user_id,
-                         replicas=args.replicas, visibility=args.visibility, created_at=now, updated_at=now,
+                         replicas=args.replicas, visibility=args.visibility, network=args.network,
+                         created_at=now, updated_at=now,
                          env=_merge(base.env, args.env_vars))
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
         async with removed_on_failure(lambda: self.repo.delete(record.name)):
@@ -114,6 +133,7 @@ class DeploymentService:
             command=record.command or (), env={e.name: e.value for e in record.env if not e.secret},
             secret_env={e.name: e.value for e in record.env if e.secret}, health_path=record.health_path,
             replicas=record.replicas, revision=record.revision, public=record.visibility == "public",
+            network=record.network,
             host=self.host(record.name), labels={"deployment": record.name},
             resources=AppResources(record.cpu_request, record.cpu_limit, record.memory_request, record.memory_limit),
         )
@@ -219,7 +239,8 @@ class DeploymentService:
                 return
             await self.ensure(record)
             s = event.status
-            await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at))
+            await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at),
+                                       [_replica(r) for r in s.replica_status])
         self.dispatcher.changed(event.name)
 
     def start(self) -> None:
@@ -246,13 +267,38 @@ class DeploymentService:
             if record.status == "Deleting":
                 self._spawn(self._remove(record.name))
 
+    def follow(self, changes: StoreChanges) -> None:
+        """Take over, as soon as another process commits them, the deployments it creates or changes."""
+        if self.apps is not None and not self._following:
+            self._following = True
+            changes.listen(self._store_changed)
+
+    def _store_changed(self) -> None:
+        self._stale = True  # a change during a pass makes one more pass, never a second task
+        if self._adopting is None or self._adopting.done():
+            self._adopting = asyncio.get_running_loop().create_task(self._adopt_all(), name="kubegate-apps-adopt")
+
+    async def _adopt_all(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                for record in await self.repo.all():
+                    # Only what its maker has brought up (Ready or Error) and this process does not keep yet:
+                    # re-attaching to a replica another process is still launching would count it lost.
+                    # Later changes reach a kept deployment through its own events (``on_event``).
+                    if self.apps is not None and record.status in ("Ready", "Error") and \
+                            record.name not in self._applied:
+                        await self._apply(self.apps, record)
+            except Exception:
+                logger.exception("taking over the deployments another process changed failed")
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        for task in [self._consumer, *self._tasks]:
+        for task in [self._consumer, self._adopting, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -261,6 +307,11 @@ class DeploymentService:
 
 _TEMPLATE_FIELDS = ("image", "port", "command", "template_version", "health_path", "cpu_request", "cpu_limit",
                     "memory_request", "memory_limit")
+
+
+def _replica(r: ReplicaStatus) -> ReplicaRecord:
+    return ReplicaRecord(r.replica, r.revision, r.ready, r.restarts,
+                         stamp(r.started) if r.started is not None else None, r.last_error)
 
 
 def _blank(*, image: str, port: int, command: Sequence[str] | None) -> DeploymentRecord:

@@ -34,6 +34,7 @@ class DeploymentCreate(Wire):
     env_vars: LeanEnv = Field(default_factory=dict)
     replicas: Replicas = 1
     visibility: Visibility = "public"
+    network: bool = Field(default=True, description="Outbound network")
 
 
 class DeploymentRef(Wire):
@@ -69,6 +70,15 @@ class Ingress(Wire):
     url: str
 
 
+class ReplicaState(Wire):
+    replica: str
+    revision: int
+    ready: bool
+    restarts: int
+    started_at: str | None = None
+    last_error: str | None = None
+
+
 class Deployment(Wire):
     name: str
     status: DeploymentStatus
@@ -86,7 +96,9 @@ class Deployment(Wire):
     updated_at: str | None = None
     port: int | None = None
     health_check_path: str | None = None
+    network: bool | None = None
     env_vars: list[EnvVarOut] | None = Field(default=None, description="Secret values are never shown")
+    replica_status: list[ReplicaState] | None = None
 
 
 class DeploymentList(Wire):

@@ -427,6 +427,7 @@ class App:
                 self.log(f"[kubegate] cannot start {self.command[0]!r}: {getattr(exc, 'strerror', None) or exc}")
                 code = 127
             else:
+                self.update(started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
                 _thread.start_new_thread(self._probe, (self.generation,))
                 assert proc.stdout is not None
                 for raw in proc.stdout:
@@ -438,7 +439,7 @@ class App:
             code = code if code >= 0 else 128 - code
             self.log(f"[kubegate] the app exited with code {code}; restarting")
             error = "\n".join([f"exited with code {code}", *self.tail[-6:-1]])
-            self.update(ready=False, restarts=self.state["restarts"] + 1, lastError=error,
+            self.update(ready=False, started=None, restarts=self.state["restarts"] + 1, lastError=error,
                         failing=failures >= _FAILING_AFTER)
             time.sleep(min(0.25 * 2 ** max(failures - 1, 0), _BACKOFF_MAX))
 

@@ -69,6 +69,8 @@ class AppSpec:
     resources: AppResources = field(default_factory=AppResources)
     revision: int = 1
     """Bumped by the engine on every change but ``replicas``; a new revision rolls the replicas."""
+    network: bool = True
+    """Outbound network for the replicas (never to the host's own addresses locally)."""
     public: bool = True
     """Public apps get an Ingress on ``host``; internal ones are reached only through the gateway."""
     host: str | None = None
@@ -86,6 +88,8 @@ class ReplicaStatus:
     endpoint: Endpoint | None = None
     """Where the proxy reaches this replica's port; None while it cannot be reached."""
     revision: int = 1
+    started: datetime | None = None
+    """When the replica's current process (container) started; None while it is not running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,16 @@ class AppStatus:
     last_error: str | None = None
     replica_status: Sequence[ReplicaStatus] = ()
     ingresses: Sequence[AppIngress] = ()
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time as runtimes report it (``...Z``); None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from mcp_server.runtime.apps import (
     LogLine,
     ReplicaMetrics,
     ReplicaStatus,
+    parse_time,
 )
 from mcp_server.runtime.base import SIZES, Endpoint, RunEvent, RunSpec, SizeName
 from mcp_server.runtime.workload import WORKLOAD_LABEL
@@ -337,7 +338,8 @@ class LocalApps:
         errors = [r.state.get("lastError") for r in current if r.state.get("lastError")]
         last_error = (failing.state.get("lastError") if failing else None) or (errors[0] if errors else None)
         replicas = [ReplicaStatus(str(r.index), r.ready, self._restarts(r), r.state.get("lastError"),
-                                  self._workloads.endpoint(r.run_id) if r.ready else None, r.revision)
+                                  self._workloads.endpoint(r.run_id) if r.ready else None, r.revision,
+                                  parse_time(r.state.get("started")))
                     for r in sorted(app.replicas.values(), key=lambda r: (r.index, r.revision))]
         ingresses = [AppIngress(spec.name, spec.host)] if spec.host else []
         return AppStatus(spec.name, phase, spec.replicas, ready, spec.revision, last_error, replicas, ingresses)
@@ -355,7 +357,7 @@ def _replica_spec(spec: AppSpec, rid: str) -> RunSpec:
     config = json.dumps({"command": list(spec.command), "port": spec.port, "health": spec.health_path})
     env = {**spec.env, **spec.secret_env, "PORT": str(spec.port), "KUBEGATE_APP": config}
     return RunSpec(run_id=rid, owner=spec.owner, image=spec.image, command=list(spec.command), env=env,
-                   timeout_seconds=_FOREVER, network=False, size=size_for(spec.resources),
+                   timeout_seconds=_FOREVER, network=spec.network, size=size_for(spec.resources),
                    labels={**spec.labels, "app": spec.name, WORKLOAD_LABEL: "1"})
 
 

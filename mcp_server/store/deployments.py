@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from mcp_server.errors import Forbidden
 from mcp_server.store.db import Database
 from mcp_server.store.rows import Row, insert
 from mcp_server.store.templates import EnvVar
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    """One replica as the runtime last reported it (``started``: RFC 3339, None while not running)."""
+
+    replica: str
+    revision: int
+    ready: bool
+    restarts: int
+    started: str | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +47,18 @@ class DeploymentRecord:
     last_error: str | None
     created_at: str
     updated_at: str
+    network: bool = True
     env: tuple[EnvVar, ...] = ()
+    replica_status: tuple[ReplicaRecord, ...] = ()
 
 
-_COLUMNS = tuple(f.name for f in fields(DeploymentRecord) if f.name != "env")
+_COLUMNS = tuple(f.name for f in fields(DeploymentRecord) if f.name not in ("env", "replica_status"))
 
 
 def _row(record: DeploymentRecord) -> dict[str, Any]:
     row = {c: getattr(record, c) for c in _COLUMNS}
     row["command"] = json.dumps(list(record.command)) if record.command is not None else None
+    row["network"] = int(record.network)
     return row
 
 
@@ -100,11 +116,13 @@ class DeploymentRepository:
                                   [*row.values(), record.name])
             await self._write_env(record.name, record.env)
 
-    async def set_status(self, name: str, status: str, ready: int, last_error: str | None, at: str) -> bool:
+    async def set_status(self, name: str, status: str, ready: int, last_error: str | None, at: str,
+                         replicas: Sequence[ReplicaRecord] = ()) -> bool:
         """Record what the runtime reports, unless the deployment is being deleted."""
+        states = json.dumps([asdict(r) for r in replicas])
         changed = await self.db.execute(
-            "UPDATE deployments SET status = ?, ready_replicas = ?, last_error = ?, updated_at = ?"
-            " WHERE name = ? AND status <> 'Deleting'", (status, ready, last_error, at, name))
+            "UPDATE deployments SET status = ?, ready_replicas = ?, last_error = ?, replica_status = ?, updated_at = ?"
+            " WHERE name = ? AND status <> 'Deleting'", (status, ready, last_error, states, at, name))
         return changed > 0
 
     async def mark_deleting(self, name: str, at: str) -> None:
@@ -123,4 +141,5 @@ class DeploymentRepository:
 
 def _bare(row: Row) -> DeploymentRecord:
     command = tuple(json.loads(row["command"])) if row["command"] is not None else None
-    return DeploymentRecord(**{**row, "command": command})
+    states = tuple(ReplicaRecord(**r) for r in json.loads(row["replica_status"] or "[]"))
+    return DeploymentRecord(**{**row, "command": command, "network": bool(row["network"]), "replica_status": states})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -10,6 +12,8 @@ import pytest
 
 from k8s import deployments
 from k8s.manifests import Placement
+from k8s.policy import NamespacePolicy
+from mcp_server.config import Settings
 from mcp_server.runtime.apps import AppResources, AppSpec
 
 SPEC = AppSpec(name="shop-1a2b", owner="alice@example.com", image="ghcr.io/acme/shop:2", port=8081,
@@ -78,3 +82,21 @@ def test_a_public_app_gets_an_ingress_on_its_host_and_an_internal_one_none() -> 
 def test_placement_applies_to_the_pods() -> None:
     placed = deployments.deployment(SPEC, "kg-alice", placement=Placement(runtime_class="gvisor"))
     assert placed["spec"]["template"]["spec"]["runtimeClassName"] == "gvisor" and placed["spec"]["replicas"] == 3
+
+
+def _egress_allowed(pod_labels: dict[str, str]) -> bool:
+    """Whether the namespace's policies (deny all, then allow network by label) let these Pods reach out."""
+    settings = Settings(data_dir=Path("/nonexistent"))
+    allow = NamespacePolicy.from_settings(settings).allow_network("kg-alice")
+    wanted = allow["spec"]["podSelector"]["matchLabels"]
+    return "Egress" in allow["spec"]["policyTypes"] and all(pod_labels.get(k) == v for k, v in wanted.items())
+
+
+def test_network_decides_egress_as_the_namespace_policy_reads_it() -> None:
+    for network in (True, False):
+        spec = replace(SPEC, network=network)
+        pod = deployments.deployment(spec, "kg-alice", replicas=0, progress_deadline=120)["spec"]["template"]
+        assert _egress_allowed(pod["metadata"]["labels"]) is network
+        policy = deployments.ingress_policy(spec, "kg-alice", OWNER, ingress_namespace="ingress-nginx")
+        assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress stays the namespace's to decide
+    assert AppSpec(name="a", owner="o", image="i", port=1).network is True  # a deployment reaches out by default

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -146,3 +149,26 @@ async def test_a_start_that_fails_half_way_leaves_nothing_behind(cluster: FakeCl
     await cluster.wait_until(lambda: not cluster.objects("jobs") and not cluster.objects(
         "networkpolicies", manifests.RUN_LABEL) and not cluster.objects("secrets"))
     assert cluster.objects("pods") == []
+
+
+async def test_exec_times_out_in_an_image_without_the_timeout_binary(
+        cluster: FakeCluster, runtime: KubernetesRuntime, events: Events, tmp_path: Path) -> None:
+    bare = tmp_path / "bin"  # the image's PATH: a shell and the few tools a minimal image has, no `timeout`
+    bare.mkdir()
+    for tool in ("sh", "sleep", "cat"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bare / tool).symlink_to(found)
+    spec = replace(_spec("sandbox_bare"), env={**_spec("sandbox_bare").env, "PATH": str(bare)})
+    await runtime.workloads.start(spec, port=PORT)
+    await events.wait("sandbox_bare", "ready", timeout=15)
+    missing = await runtime.workloads.exec("sandbox_bare", ExecRequest(["sh", "-c", "command -v timeout"]))
+    assert missing.exit_code != 0
+    # The child `sleep` holds the output open: only killing the whole tree lets the answer carry "started".
+    slow = await runtime.workloads.exec("sandbox_bare", ExecRequest(["sh", "-c", "echo started; sleep 60; echo no"],
+                                                                    timeout_seconds=1))
+    assert (slow.exit_code, slow.stdout, slow.stderr, slow.timed_out) == (137, b"started\n", b"", True)
+    killed = await runtime.workloads.exec("sandbox_bare", ExecRequest(["sh", "-c", "kill -TERM $$"]))
+    assert (killed.exit_code, killed.stderr, killed.timed_out) == (143, b"", False)
+    fed = await runtime.workloads.exec("sandbox_bare", ExecRequest(["cat"], stdin=b"fed"))
+    assert (fed.exit_code, fed.stdout) == (0, b"fed")

@@ -1,0 +1,68 @@
+"""A deployment made by a ``kubegate stdio`` that then exits: the gateway takes it over on the store's change
+signal, and records what happens next with no request asking it (read from the SQLite file itself)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tests.deployments.support import create, wait_status
+from tests.doors import Door, open_door
+from tests.gateway import Gateway
+
+# Ready at the first health check, then it crashes after answering its third request (the probes keep coming).
+FLAKY = r"""
+import http.server, os, sys
+served = []
+class Once(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+        self.wfile.flush()
+        served.append(1)
+        if len(served) >= 3:
+            print("no db any more", flush=True)
+            os._exit(3)
+http.server.HTTPServer(("", 9000), Once).serve_forever()
+"""
+
+
+def _row(data_dir: Path, name: str) -> dict[str, Any]:
+    with sqlite3.connect(f"file:{data_dir / 'kubegate.db'}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        found = db.execute("SELECT status, ready_replicas, last_error, replica_status FROM deployments"
+                           " WHERE name = ?", (name,)).fetchone()
+    return dict(found) if found is not None else {}
+
+
+def _restarts(row: dict[str, Any]) -> int:
+    return sum(r["restarts"] for r in json.loads(row.get("replica_status") or "[]"))
+
+
+async def test_the_gateway_records_what_an_exited_stdio_started(rest: Door, dep_gateway: Gateway, dep_key: str,
+                                                                dep_data_dir: Path, dep_env: dict[str, str]) -> None:
+    async with open_door("mcp-stdio", url=dep_gateway.url, stateless_url=dep_gateway.url, key=dep_key,
+                         data_dir=dep_data_dir, env=dep_env) as stdio:
+        created = await create(stdio, image="python:3.12-slim", port=9000, command=["python3", "-c", FLAKY])
+        name = created["name"]
+        await wait_status(stdio, name, "Ready")
+        assert _restarts(_row(dep_data_dir, name)) == 0
+    # The stdio process is gone. The crash to come is recorded only if the gateway took the app over on its own:
+    # the test polls the store's row, never the gateway (whose reads would take the app over themselves).
+    row: dict[str, Any] = {}
+    try:
+        with anyio.fail_after(90):
+            while _restarts(row := _row(dep_data_dir, name)) < 1:
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"{name}'s crash was never recorded; last row: {row}") from None
+    finally:
+        await rest.call("deployments_delete", {"name": name})
+    if dep_env["KUBEGATE_RUNTIME"] == "local":  # the agent's account (a kubelet says it only while backing off)
+        [replica] = json.loads(row["replica_status"])
+        assert "exited with code 3" in replica["last_error"] and "no db any more" in replica["last_error"], row
