@@ -34,7 +34,7 @@ class DeploymentCreate(Wire):
     env_vars: LeanEnv = Field(default_factory=dict)
     replicas: Replicas = 1
     visibility: Visibility = "public"
-    network: bool = Field(default=True, description="Outbound network")
+    network: bool = Field(default=False, description="Outbound network")
 
 
 class DeploymentRef(Wire):

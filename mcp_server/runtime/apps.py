@@ -69,7 +69,7 @@ class AppSpec:
     resources: AppResources = field(default_factory=AppResources)
     revision: int = 1
     """Bumped by the engine on every change but ``replicas``; a new revision rolls the replicas."""
-    network: bool = True
+    network: bool = False
     """Outbound network for the replicas (never to the host's own addresses locally)."""
     public: bool = True
     """Public apps get an Ingress on ``host``; internal ones are reached only through the gateway."""

@@ -47,7 +47,7 @@ class DeploymentRecord:
     last_error: str | None
     created_at: str
     updated_at: str
-    network: bool = True
+    network: bool = False
     env: tuple[EnvVar, ...] = ()
     replica_status: tuple[ReplicaRecord, ...] = ()
 

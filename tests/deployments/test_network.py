@@ -1,4 +1,4 @@
-"""Outbound network for replicas: on by default (a deployment platform's apps reach out), off on request; the
+"""Outbound network for replicas: off by default (as for tasks and sandboxes), on request; the
 host's loopback stays out of reach either way. Locally the app reports its own network namespace."""
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ http.server.HTTPServer(("", 9000), Report).serve_forever()
 
 
 @pytest.mark.usefixtures("local_only")  # the fake cluster's Pods get a slirp namespace whatever their policy says
-async def test_replicas_reach_out_by_default_and_never_the_host(rest: Door, dep_gateway: Gateway) -> None:
+async def test_replicas_reach_out_on_request_and_never_the_host(rest: Door, dep_gateway: Gateway) -> None:
     port = dep_gateway.url.rsplit(":", 1)[1]
     made = {network: await create(rest, image="python:3.12-slim", port=9000, command=["python3", "-c", REPORTER],
-                                  envVars={"GATEWAY_PORT": port}, **({} if network else {"network": False}))
+                                  envVars={"GATEWAY_PORT": port}, **({"network": True} if network else {}))
             for network in (True, False)}
     try:
         for network, created in made.items():
