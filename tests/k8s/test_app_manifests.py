@@ -99,4 +99,4 @@ def test_network_decides_egress_as_the_namespace_policy_reads_it() -> None:
         assert _egress_allowed(pod["metadata"]["labels"]) is network
         policy = deployments.ingress_policy(spec, "kg-alice", OWNER, ingress_namespace="ingress-nginx")
         assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress stays the namespace's to decide
-    assert AppSpec(name="a", owner="o", image="i", port=1).network is False  # outbound network only when asked, as for runs
+    assert AppSpec(name="a", owner="o", image="i", port=1).network is False  # only when asked, as for runs
