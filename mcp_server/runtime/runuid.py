@@ -43,7 +43,8 @@ def open_layout(data_dir: Path) -> Path:
     Answers the locks directory.
     """
     runs, locks = data_dir / "runs", data_dir / LOCKS
-    runs.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # a runs path that is no directory fails each run's start, with
+        runs.mkdir(parents=True, exist_ok=True)  # its reason, rather than every command that opens the data dir
     locks.mkdir(mode=0o700, exist_ok=True)
     for entry in os.scandir(data_dir):
         if entry.is_symlink():

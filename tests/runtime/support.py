@@ -91,6 +91,8 @@ class Handshake:
         self.ready_path, self.go_path = directory / f"ready-{name}", directory / f"go-{name}"
         os.mkfifo(self.ready_path)
         os.mkfifo(self.go_path)
+        for fifo in (self.ready_path, self.go_path):  # a run may have a host uid of its own (not root)
+            os.chmod(fifo, 0o666)
         self._ready = os.open(self.ready_path, os.O_RDWR | os.O_NONBLOCK)
         self._go = os.open(self.go_path, os.O_RDWR | os.O_NONBLOCK)
 
