@@ -69,7 +69,9 @@ async def test_env_reaches_the_container_through_an_owned_secret(cluster: FakeCl
 
 async def test_the_deadline_ends_the_run_as_a_timeout(cluster: FakeCluster, runtime: KubernetesRuntime,
                                                       events: Events, tmp_path: Path) -> None:
-    run = sh(gated(tmp_path / "never", "true"), timeout_seconds=1)
+    # 3 s, not 1: the deadline counts from the Job's start, and a loaded fake cluster may take a second to run
+    # its Pod (then no Pod was there to get the SIGTERM).
+    run = sh(gated(tmp_path / "never", "true"), timeout_seconds=3)
     await runtime.start(run)
     exited = await events.wait(run.run_id)
     assert exited.reason == "timeout"
