@@ -53,7 +53,8 @@ async def test_a_run_past_its_deadline_is_stopped_with_sigterm_as_a_timeout(harn
     runtime = harness.runtime()
     events = harness.events(runtime)
     gate = harness.gate()
-    run = harness.run(gate=gate, timeout_seconds=1)
+    # 3 s: on Kubernetes the deadline counts from the Job's start, before a loaded cluster runs its Pod.
+    run = harness.run(gate=gate, timeout_seconds=3)
     await runtime.start(run)
     exited = await events.wait(run.run_id)
     assert (exited.reason, exited.exit_code) == ("timeout", 143)
