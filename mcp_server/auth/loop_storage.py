@@ -61,15 +61,20 @@ class LoopMemoryStorage(Storage, MovingWindowSupport):
 
     # Moving window: a deque of hit times per key, trimmed to the window whenever it is touched.
 
-    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        if amount > limit:
-            return False
-        now = time.time()
+    def _touched(self, key: str, expiry: int, now: float) -> _Window:
+        """``key``'s window (made if new), trimmed to ``now``; idle windows swept now and then."""
         self._maybe_sweep(now)
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _Window(float(expiry))
         window.trim(now)
+        return window
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        now = time.time()
+        window = self._touched(key, expiry, now)
         if len(window.stamps) + amount > limit:
             return False
         window.stamps.extend([now] * amount)
@@ -79,11 +84,7 @@ class LoopMemoryStorage(Storage, MovingWindowSupport):
         """``acquire_entry`` then ``get_moving_window`` in one step, at one instant: whether this
         hit is counted, the start of the window and how many hits it holds."""
         now = time.time()
-        self._maybe_sweep(now)
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = _Window(float(expiry))
-        window.trim(now)
+        window = self._touched(key, expiry, now)
         stamps = window.stamps
         allowed = len(stamps) < limit
         if allowed:

@@ -149,6 +149,13 @@ async def _drain(share: FairShare) -> None:
         pass
 
 
+async def _exited(share: Share, run_id: str) -> None:
+    """Until ``share`` has seen ``run_id`` end (bounded)."""
+    with anyio.fail_after(5):
+        while not any(e.run_id == run_id and e.kind == "exited" for e in share.seen):
+            await anyio.sleep(0.01)
+
+
 async def test_a_leader_dying_after_starting_a_queued_run_never_gets_it_started_twice(
         db: Database, tmp_path: Path) -> None:
     host = ScriptedHost()
@@ -159,9 +166,7 @@ async def test_a_leader_dying_after_starting_a_queued_run_never_gets_it_started_
         tg.start_soon(second.pull)
         await second.share.recover([_spec("a1", "alice")])
         host.finish("a1", exit_code=3)
-        with anyio.fail_after(5):
-            while not any(e.run_id == "a1" and e.kind == "exited" for e in second.seen):
-                await anyio.sleep(0.01)
+        await _exited(second, "a1")
         ended = [e for e in second.seen if e.run_id == "a1" and e.kind == "exited"]
         assert [s.run_id for s in host.started].count("a1") == 1  # one start, by the leader that died
         assert second.started() == []  # re-attached, not started again
@@ -178,9 +183,7 @@ async def test_a_leader_dying_before_a_dequeued_run_took_effect_leaves_it_lost_n
     async with anyio.create_task_group() as tg:
         tg.start_soon(second.pull)
         await second.share.recover([_spec("a1", "alice")])
-        with anyio.fail_after(5):
-            while not any(e.run_id == "a1" and e.kind == "exited" for e in second.seen):
-                await anyio.sleep(0.01)
+        await _exited(second, "a1")
         assert [e.reason for e in second.seen if e.run_id == "a1"] == ["lost"]  # said, never silently dropped
         assert second.started() == [] and await db.fetch_all("SELECT * FROM run_queue") == []
         tg.cancel_scope.cancel()
