@@ -10,7 +10,7 @@ MCP SDK server. Rounds alternate the two servers, so a neighbour's load falls on
   server has answered one MCP session (initialize, tools/list, one tool call) and then sat idle
   for a second.
 
-    python bench/footprint.py [--rounds 5]
+    python bench/footprint.py [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -154,4 +154,6 @@ def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--quick", action="store_true", help="3 rounds")
+    args = parser.parse_args()
+    main(3 if args.quick else args.rounds)
