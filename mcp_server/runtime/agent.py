@@ -30,7 +30,7 @@ what exec needs is imported once the agent has answered its first ping.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # signal (enum and all) would cost the app ~5 ms
 import _socket
 import _thread
 import marshal
