@@ -85,8 +85,7 @@ class Services:
         tasks, workflows = self.parts.tasks, self.parts.workflows
         await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
         await self.parts.sandboxes.recover()
-        await self.parts.deployments.recover()
-        self.parts.deployments.follow(self.stores.changes)
+        await self.parts.deployments.keep(self.stores.changes)  # the one keeper of every deployment
         await workflows.resume()
 
     def containment(self) -> dict[str, Any]:
