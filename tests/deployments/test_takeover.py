@@ -1,5 +1,6 @@
-"""A deployment made by a ``kubegate stdio`` that then exits: the gateway takes it over on the store's change
-signal, and records what happens next with no request asking it (read from the SQLite file itself)."""
+"""A deployment made by a ``kubegate stdio`` beside the gateway: the gateway, which holds the recovery lease,
+keeps it (it hears of the row by the store's change signal), so the stdio may exit at any time, even before
+the app is up, and what happens next is recorded with no request asking (read from the SQLite file itself)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,28 @@ async def test_the_gateway_records_what_an_exited_stdio_started(rest: Door, dep_
     if dep_env["KUBEGATE_RUNTIME"] == "local":  # the agent's account (a kubelet says it only while backing off)
         [replica] = json.loads(row["replica_status"])
         assert "exited with code 3" in replica["last_error"] and "no db any more" in replica["last_error"], row
+
+
+# Up only after a while, so the stdio that made it is gone well before it is Ready.
+SLOW_START = ["sh", "-c", "sleep 2; exec python3 -m http.server 9000"]
+
+
+async def test_an_app_whose_stdio_maker_exits_before_it_is_up_still_becomes_ready(
+        dep_gateway: Gateway, dep_key: str, dep_data_dir: Path, dep_env: dict[str, str]) -> None:
+    async with open_door("mcp-stdio", url=dep_gateway.url, stateless_url=dep_gateway.url, key=dep_key,
+                         data_dir=dep_data_dir, env=dep_env) as stdio:
+        name = (await create(stdio, image="python:3.12-slim", port=9000, command=SLOW_START))["name"]
+    at_exit = _row(dep_data_dir, name)
+    assert at_exit["status"] in ("Pending", "Provisioning"), at_exit
+    row: dict[str, Any] = {}
+    try:
+        with anyio.fail_after(90):
+            while (row := _row(dep_data_dir, name)).get("status") != "Ready":
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"{name} was left {row.get('status')} once its maker exited; last row: {row}") from None
+    finally:
+        async with open_door("rest", url=dep_gateway.url, stateless_url=dep_gateway.url, key=dep_key,
+                             data_dir=dep_data_dir) as rest:
+            await rest.call("deployments_delete", {"name": name})
+    assert row["ready_replicas"] == 1

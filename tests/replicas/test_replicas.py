@@ -10,85 +10,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from mcp_server.store.db import migrations
-from tests.conftest import GATEWAY_READONLY_PATHS, SCRATCH_ROOT
-from tests.gateway import Gateway, free_port, mint_key
+from tests.conftest import SCRATCH_ROOT
+from tests.gateway import Gateway, mint_key
 from tests.pg import PgCluster
+from tests.replicas.support import BASE, PROXY_PORT, USER, Client, leaders, one_leader, replica_env
 from tests.roundrobin import RoundRobin
 from tests.runtime.support import Handshake
 
 pytestmark = pytest.mark.timeout(600)
-DEADLINE = 60.0
-BASE = Path("/var/lib/kubegate-tests")  # outside /tmp, readable by the runs as a real install would be
-
-
-PROXY_PORT = free_port()
-USER = "replicas@example.test"
-
-
-def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
-    return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
-            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
-            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1"}
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    directory = Path(tempfile.mkdtemp(prefix="redis-"))
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
-    end = time.monotonic() + DEADLINE
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        assert time.monotonic() < end and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def cluster_url(pg_cluster: PgCluster) -> str:
-    return pg_cluster.create_database()
-
-
-@pytest.fixture(scope="module")
-def replicas(cluster_url: str, redis_url: str) -> Iterator[list[Gateway]]:
-    BASE.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=BASE))  # shared: the runs' supervisors and logs
-    started = [Gateway(data_dir, env_extra=replica_env(cluster_url, redis_url)).start() for _ in range(3)]
-    yield started
-    for gw in started:
-        gw.stop()
-
-
-@pytest.fixture(scope="module")
-def proxy(replicas: list[Gateway]) -> Iterator[RoundRobin]:
-    with RoundRobin([gw.port for gw in replicas], PROXY_PORT) as rr:
-        yield rr
-
-
-@pytest.fixture(scope="module")
-def key(replicas: list[Gateway], cluster_url: str) -> str:
-    return mint_key(replicas[0].data_dir, user=USER, env=replica_env(cluster_url))
-
-
 @pytest.fixture
 def journal() -> Iterator[tuple[Path, int]]:
     """A FIFO every workflow step writes its name into: what ran, and how often."""
@@ -101,53 +41,6 @@ def journal() -> Iterator[tuple[Path, int]]:
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     yield path, fd
     os.close(fd)
-
-
-class Client:
-    """One connection per request through the proxy, so the replicas take turns."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=60) as client:
-            return client.request(method, path, **kwargs)
-
-    def tool(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        response = self.request("POST", "/api/mcp", json={"method": method, "params": params})
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()["result"]
-        return result
-
-    def until_done(self, kind: str, object_id: str) -> dict[str, Any]:
-        end = time.monotonic() + DEADLINE * 3
-        while time.monotonic() < end:
-            args = {f"{kind}Id": object_id, "timeoutSeconds": 20}
-            found: dict[str, Any] = self.tool(f"{kind}s/wait", args)[kind]
-            if found["status"] in ("completed", "failed"):
-                return found
-        raise AssertionError(f"{kind} {object_id} did not finish")
-
-
-def leaders(replicas: list[Gateway]) -> list[Gateway]:
-    found = []
-    for gw in replicas:
-        try:
-            if httpx.get(f"{gw.url}/healthz", timeout=5).json()["leader"]:
-                found.append(gw)
-        except httpx.HTTPError:
-            continue
-    return found
-
-
-def one_leader(replicas: list[Gateway]) -> Gateway:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        found = leaders(replicas)
-        if len(found) == 1:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError("no single leader")
 
 
 def test_one_replica_leads_and_tasks_work_through_any(replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
