@@ -21,12 +21,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from tests.gateway import Gateway
-from tests.replicas.support import DEADLINE, Client, one_leader
+from tests.replicas.support import DEADLINE, TEMPLATES, Client, one_leader
 from tests.roundrobin import RoundRobin
 
 pytestmark = pytest.mark.timeout(600)
+HELLO_PYTHON = next(t for t in yaml.safe_load(TEMPLATES.read_text())["templates"]
+                    if t["name"] == "hello-python")["command"][2].rstrip("\n").encode()
+"""The example app's program (``python3 -c PROGRAM``): its agent, and bwrap, run other ones."""
 
 
 def app_pids(marker: str) -> list[int]:
@@ -38,9 +42,17 @@ def app_pids(marker: str) -> list[int]:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"MARKER={marker}".encode() in environ and b"-c" in argv and any(b"http.server" in a for a in argv):
+        app = argv[1:3] == [b"-c", HELLO_PYTHON] or argv[1:3] == [b"-c", HELLO_PYTHON + b"\n"]
+        if app and f"MARKER={marker}".encode() in environ:
             found.append(int(pid))
     return found
+
+
+def exactly(count: int, marker: str) -> list[int] | bool:
+    """The app's processes when there are ``count`` of them (True for none); otherwise an assertion naming them."""
+    pids = app_pids(marker)
+    assert len(pids) == count, pids
+    return pids or True
 
 
 def until(what: str, check: Callable[[], Any], within: float = DEADLINE * 2) -> Any:
@@ -121,7 +133,7 @@ def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
         assert updated["name"] == name and {"name": "GREETING", "value": "Kept once", "secret": False} \
             in updated["envVars"], updated
         ready_everywhere(replicas, key, name, 2, "Kept once", url)
-        assert len(until("two app processes", lambda: (pids := app_pids(marker)) and len(pids) == 2 and pids)) == 2
+        until("two app processes", lambda: exactly(2, marker))
 
         leader.stop(signal.SIGKILL)
         with restarted_after(leader):
@@ -135,11 +147,11 @@ def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
                                                  timeout=30).json()["replicaStatus"]))
             assert restarts == 1
             ready_everywhere(survivors, key, name, 2, "Kept once", url)
-            assert len(until("two app processes", lambda: len(pids := app_pids(marker)) == 2 and pids)) == 2
+            until("two app processes", lambda: exactly(2, marker))
     finally:
         deleted = httpx.delete(f"{second.url}/api/deployments/{name}", headers=bearer, timeout=30)
     assert deleted.status_code == 200 and deleted.json()["status"] == "Deleting", deleted.text
     for gw in replicas:
         until(f"{name} gone on {gw.port}", lambda gw=gw: httpx.get(
             f"{gw.url}/api/deployments/status", params={"name": name}, headers=bearer, timeout=30).status_code == 404)
-    until("no app process left", lambda: not app_pids(marker))
+    until("no app process left", lambda: exactly(0, marker))
