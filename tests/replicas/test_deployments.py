@@ -5,6 +5,9 @@ MCP shorthand), and each replica is asked directly: every one reports it, serves
 metrics. The app's processes on this host are counted to show that no second keeper starts replicas of
 its own. Then the leader is SIGKILLed: the next one keeps the app (still Ready and served), and restarts
 an app process killed after that, recording the restart.
+
+A follower that is SIGKILLed the moment it answered a create has left nothing undone: the leader keeps the
+app, which becomes Ready in the shared database with no request asking (the test reads the row itself).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -155,3 +159,31 @@ def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
         until(f"{name} gone on {gw.port}", lambda gw=gw: httpx.get(
             f"{gw.url}/api/deployments/status", params={"name": name}, headers=bearer, timeout=30).status_code == 404)
     until("no app process left", lambda: exactly(0, marker))
+
+
+SLOW_START = ["sh", "-c", "sleep 2; exec python3 -m http.server 9000"]
+"""Up only after a while: its maker is dead well before it is Ready."""
+
+
+def stored_status(database_url: str, name: str) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status FROM deployments WHERE name = %s", (name,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def test_a_follower_killed_right_after_a_create_leaves_the_app_to_the_leader(
+        replicas: list[Gateway], key: str, cluster_url: str) -> None:
+    leader = one_leader(replicas)
+    maker = next(gw for gw in replicas if gw is not leader)
+    bearer = {"Authorization": f"Bearer {key}"}
+    with restarted_after(maker):
+        made = httpx.post(f"{maker.url}/api/deployments", headers=bearer, timeout=30, json={
+            "image": "python:3.12-slim", "port": 9000, "command": SLOW_START})
+        maker.stop(signal.SIGKILL)
+        assert made.status_code == 201, made.text
+        name = made.json()["name"]
+        assert stored_status(cluster_url, name) in ("Pending", "Provisioning")
+        until(f"{name} Ready in the database", lambda: stored_status(cluster_url, name) == "Ready")
+    deleted = httpx.delete(f"{leader.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    assert deleted.status_code == 200, deleted.text
+    until(f"{name} gone", lambda: stored_status(cluster_url, name) is None)
