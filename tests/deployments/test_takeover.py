@@ -4,16 +4,21 @@ the app is up, and what happens next is recorded with no request asking (read fr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from tests.deployments.support import create, wait_status
+from tests import workloads
+from tests.deployments.support import app_pids, create, wait_status
 from tests.doors import Door, open_door
-from tests.gateway import Gateway
+from tests.gateway import Gateway, mint_key
 
 # Ready at the first health check, then it crashes after answering its third request (the probes keep coming).
 FLAKY = r"""
@@ -92,3 +97,30 @@ async def test_an_app_whose_stdio_maker_exits_before_it_is_up_still_becomes_read
                              data_dir=dep_data_dir) as rest:
             await rest.call("deployments_delete", {"name": name})
     assert row["ready_replicas"] == 1
+
+
+async def test_a_gateway_started_beside_a_lone_stdio_keeps_its_apps_once_the_stdio_exits(
+        dep_env: dict[str, str]) -> None:
+    marker = uuid.uuid4().hex
+    with workloads.outside_tmp("lease", dep_env) as data_dir, contextlib.ExitStack() as stack:
+        key = mint_key(data_dir, user="lease@example.test")
+        async with open_door("mcp-stdio", url="", stateless_url="", key=key, data_dir=data_dir,
+                             env=dep_env) as stdio:  # alone: it holds the lease and keeps the app
+            name = (await create(stdio, template="hello-python", envVars={"MARKER": marker}))["name"]
+            await wait_status(stdio, name, "Ready")
+            gateway = stack.enter_context(workloads.running_gateway(data_dir, dep_env))  # second: no lease
+        # The stdio is gone, and its lease with it. The app's crash is recorded only if the lease passed to the
+        # gateway, which then keeps the app: the test reads the row, never asks the gateway.
+        [pid] = app_pids(marker)
+        os.kill(pid, signal.SIGKILL)
+        row: dict[str, Any] = {}
+        try:
+            with anyio.fail_after(90):
+                while _restarts(row := _row(data_dir, name)) < 1:
+                    await anyio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(f"{name}'s crash was never recorded; last row: {row}") from None
+        async with workloads.door_to("rest", gateway, key, data_dir, dep_env) as rest:
+            assert (await rest.call("deployments_scale", {"name": name, "replicas": 2})).ok
+            await wait_status(rest, name, "Ready", ready=2)
+            await rest.call("deployments_delete", {"name": name})

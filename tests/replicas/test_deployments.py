@@ -18,38 +18,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
-import yaml  # type: ignore[import-untyped]
 
+from tests.deployments.support import app_pids
 from tests.gateway import Gateway
-from tests.replicas.support import DEADLINE, TEMPLATES, Client, one_leader
+from tests.replicas.support import DEADLINE, Client, one_leader
 from tests.roundrobin import RoundRobin
 
 pytestmark = pytest.mark.timeout(600)
-HELLO_PYTHON = next(t for t in yaml.safe_load(TEMPLATES.read_text())["templates"]
-                    if t["name"] == "hello-python")["command"][2].rstrip("\n").encode()
-"""The example app's program (``python3 -c PROGRAM``): its agent, and bwrap, run other ones."""
-
-
-def app_pids(marker: str) -> list[int]:
-    """The app processes (not their agents) of the deployment whose env carries ``marker``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        app = argv[1:3] == [b"-c", HELLO_PYTHON] or argv[1:3] == [b"-c", HELLO_PYTHON + b"\n"]
-        if app and f"MARKER={marker}".encode() in environ:
-            found.append(int(pid))
-    return found
 
 
 def exactly(count: int, marker: str) -> list[int] | bool:
