@@ -97,7 +97,7 @@ class DeploymentService:
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
         if self.keeping:  # otherwise the keeper heard of the row and applies it
             async with removed_on_failure(lambda: self.repo.delete(record.name)):
-                await self._apply(apps, record)
+                await self._apply_latest(apps, record.name)
         return record
 
     async def _base(self, args: DeploymentCreate) -> DeploymentRecord:
@@ -149,6 +149,14 @@ class DeploymentService:
         await apps.apply(self.spec(record))
         self._applied[record.name] = (record.revision, record.replicas)
 
+    async def _apply_latest(self, apps: Apps, name: str) -> None:
+        """Apply the row as it is now, one apply at a time: a newer change made elsewhere meanwhile wins."""
+        async with self._pass:
+            record = await self.repo.by_name(name)
+            if record is not None and record.status != "Deleting" and \
+                    self._applied.get(name) != (record.revision, record.replicas):
+                await self._apply(apps, record)
+
     async def get(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.repo.get(user_id, name)
         if record is None:
@@ -166,7 +174,12 @@ class DeploymentService:
 
     async def scale(self, user_id: str, name: str, replicas: int) -> DeploymentRecord:
         record = await self._changeable(user_id, name)
-        return await self._change(record, replace(record, replicas=replicas, updated_at=stamp()))
+        apps = self._require_apps()
+        if not await self.repo.scale(name, replicas, stamp()):
+            raise Conflict(f"Deployment '{name}' is being deleted")
+        if self.keeping:
+            await self._apply_latest(apps, name)
+        return replace(record, replicas=replicas)
 
     async def update(self, user_id: str, name: str, args: DeploymentUpdate) -> DeploymentRecord:
         record = await self._changeable(user_id, name)
@@ -185,13 +198,13 @@ class DeploymentService:
         return await self._change(record, replace(record, revision=record.revision + 1, updated_at=stamp()))
 
     async def _change(self, before: DeploymentRecord, after: DeploymentRecord) -> DeploymentRecord:
-        """Store ``after`` unless another change came first (then 409); the keeper applies it."""
+        """Store ``after``'s spec unless another update came first (then 409); the keeper applies it."""
         apps = self._require_apps()
         if not await self.repo.replace(after, revision=before.revision):
             raise Conflict(f"Deployment '{after.name}' changed or is being deleted meanwhile; "
                            "deployments_get shows it now, then try again")
         if self.keeping:
-            await self._apply(apps, after)
+            await self._apply_latest(apps, after.name)
         return after
 
     async def delete(self, user_id: str, name: str) -> DeploymentRecord:

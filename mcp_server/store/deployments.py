@@ -58,8 +58,8 @@ class DeploymentRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(DeploymentRecord) if f.name not in ("env", "replica_status"))
-_OBSERVED = ("name", "user_id", "status", "ready_replicas", "last_error", "created_at")
-"""Columns a spec change never writes: who owns it, and what the keeper observed."""
+_NOT_UPDATED = ("name", "user_id", "replicas", "status", "ready_replicas", "last_error", "created_at")
+"""Columns an update never writes: who owns it, its scale (``scale``: the two commute), what the keeper observed."""
 
 
 def _row(record: DeploymentRecord) -> dict[str, Any]:
@@ -122,15 +122,23 @@ class DeploymentRepository:
         return [await self._load(row) for row in rows]
 
     async def replace(self, record: DeploymentRecord, *, revision: int) -> bool:
-        """Write ``record``'s spec (image, env, replicas, revision...) if the row is still at ``revision``
-        and not being deleted; False otherwise (another change came first). The observed status stays."""
-        row = {c: v for c, v in _row(record).items() if c not in _OBSERVED}
+        """Write ``record``'s spec (image, env, revision...) if the row is still at ``revision`` and not being
+        deleted; False otherwise (another update came first). Its replicas and observed status stay."""
+        row = {c: v for c, v in _row(record).items() if c not in _NOT_UPDATED}
         async with self.db.transaction():
             changed = await self.db.execute(
                 f"UPDATE deployments SET {', '.join(f'{c} = ?' for c in row)}"
                 " WHERE name = ? AND revision = ? AND status <> 'Deleting'", [*row.values(), record.name, revision])
             if changed:
                 await self._write_env(record.name, record.env)
+        if changed:
+            await self.db.announce()
+        return changed > 0
+
+    async def scale(self, name: str, replicas: int, at: str) -> bool:
+        """Set the replicas, unless the deployment is being deleted (False then)."""
+        changed = await self.db.execute("UPDATE deployments SET replicas = ?, updated_at = ? WHERE name = ?"
+                                        " AND status <> 'Deleting'", (replicas, at, name))
         if changed:
             await self.db.announce()
         return changed > 0
