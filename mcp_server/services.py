@@ -66,6 +66,9 @@ class Services:
     """This process among replicas sharing a PostgreSQL store; None on SQLite."""
     elect: Elect | None = None
     """How this replica becomes the engine's leader (``app.leadership``); None on SQLite."""
+    _awaited_lease: TextIO | None = None
+    """The lock file a thread waits on for the recovery lease, in a process that did not get it at start;
+    closed with the process, which ends the wait's hold on it (a lock is released with its last descriptor)."""
     _passed_lease: TextIO | None = None
     """The recovery lease, once it passed to this process after its start (it then keeps the deployments)."""
 
@@ -92,13 +95,13 @@ class Services:
 
     def _await_lease(self) -> None:
         loop = asyncio.get_running_loop()
-        handle = (self.settings.data_dir / "engine.lock").open("a")
+        handle = self._awaited_lease = (self.settings.data_dir / "engine.lock").open("a")
 
         def wait() -> None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 loop.call_soon_threadsafe(self._lease_passed, handle)
-            except (OSError, RuntimeError):  # closed meanwhile: whoever comes next takes the lease
+            except (OSError, ValueError, RuntimeError):  # closed meanwhile: whoever comes next takes the lease
                 handle.close()
 
         threading.Thread(target=wait, name="kubegate-lease", daemon=True).start()
@@ -137,7 +140,7 @@ class Services:
             await self.parts.deployments.stop()
             await self.runtime.close()
         self.engine_running = False
-        for lease in (self._lease, self._passed_lease):
+        for lease in (self._lease, self._awaited_lease, self._passed_lease):
             if lease is not None:
                 lease.close()
         await self.stores.close()
