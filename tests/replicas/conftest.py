@@ -1,8 +1,6 @@
 """The end-to-end fixtures, re-pointed at replicas: the doors reach three session-mode replicas
 through one round-robin proxy and two stateless ones through another, all on one PostgreSQL
 database and one data dir (the local runtime's runs and logs), one of them leading the engine.
-A third set of three (``replicas``, behind ``proxy``; with Redis and the example templates) is the
-one the scale-out and deployment tests stop, kill and reach one by one.
 
 Tests that mint keys with ``mint_key(data_dir)`` (no environment of their own) must reach the
 same database: a config file (``$XDG_CONFIG_HOME/kubegate/config.toml``) names it for every
@@ -13,10 +11,7 @@ after them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,10 +19,11 @@ import pytest
 
 from tests.conftest import GATEWAY_READONLY_PATHS
 from tests.doors import DOORS, MCP_DOORS, Door, McpDoor, open_door
-from tests.gateway import Gateway, free_port, mint_key
+from tests.gateway import Gateway, free_port
 from tests.pg import PgCluster
-from tests.replicas.support import BASE, DEADLINE, PROXY_PORT, USER, replica_env
 from tests.roundrobin import RoundRobin
+
+BASE = Path("/var/lib/kubegate-tests")
 
 
 @pytest.fixture(scope="package")
@@ -101,46 +97,3 @@ async def mcp_door(request: pytest.FixtureRequest, gateway: RoundRobin, stateles
                          data_dir=data_dir, env=runtime_env) as opened:
         assert isinstance(opened, McpDoor)
         yield opened
-
-
-@pytest.fixture(scope="package")
-def redis_url() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    directory = Path(tempfile.mkdtemp(prefix="redis-"))
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
-    end = time.monotonic() + DEADLINE
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        assert time.monotonic() < end and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="package")
-def cluster_url(pg_cluster: PgCluster) -> str:
-    return pg_cluster.create_database()
-
-
-@pytest.fixture(scope="package")
-def replicas(cluster_url: str, redis_url: str) -> Iterator[list[Gateway]]:
-    BASE.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=BASE))  # shared: the runs' supervisors and logs
-    started = [Gateway(data_dir, env_extra=replica_env(cluster_url, redis_url)).start() for _ in range(3)]
-    yield started
-    for gw in started:
-        gw.stop()
-
-
-@pytest.fixture(scope="package")
-def proxy(replicas: list[Gateway]) -> Iterator[RoundRobin]:
-    with RoundRobin([gw.port for gw in replicas], PROXY_PORT) as rr:
-        yield rr
-
-
-@pytest.fixture(scope="package")
-def key(replicas: list[Gateway], cluster_url: str) -> str:
-    return mint_key(replicas[0].data_dir, user=USER, env=replica_env(cluster_url))

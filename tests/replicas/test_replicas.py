@@ -4,31 +4,102 @@ Every request opens its own connection, so consecutive requests land on differen
 created on a follower is started by the leader, and a wait on a third replica hears it end. The
 leader is SIGKILLed in the middle of a 20-step workflow and of a running task; a rolling restart
 runs under a steady stream of requests; two replicas start together on an empty database.
+
+A deployment is kept by the leader alone and served by every replica: created through the proxy, then
+read, scaled, updated and deleted through followers (REST and the MCP shorthand), each replica asked
+directly for its status, URL, logs and metrics; the example app's processes on the host are counted (no
+second keeper starts replicas of its own). The leader is SIGKILLed: the next one keeps the app and records
+the restart of an app process killed after that. A follower SIGKILLed the moment it answered a create
+leaves nothing undone: the app becomes Ready in the shared database with no request asking.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from mcp_server.store.db import migrations
-from tests.conftest import SCRATCH_ROOT
-from tests.gateway import Gateway, mint_key
+from tests.conftest import GATEWAY_READONLY_PATHS, SCRATCH_ROOT
+from tests.deployments.support import EXAMPLES, app_pids
+from tests.gateway import Gateway, free_port, mint_key
 from tests.pg import PgCluster
-from tests.replicas.support import BASE, PROXY_PORT, USER, Client, leaders, one_leader, replica_env
+from tests.replicas.apps import SLOW_START, exactly, ready_everywhere, restarted_after, stored_status, tool, until
 from tests.roundrobin import RoundRobin
 from tests.runtime.support import Handshake
 
 pytestmark = pytest.mark.timeout(600)
+DEADLINE = 60.0
+BASE = Path("/var/lib/kubegate-tests")  # outside /tmp, readable by the runs as a real install would be
+
+
+PROXY_PORT = free_port()
+USER = "replicas@example.test"
+
+
+def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
+    return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
+            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
+            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1",
+            "KUBEGATE_TEMPLATES_FILE": str(EXAMPLES / "templates.yaml")}
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="redis-"))
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    end = time.monotonic() + DEADLINE
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        assert time.monotonic() < end and proc.poll() is None, "redis-server did not start"
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster_url(pg_cluster: PgCluster) -> str:
+    return pg_cluster.create_database()
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster_url: str, redis_url: str) -> Iterator[list[Gateway]]:
+    BASE.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=BASE))  # shared: the runs' supervisors and logs
+    started = [Gateway(data_dir, env_extra=replica_env(cluster_url, redis_url)).start() for _ in range(3)]
+    yield started
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(replicas: list[Gateway]) -> Iterator[RoundRobin]:
+    with RoundRobin([gw.port for gw in replicas], PROXY_PORT) as rr:
+        yield rr
+
+
+@pytest.fixture(scope="module")
+def key(replicas: list[Gateway], cluster_url: str) -> str:
+    return mint_key(replicas[0].data_dir, user=USER, env=replica_env(cluster_url))
+
+
 @pytest.fixture
 def journal() -> Iterator[tuple[Path, int]]:
     """A FIFO every workflow step writes its name into: what ran, and how often."""
@@ -41,6 +112,53 @@ def journal() -> Iterator[tuple[Path, int]]:
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     yield path, fd
     os.close(fd)
+
+
+class Client:
+    """One connection per request through the proxy, so the replicas take turns."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=60) as client:
+            return client.request(method, path, **kwargs)
+
+    def tool(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = self.request("POST", "/api/mcp", json={"method": method, "params": params})
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()["result"]
+        return result
+
+    def until_done(self, kind: str, object_id: str) -> dict[str, Any]:
+        end = time.monotonic() + DEADLINE * 3
+        while time.monotonic() < end:
+            args = {f"{kind}Id": object_id, "timeoutSeconds": 20}
+            found: dict[str, Any] = self.tool(f"{kind}s/wait", args)[kind]
+            if found["status"] in ("completed", "failed"):
+                return found
+        raise AssertionError(f"{kind} {object_id} did not finish")
+
+
+def leaders(replicas: list[Gateway]) -> list[Gateway]:
+    found = []
+    for gw in replicas:
+        try:
+            if httpx.get(f"{gw.url}/healthz", timeout=5).json()["leader"]:
+                found.append(gw)
+        except httpx.HTTPError:
+            continue
+    return found
+
+
+def one_leader(replicas: list[Gateway]) -> Gateway:
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        found = leaders(replicas)
+        if len(found) == 1:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError("no single leader")
 
 
 def test_one_replica_leads_and_tasks_work_through_any(replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
@@ -254,3 +372,69 @@ def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgClust
     finally:
         for gw in pair:
             gw.stop()
+
+
+def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
+        replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
+    marker = uuid.uuid4().hex
+    made = Client(proxy.url, key).request("POST", "/api/deployments", json={
+        "template": "hello-python", "envVars": {"MARKER": marker}})
+    assert made.status_code == 201, made.text
+    name, url = made.json()["name"], made.json()["url"]
+    leader = one_leader(replicas)
+    first, second = [gw for gw in replicas if gw is not leader]
+    bearer = {"Authorization": f"Bearer {key}"}
+    try:
+        ready_everywhere(replicas, key, name, 1, "Hello from kubegate", url)
+        logs = httpx.get(f"{first.url}/api/deployments/{name}/logs", headers=bearer, timeout=30).json()
+        assert any('"GET /healthz HTTP/1.' in line["text"] for line in logs["lines"]), logs
+        usage = tool(second, key, "deployments/metrics", {"name": name})
+        assert usage["available"] and usage["replicas"][0]["memoryBytes"] > 1_000_000, usage
+
+        scaled = httpx.post(f"{first.url}/api/deployments/{name}/scale", json={"replicas": 2}, headers=bearer,
+                            timeout=30)
+        assert scaled.status_code == 200 and scaled.json()["replicas"] == 2, scaled.text
+        updated = tool(second, key, "deployments/update", {"name": name, "envVars": {"GREETING": "Kept once"}})
+        assert updated["name"] == name and {"name": "GREETING", "value": "Kept once", "secret": False} \
+            in updated["envVars"], updated
+        ready_everywhere(replicas, key, name, 2, "Kept once", url)
+        until("two app processes", lambda: exactly(2, marker))
+
+        leader.stop(signal.SIGKILL)
+        with restarted_after(leader):
+            survivors = [first, second]
+            one_leader(survivors)
+            ready_everywhere(survivors, key, name, 2, "Kept once", url)
+            victim, *_ = app_pids(marker)
+            os.kill(victim, signal.SIGKILL)
+            restarts = until("the restart recorded", lambda: sum(
+                r["restarts"] for r in httpx.get(f"{first.url}/api/deployments/{name}", headers=bearer,
+                                                 timeout=30).json()["replicaStatus"]))
+            assert restarts == 1
+            ready_everywhere(survivors, key, name, 2, "Kept once", url)
+            until("two app processes", lambda: exactly(2, marker))
+    finally:
+        deleted = httpx.delete(f"{second.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "Deleting", deleted.text
+    for gw in replicas:
+        until(f"{name} gone on {gw.port}", lambda gw=gw: httpx.get(
+            f"{gw.url}/api/deployments/status", params={"name": name}, headers=bearer, timeout=30).status_code == 404)
+    until("no app process left", lambda: exactly(0, marker))
+
+
+def test_a_follower_killed_right_after_a_create_leaves_the_app_to_the_leader(
+        replicas: list[Gateway], key: str, cluster_url: str) -> None:
+    leader = one_leader(replicas)
+    maker = next(gw for gw in replicas if gw is not leader)
+    bearer = {"Authorization": f"Bearer {key}"}
+    with restarted_after(maker):
+        made = httpx.post(f"{maker.url}/api/deployments", headers=bearer, timeout=30, json={
+            "image": "python:3.12-slim", "port": 9000, "command": SLOW_START})
+        maker.stop(signal.SIGKILL)
+        assert made.status_code == 201, made.text
+        name = made.json()["name"]
+        assert stored_status(cluster_url, name) in ("Pending", "Provisioning")
+        until(f"{name} Ready in the database", lambda: stored_status(cluster_url, name) == "Ready")
+    deleted = httpx.delete(f"{leader.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    assert deleted.status_code == 200, deleted.text
+    until(f"{name} gone", lambda: stored_status(cluster_url, name) is None)
