@@ -58,8 +58,8 @@ async def test_the_gateway_records_what_an_exited_stdio_started(rest: Door, dep_
         name = created["name"]
         await wait_status(stdio, name, "Ready")
         assert _restarts(_row(dep_data_dir, name)) == 0
-    # The stdio process is gone. The crash to come is recorded only if the gateway took the app over on its own:
-    # the test polls the store's row, never the gateway (whose reads would take the app over themselves).
+    # The stdio process is gone. The crash to come is recorded only if the gateway keeps the app: the test polls
+    # the store's row, never the gateway (before, a read through it took the app over).
     row: dict[str, Any] = {}
     try:
         with anyio.fail_after(90):
