@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -425,16 +426,19 @@ def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
 def test_a_follower_killed_right_after_a_create_leaves_the_app_to_the_leader(
         replicas: list[Gateway], key: str, cluster_url: str) -> None:
     leader = one_leader(replicas)
-    maker = next(gw for gw in replicas if gw is not leader)
+    maker, other = [gw for gw in replicas if gw is not leader]
     bearer = {"Authorization": f"Bearer {key}"}
     with restarted_after(maker):
         made = httpx.post(f"{maker.url}/api/deployments", headers=bearer, timeout=30, json={
-            "image": "python:3.12-slim", "port": 9000, "command": SLOW_START})
+            "image": "python:3.12-slim", "port": 9000, "command": SLOW_START, "visibility": "internal"})
         maker.stop(signal.SIGKILL)
         assert made.status_code == 201, made.text
-        name = made.json()["name"]
+        name, host = made.json()["name"], urlsplit(made.json()["url"]).netloc
         assert stored_status(cluster_url, name) in ("Pending", "Provisioning")
         until(f"{name} Ready in the database", lambda: stored_status(cluster_url, name) == "Ready")
-    deleted = httpx.delete(f"{leader.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    # Internal: through a follower too, its URL answers only its owner's key.
+    assert httpx.get(other.url, headers={"Host": host}, timeout=30).status_code == 401
+    assert httpx.get(other.url, headers={"Host": host, **bearer}, timeout=30).status_code == 200
+    deleted = httpx.delete(f"{other.url}/api/deployments/{name}", headers=bearer, timeout=30)
     assert deleted.status_code == 200, deleted.text
     until(f"{name} gone", lambda: stored_status(cluster_url, name) is None)
