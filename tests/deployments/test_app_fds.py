@@ -12,7 +12,8 @@ from tests.gateway import Gateway
 # Lists its open fds (before it opens any of its own) and what each points at, then serves that on /fds.
 LISTER = r"""
 import http.server, os
-seen = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
+fds = "/proc/self/fd/"
+seen = {fd: os.readlink(fds + fd) for fd in os.listdir(fds) if os.path.exists(fds + fd)}
 report = " ".join(f"{fd}={target}" for fd, target in sorted(seen.items())).encode()
 class Fds(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
