@@ -359,9 +359,10 @@ _BACKOFF_MAX = 30.0
 _READY_PERIOD = 2.0
 """Seconds between health checks of a ready app (a readiness probe's period)."""
 _STARTING_PERIOD, _STARTING_FOR = 0.005, 5.0
-"""While an app starts, its health path is tried every 5 ms for its first 5 s (a refused connect costs
-microseconds), so Ready comes within 5 ms of the app answering; only then do the tries back off to 1 s
-apart. A geometric backoff from the first try left up to 85 ms between the app's first answer and its
+"""While nothing listens on an app's port yet, for its first 5 s, its health path is tried every 5 ms (a
+refused connect costs microseconds and the app sees nothing), so Ready comes within 5 ms of it answering.
+Once it answers without being ready (each try is a request it may log), or after 5 s, the tries back off
+to 1 s apart. A backoff from the very first try left up to 85 ms between the app's first answer and its
 Ready, most of the run-to-run spread of create -> Ready."""
 
 
@@ -451,12 +452,13 @@ class App:
 
         delay, fast_until = _STARTING_PERIOD, time.monotonic() + _STARTING_FOR
         while generation == self.generation:
-            ready = _healthy(self.port, self.health)
+            answer = _healthy(self.port, self.health)
             if generation != self.generation:
                 return
+            ready = answer is True
             self.update(ready=ready, **({"failing": False} if ready else {}))
             time.sleep(_READY_PERIOD if ready else delay)
-            if time.monotonic() > fast_until:
+            if answer is not None or time.monotonic() > fast_until:
                 delay = min(delay * 1.5, 1.0)
 
 
@@ -497,12 +499,15 @@ def _lines(fd: int) -> Any:
         os.close(fd)
 
 
-def _healthy(port: int, path: str) -> bool:
-    """Whether ``GET path`` on the app's port answers 2xx or 3xx within a second."""
+def _healthy(port: int, path: str) -> bool | None:
+    """Whether ``GET path`` on the app's port answers 2xx or 3xx within a second; None when nothing listens."""
     conn = _socket.socket(_socket.AF_INET, _STREAM)
     conn.settimeout(1.0)
     try:
-        conn.connect(("127.0.0.1", port))
+        try:
+            conn.connect(("127.0.0.1", port))
+        except OSError:
+            return None
         conn.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: kubegate-probe\r\n\r\n".encode())
         head = conn.recv(64)
         for _ in range(16):  # read the answer out: closing on an unread one resets the app's write
