@@ -99,9 +99,10 @@ class Starter:
     async def create(self, workloads: Workloads, record: SandboxRecord, spec: RunSpec, *, max_live: int) -> None:
         """Store ``record`` and start it here, or hand its start to the leader; no row is left if either fails."""
         if self.leads:
-            await self.repo.insert(record, max_live=max_live)
-            async with removed_on_failure(lambda: self.repo.delete(record.id)), self._gate.start():
-                await workloads.start(spec, port=self.port)
+            async with self._gate.start():  # stored and started as one, never across a recovery's read
+                await self.repo.insert(record, max_live=max_live)
+                async with removed_on_failure(lambda: self.repo.delete(record.id)):
+                    await workloads.start(spec, port=self.port)
             return
         assert self.hand_off is not None
         await self.repo.insert(record, max_live=max_live, start=spec)
