@@ -114,12 +114,17 @@ class Starter:
         if not self.leads or self.workloads is None:
             return
         try:
-            for spec in await self.repo.waiting_starts():
-                async with self._gate.start():  # taken and started as one, never across a recovery's read
+            waiting = await self.repo.waiting_starts()
+        except Exception:  # the starts stay stored: the next notice, reconnect or takeover takes them
+            log.exception("could not read the sandbox starts handed to this leader")
+            return
+        for spec in waiting:
+            async with self._gate.start():  # taken and started as one, never across a recovery's read
+                try:
                     if await self.repo.take_start(spec.run_id):
                         await self._start_handed(self.workloads, spec)
-        except Exception:  # the starts stay stored: the next notice, reconnect or takeover takes them
-            log.exception("could not take the sandbox starts handed to this leader")
+                except Exception:  # this one only: the store failed under it; the rest still start
+                    log.exception("sandbox %s: its handed-over start failed", spec.run_id)
 
     async def _start_handed(self, workloads: Workloads, spec: RunSpec) -> None:
         record = await self.repo.by_id(spec.run_id)
