@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
+from tests.doors import McpDoor, open_door
 from tests.gateway import Gateway
 from tests.replicas.support import DEADLINE, Client, one_leader
 from tests.roundrobin import RoundRobin
@@ -62,6 +64,19 @@ def through_url(gw: Gateway, sandbox: dict[str, Any], path: str, password: str |
     return answer
 
 
+def sdk_exec(gw: Gateway, key: str, sandbox_id: str, script: str) -> tuple[dict[str, Any], list[str]]:
+    """Exec through the MCP SDK's client on replica ``gw``: the result, and the log messages it streamed."""
+    async def call() -> tuple[dict[str, Any], list[str]]:
+        async with open_door("mcp-http-session", url=gw.url, stateless_url=gw.url, key=key,
+                             data_dir=gw.data_dir) as door:
+            assert isinstance(door, McpDoor)
+            outcome = await door.call("sandboxes_exec", {"sandboxId": sandbox_id, "command": ["sh", "-c", script]})
+            assert outcome.ok, outcome.body
+            return outcome.body, door.logs
+
+    return anyio.run(call)
+
+
 def delete(client: Client, sandbox_id: str) -> None:
     client.request("DELETE", f"/api/sandboxes/{sandbox_id}")
 
@@ -83,6 +98,8 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
         for i, (gw, client) in enumerate(zip(replicas, direct, strict=True)):
             ran = run(client, sid, f"echo via-{i}; echo oops >&2; exit 3")
             assert (ran["exitCode"], ran["stdout"], ran["stderr"]) == (3, f"via-{i}\n", "oops\n")
+            streamed, logs = sdk_exec(gw, key, sid, f"echo mcp-{i}")
+            assert (streamed["exitCode"], streamed["stdout"]) == (0, f"mcp-{i}\n") and f"mcp-{i}" in "".join(logs)
             wrote = client.tool("sandboxes/write_file", {"sandboxId": sid, "path": f"from-{i}.txt",
                                                          "content": f"written through replica {i}\n"})
             assert wrote["size"] == len(f"written through replica {i}\n")
