@@ -85,7 +85,7 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
                                                                        key: str) -> None:
     through_proxy = Client(proxy.url, key)
     # Consecutive requests take turns: of two creates, at least one lands on a follower.
-    served, extended = create(through_proxy, "everywhere", "10m"), create(through_proxy, "extended", "20s")
+    served, extended = create(through_proxy, "everywhere", "10m"), create(through_proxy, "extended", "30s")
     direct = [Client(gw.url, key) for gw in replicas]
     leader = one_leader(replicas)
     follower = direct[next(i for i, gw in enumerate(replicas) if gw is not leader)]
@@ -93,6 +93,12 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
         for sandbox in (served, extended):
             for client in direct:
                 assert until_status(client, sandbox["id"], "running")["url"] == sandbox["url"]
+        # Extended through a follower (well before its first end), it will outlive that end: checked below.
+        first_end = datetime.fromisoformat(extended["expiresAt"].replace("Z", "+00:00"))
+        longer = follower.request("POST", f"/api/sandboxes/{extended['id']}/extend", json={"timeout": "10m"})
+        assert longer.status_code == 200, longer.text
+        assert longer.json()["sandbox"]["expiresAt"] > extended["expiresAt"]
+
         sid, password = served["id"], served["credentials"]["password"]
         assert run(follower, sid, "nohup python3 -m http.server 8080 >server.log 2>&1 &")["exitCode"] == 0
         for i, (gw, client) in enumerate(zip(replicas, direct, strict=True)):
@@ -114,11 +120,7 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
             assert page.status_code == 200 and page.text == f"written through replica {i}\n"
             assert through_url(gw, served, f"/from-{i}.txt", None).status_code == 401
 
-        # Extended through a follower, it outlives its first deadline: a command spanning it completes.
-        first_end = datetime.fromisoformat(extended["expiresAt"].replace("Z", "+00:00"))
-        longer = follower.request("POST", f"/api/sandboxes/{extended['id']}/extend", json={"timeout": "10m"})
-        assert longer.status_code == 200, longer.text
-        assert longer.json()["sandbox"]["expiresAt"] > extended["expiresAt"]
+        # The extended one outlives its first end: a command spanning it completes.
         wait = max(1, int((first_end - datetime.now(UTC)).total_seconds()) + 3)
         spanning = run(follower, extended["id"], f"sleep {wait}; echo alive")
         assert (spanning["exitCode"], spanning["stdout"]) == (0, "alive\n")
