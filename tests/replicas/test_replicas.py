@@ -29,8 +29,11 @@ from tests.conftest import SCRATCH_ROOT
 from tests.gateway import Gateway, free_port, mint_key
 from tests.pg import PgCluster
 from tests.replicas.sandboxes import (  # noqa: F401  (run here, on this module's replicas)
+    create,
+    run,
     test_a_sandbox_made_through_any_replica_is_served_by_every_replica,
     test_sandboxes_outlive_a_killed_leader,
+    until_status,
 )
 from tests.replicas.support import BASE, DEADLINE, PROXY_PORT, USER, Client, leaders, one_leader, replica_env
 from tests.roundrobin import RoundRobin
@@ -297,13 +300,20 @@ def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgClust
         follower = next(gw for gw in pair if gw is not leader)
         for gw in pair:  # a follower watches nothing, and is ready all the same
             assert httpx.get(f"{gw.url}/readyz", timeout=30).status_code == 200
-        client = Client(follower.url, mint_key(data_dir, user=USER, env=env))
+        key = mint_key(data_dir, user=USER, env=env)
+        client = Client(follower.url, key)
         made = client.request("POST", "/api/tasks", json={"name": "job", "image": "alpine",
                                                           "command": ["sh", "-c", "echo hi; exit 3"]})
         task = client.until_done("task", made.json()["task"]["id"])
         assert (task["status"], task["exitCode"], task["output"]) == ("failed", 3, "hi")
+        sandbox = create(client, "kube", "10m")  # handed to the leader, served by both
+        for through in (client, Client(leader.url, key)):
+            until_status(through, sandbox["id"], "running")
+            assert run(through, sandbox["id"], "echo in-pod")["stdout"] == "in-pod\n"
         leader.stop(signal.SIGKILL)
         assert one_leader([follower]) is follower  # once the Lease expired
+        assert run(client, sandbox["id"], "echo still")["stdout"] == "still\n"
+        assert client.request("DELETE", f"/api/sandboxes/{sandbox['id']}").status_code == 200
     finally:
         for gw in pair:
             gw.stop()
