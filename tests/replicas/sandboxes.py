@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import psycopg
 
 from tests.doors import McpDoor, open_door
 from tests.gateway import Gateway
@@ -82,7 +83,7 @@ def delete(client: Client, sandbox_id: str) -> None:
 
 
 def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas: list[Gateway], proxy: RoundRobin,
-                                                                       key: str) -> None:
+                                                                       key: str, cluster_url: str) -> None:
     through_proxy = Client(proxy.url, key)
     # Consecutive requests take turns: of two creates, at least one lands on a follower.
     served, extended = create(through_proxy, "everywhere", "10m"), create(through_proxy, "extended", "30s")
@@ -100,6 +101,8 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
         assert longer.json()["sandbox"]["expiresAt"] > extended["expiresAt"]
 
         sid, password = served["id"], served["credentials"]["password"]
+        with psycopg.connect(cluster_url) as conn:  # handed over and started: no password left at rest
+            assert conn.execute("SELECT COUNT(*) FROM sandbox_starts").fetchone() == (0,)
         assert run(follower, sid, "nohup python3 -m http.server 8080 >server.log 2>&1 &")["exitCode"] == 0
         for i, (gw, client) in enumerate(zip(replicas, direct, strict=True)):
             ran = run(client, sid, f"echo via-{i}; echo oops >&2; exit 3")
@@ -135,6 +138,7 @@ def test_a_sandbox_made_through_any_replica_is_served_by_every_replica(replicas:
             assert client.request("GET", f"/api/sandboxes/{sid}").status_code == 404
             assert through_url(gw, served, "/from-0.txt", password).status_code == 401
         assert not (replicas[0].data_dir / "runs" / sid).exists()
+        assert not any(password in gw.logs() for gw in replicas)
     finally:
         delete(through_proxy, served["id"])
         delete(through_proxy, extended["id"])
