@@ -32,6 +32,8 @@ APP_ANNOTATION = "kubegate.dev/deployment"
 REVISION_ANNOTATION = "kubegate.dev/revision"
 NO_PLACEMENT = Placement()
 CONTAINER = "app"
+DRAIN_SECONDS = 5
+"""How long a Pod being deleted keeps serving before SIGTERM (its ``preStop`` sleep); within the 30 s grace."""
 """The app's container; status, logs and metrics are read from it by name (a mesh may inject others)."""
 PORT_NAME = "http"
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -89,6 +91,10 @@ def _container(spec: AppSpec, secret_name: str) -> Manifest:
             "periodSeconds": 2, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 3,
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        # A Pod being deleted leaves the Service's endpoints while its containers are told to stop; the
+        # pause keeps it answering the requests already sent to it (and those of proxies and ingress
+        # controllers that have not yet seen it go). The ``sleep`` action needs no binary in the image.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,

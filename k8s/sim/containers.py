@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import time
@@ -101,11 +102,20 @@ class Container:
                 pass
 
     async def stop(self, grace: float) -> None:
+        """As the kubelet: the ``preStop`` hook (a ``sleep`` action) first, then SIGTERM, SIGKILL once ``grace``
+        has passed since the stop began; a hook longer than ``grace`` gets 2 s more, not a SIGTERM never sent."""
         if self.process is None or self.done:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        pause = ((self.spec.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+        if pause > 0:
+            with contextlib.suppress(TimeoutError):  # a container that ends by itself meanwhile is done
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), min(pause, grace))
+            deadline = max(deadline, loop.time() + 2.0)
         self.signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.process.wait(), grace)
+            await asyncio.wait_for(self.process.wait(), max(deadline - loop.time(), 0.0))
         except TimeoutError:
             self.signal(signal.SIGKILL)
         async with self.changed:

@@ -34,7 +34,8 @@ def template_model(stored: Stored) -> Template:
         memory_request=spec.memory_request, memory_limit=spec.memory_limit,
         health_check_path=spec.health_check_path, enabled=spec.enabled,
         env_vars=[EnvVarOut(name=e.name, value=None if e.secret else e.value, secret=e.secret) for e in spec.env],
-        command=list(spec.command) if spec.command is not None else None, version=stored.version,
+        command=list(spec.command) if spec.command is not None else None, network=spec.network,
+        version=stored.version,
         source=stored.source, created_at=iso(stored.created_at) or "", updated_at=iso(stored.updated_at) or "",
     )
 

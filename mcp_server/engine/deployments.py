@@ -85,7 +85,8 @@ class DeploymentService:
         now = stamp()
         base = await self._base(args)
         record = replace(base, name=await self._new_name(args.template or base.image), user_id=user_id,
-                         replicas=args.replicas, visibility=args.visibility, network=args.network,
+                         replicas=args.replicas, visibility=args.visibility,
+                         network=base.network if args.network is None else args.network,
                          created_at=now, updated_at=now,
                          env=_merge(base.env, args.env_vars))
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
@@ -117,7 +118,7 @@ class DeploymentService:
         return replace(_blank(image=spec.image, port=spec.port, command=spec.command), template=spec.name,
                        template_version=found.version, health_path=spec.health_check_path,
                        cpu_request=spec.cpu_request, cpu_limit=spec.cpu_limit, memory_request=spec.memory_request,
-                       memory_limit=spec.memory_limit, env=spec.env)
+                       memory_limit=spec.memory_limit, env=spec.env, network=spec.network)
 
     async def _new_name(self, base: str) -> str:
         stem = re.sub(r"[^a-z0-9]+", "-", base.rsplit("/", 1)[-1].split(":")[0].split("@")[0].lower()).strip("-")
@@ -187,6 +188,8 @@ class DeploymentService:
             record = replace(record, image=args.image)
         if args.env_vars:
             record = replace(record, env=_merge(record.env, args.env_vars))
+        if args.network is not None:
+            record = replace(record, network=args.network)
         record = replace(record, revision=record.revision + 1, updated_at=stamp())
         await self.repo.replace(record)
         await self._apply(self._require_apps(), record)
@@ -306,7 +309,7 @@ class DeploymentService:
 
 
 _TEMPLATE_FIELDS = ("image", "port", "command", "template_version", "health_path", "cpu_request", "cpu_limit",
-                    "memory_request", "memory_limit")
+                    "memory_request", "memory_limit", "network")
 
 
 def _replica(r: ReplicaStatus) -> ReplicaRecord:

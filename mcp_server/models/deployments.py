@@ -34,7 +34,7 @@ class DeploymentCreate(Wire):
     env_vars: LeanEnv = Field(default_factory=dict)
     replicas: Replicas = 1
     visibility: Visibility = "public"
-    network: bool = Field(default=False, description="Outbound network")
+    network: bool | None = Field(default=None, description="Outbound network; default: the template's, else false")
 
 
 class DeploymentRef(Wire):
@@ -55,6 +55,7 @@ class DeploymentUpdate(DeploymentRef):
     image: LeanImage | None = None
     env_vars: LeanEnv | None = Field(default=None, description="Merged")
     template_version: Annotated[int, Field(ge=1), _INT] | None = None
+    network: bool | None = None
 
 
 class DeploymentLogsQuery(DeploymentRef):

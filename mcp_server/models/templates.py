@@ -93,6 +93,7 @@ class TemplateFields(Wire):
     enabled: bool | None = Field(default=None, description="Default true")
     env_vars: EnvVars | None = Field(default=None, description="Replaces the list in an update")
     command: Command | None = Field(default=None, description="Runs locally; overrides the entrypoint on Kubernetes")
+    network: bool | None = Field(default=None, description="Outbound network; default false")
 
 
 class TemplateCreate(TemplateFields):
@@ -122,6 +123,7 @@ class Template(Wire):
     enabled: bool
     env_vars: list[EnvVarOut]
     command: list[str] | None = None
+    network: bool = False
     version: int = Field(description="Grows by one with every change")
     source: str = Field(description="file: last set from KUBEGATE_TEMPLATES_FILE; api: by an admin")
     created_at: str

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import marshal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -354,7 +354,8 @@ class LocalApps:
 
 
 def _replica_spec(spec: AppSpec, rid: str) -> RunSpec:
-    config = json.dumps({"command": list(spec.command), "port": spec.port, "health": spec.health_path})
+    # marshal, which the agent reads without an import; it unmarshals only what the gateway wrote.
+    config = marshal.dumps({"command": list(spec.command), "port": spec.port, "health": spec.health_path}).hex()
     env = {**spec.env, **spec.secret_env, "PORT": str(spec.port), "KUBEGATE_APP": config}
     return RunSpec(run_id=rid, owner=spec.owner, image=spec.image, command=list(spec.command), env=env,
                    timeout_seconds=_FOREVER, network=spec.network, size=size_for(spec.resources),

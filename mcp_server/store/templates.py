@@ -18,7 +18,7 @@ from mcp_server.store.db import Database
 Source = Literal["file", "api"]
 
 _SPEC_COLUMNS = ("display_name", "description", "category", "image", "port", "cpu_request", "cpu_limit",
-                 "memory_request", "memory_limit", "health_check_path", "enabled", "command")
+                 "memory_request", "memory_limit", "health_check_path", "enabled", "command", "network")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class TemplateSpec:
     enabled: bool
     command: tuple[str, ...] | None
     env: tuple[EnvVar, ...]
+    network: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ class TemplateStore:
             health_check_path=row["health_check_path"], enabled=bool(row["enabled"]),
             command=tuple(json.loads(row["command"])) if row["command"] is not None else None,
             env=tuple(EnvVar(e["env_name"], e["value"], bool(e["secret"])) for e in env),
+            network=bool(row["network"]),
         )
         return Template(spec=spec, version=version, source=head["source"], created_at=head["created_at"],
                         updated_at=row["created_at"])
@@ -162,4 +164,5 @@ class TemplateStore:
 def _spec_values(spec: TemplateSpec) -> tuple[Any, ...]:
     command = json.dumps(list(spec.command)) if spec.command is not None else None
     return (spec.display_name, spec.description, spec.category, spec.image, spec.port, spec.cpu_request,
-            spec.cpu_limit, spec.memory_request, spec.memory_limit, spec.health_check_path, spec.enabled, command)
+            spec.cpu_limit, spec.memory_request, spec.memory_limit, spec.health_check_path, spec.enabled, command,
+            spec.network)

@@ -58,11 +58,12 @@ async def fetch(gateway_url: str, app_url: str, path: str = "/", **headers: str)
         return await client.get(path, headers={"Host": urlsplit(app_url).netloc, **headers})
 
 
-async def wait_served(gateway_url: str, app_url: str, needle: str, within: float = 60.0, **headers: str) -> str:
+async def wait_served(gateway_url: str, app_url: str, needle: str, within: float = 60.0, path: str = "/",
+                      **headers: str) -> str:
     """Wait until the app's URL answers 200 with ``needle`` in the body (an update may still be rolling)."""
     with anyio.fail_after(within):
         while True:
-            response = await fetch(gateway_url, app_url, **headers)
+            response = await fetch(gateway_url, app_url, path, **headers)
             if response.status_code == 200 and needle in response.text:
                 return response.text
             await anyio.sleep(0.05)

@@ -3,11 +3,15 @@ host's loopback stays out of reach either way. Locally the app reports its own n
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import pytest
 
-from tests.deployments.support import create, fetch, wait_status
+from tests import workloads
+from tests.deployments.support import ADMIN, create, fetch, wait_served, wait_status
 from tests.doors import Door
-from tests.gateway import Gateway
+from tests.gateway import Gateway, mint_key
 
 # Answers GET /report with its interfaces, its default route, and whether it reached the gateway on the host.
 REPORTER = r"""
@@ -58,3 +62,30 @@ async def test_replicas_reach_out_on_request_and_never_the_host(rest: Door, dep_
     finally:
         for created in made.values():
             await rest.call("deployments_delete", {"name": created["name"]})
+
+
+@pytest.mark.usefixtures("local_only")
+async def test_a_template_gives_its_network_and_an_update_takes_it_away(
+        rest: Door, dep_gateway: Gateway, dep_data_dir: Path, dep_env: dict[str, str]) -> None:
+    admin_key = mint_key(dep_data_dir, user=ADMIN)
+    async with workloads.door_to("rest", dep_gateway, admin_key, dep_data_dir, dep_env) as admin:
+        name = f"reporter-{uuid.uuid4().hex[:6]}"
+        made = await admin.call("templates_create", {
+            "name": name, "image": "python:3.12-slim", "port": 9000, "healthCheckPath": "/",
+            "command": ["python3", "-c", REPORTER], "network": True,
+            "envVars": [{"name": "GATEWAY_PORT", "value": dep_gateway.url.rsplit(":", 1)[1]}]})
+        assert made.ok and made.body["template"]["network"] is True, made.body
+        try:
+            created = await create(rest, template=name)
+            try:
+                await wait_status(rest, created["name"], "Ready")
+                assert (await rest.call("deployments_get", {"name": created["name"]})).body["network"] is True
+                report = (await fetch(dep_gateway.url, created["url"], "/report")).text
+                assert "ifaces=lo,tap0" in report and "host=unreachable" in report, report
+                updated = await rest.call("deployments_update", {"name": created["name"], "network": False})
+                assert updated.ok and updated.body["network"] is False, updated.body
+                await wait_served(dep_gateway.url, created["url"], "ifaces=lo ", path="/report")
+            finally:
+                await rest.call("deployments_delete", {"name": created["name"]})
+        finally:
+            await admin.call("templates_delete", {"name": name})

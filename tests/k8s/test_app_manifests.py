@@ -46,6 +46,9 @@ def test_the_deployment_is_restricted_probed_and_sized_from_the_template() -> No
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081, "scheme": "HTTP"}
+    # A Pod being deleted serves what was sent to it before it stops (no binary needed in the image).
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": deployments.DRAIN_SECONDS}}}
+    assert deployments.DRAIN_SECONDS < pod.get("terminationGracePeriodSeconds", 30)
     assert container["resources"]["requests"]["cpu"] == "250m" and container["resources"]["limits"]["memory"] == "1Gi"
     assert container["command"] == ["python3", "app.py"]  # overrides the image's entrypoint
     assert deployment["spec"]["template"]["metadata"]["annotations"][deployments.REVISION_ANNOTATION] == "4"
