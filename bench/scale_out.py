@@ -16,8 +16,13 @@ own (``python -m tests.roundrobin``).
   Two cores run wrk, the proxy and the replicas together, so three replicas cannot go faster
   here; the ratio says what the proxy and the sharing cost, not what three machines would give.
 - store: the same ``GET /api/tasks`` straight to one gateway on SQLite and one on PostgreSQL.
+- deployment hand-off: the example app created through a follower (which only writes the row; its
+  ``NOTIFY`` tells the leader, which keeps every deployment) against the same app created through
+  the leader itself, from the client's send to the Ready the leader records; three replicas, the
+  local runtime under bubblewrap, trials alternating.
 
     python bench/scale_out.py [--trials 5] [--seconds 5] [--connections 16] [--quick] [--store-only]
+                              [--deployments-only]
 """
 
 from __future__ import annotations
@@ -109,6 +114,42 @@ def failover(url: str, trials: int) -> list[float]:
             proc.terminate()
             proc.wait()
     return seconds
+
+
+def deployment_handoff(url: str, trials: int) -> tuple[list[float], list[float]]:
+    """create -> Ready (ms) of the example app made through a follower, and through the leader."""
+    data_dir = Path(tempfile.mkdtemp(prefix="kg-bench-apps-", dir="/var/tmp"))  # bwrap hides /tmp
+    extra = {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_TEMPLATES_FILE": str(HERE.parent / "examples" / "templates.yaml"),
+             "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{free_port()}"}
+    gateways = [(port, kubegate(data_dir, port, extra)) for port in (free_port() for _ in range(3))]
+    headers = {"Authorization": f"Bearer {mint_key(data_dir, KUBEGATE_DATABASE_URL=url)}"}
+    through: dict[str, list[float]] = {"follower": [], "leader": []}
+    try:
+        lead, _ = leader(gateways)
+        follower = next(port for port, _ in gateways if port != lead)
+        with psycopg.connect(url, autocommit=True) as conn:
+            for trial in range(trials * 2):
+                kind, port = ("follower", follower) if trial % 2 == 0 else ("leader", lead)
+                sent = time.time()
+                made = httpx.post(f"http://127.0.0.1:{port}/api/deployments", json={"template": "hello-python"},
+                                  headers=headers, timeout=30).json()["name"]
+                ready = _until(conn, "SELECT updated_at FROM deployments WHERE name = %s AND status = 'Ready'", made)
+                through[kind].append((stamp_seconds(ready) - sent) * 1000)
+                httpx.delete(f"http://127.0.0.1:{lead}/api/deployments/{made}", headers=headers, timeout=30)
+                _gone(conn, made)
+    finally:
+        for _, proc in gateways:
+            proc.terminate()
+            proc.wait()
+    return through["follower"], through["leader"]
+
+
+def _gone(conn: psycopg.Connection[tuple[str]], name: str) -> None:
+    deadline = time.monotonic() + 60
+    while conn.execute("SELECT 1 FROM deployments WHERE name = %s", (name,)).fetchone() is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} was never deleted")
+        time.sleep(0.01)
 
 
 def _until(conn: psycopg.Connection[tuple[str]], sql: str, workflow_id: str) -> str:
@@ -212,6 +253,14 @@ def store_cost(cluster: PgCluster, seconds: int, connections: int) -> None:
                  "the same read on SQLite", better="lower")
 
 
+def handoff(cluster: PgCluster, trials: int) -> None:
+    follower, lead = deployment_handoff(cluster.create_database(), trials)
+    print(f"deployment create -> Ready through a follower: p50 {median(follower):.1f} ms, max {max(follower):.1f} ms;"
+          f" through the leader: p50 {median(lead):.1f} ms, max {max(lead):.1f} ms ({trials} trials each)")
+    report_ratio("deployment create->Ready through a follower vs the leader, p50", median(follower) / median(lead),
+                 "the same create sent to the leader", better="lower")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=5)
@@ -219,6 +268,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--store-only", action="store_true", help="only the SQLite vs PostgreSQL read")
+    parser.add_argument("--deployments-only", action="store_true", help="only the deployment hand-off")
     opts = parser.parse_args()
     if opts.quick:
         opts.trials, opts.seconds = 2, 2
@@ -229,6 +279,9 @@ def main() -> None:
     try:
         if opts.store_only:
             store_cost(cluster, opts.seconds, opts.connections)
+            return
+        if opts.deployments_only:
+            handoff(cluster, opts.trials)
             return
         took = failover(cluster.create_database(), opts.trials)
         print(f"failover (leader SIGKILL -> next step started), {len(took)} trials: p50 {median(took):.3f} s, "
@@ -248,6 +301,7 @@ def main() -> None:
               f"  ({three / one:.2f}x)")
         report_ratio("REST through the proxy, 3 replicas vs 1", three / one, "1 replica behind the same proxy")
         store_cost(cluster, opts.seconds, opts.connections)
+        handoff(cluster, opts.trials)
     finally:
         cluster.stop()
 

@@ -10,6 +10,10 @@ State comes only from the runtime's watches: Deployments and Pods labelled as ku
 its objects carry, and every change of its ``AppStatus`` (``k8s.appstatus``) is emitted once.
 After a restart the watches' first lists rebuild the state; ``recover`` then converges what the
 engine knows, re-creates what vanished and deletes strays.
+
+A process that does not keep the apps (a follower replica, a ``kubegate stdio`` beside the
+gateway) reads them from the same watches, which its first read starts: the objects carry the app
+by their annotation, so logs, metrics and the Service's endpoint need no spec.
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ from k8s.podlogs import read_lines
 from mcp_server import errors
 from mcp_server.config import Settings
 from mcp_server.models.templates import quantity_value
-from mcp_server.runtime.apps import AppEvent, AppIngress, AppMetrics, AppSpec, AppStatus, LogLine, ReplicaMetrics
+from mcp_server.runtime.apps import (
+    AppEvent,
+    AppIngress,
+    AppMetrics,
+    AppRef,
+    AppSpec,
+    AppStatus,
+    LogLine,
+    ReplicaMetrics,
+)
 from mcp_server.runtime.base import Endpoint
 
 log = logging.getLogger(__name__)
@@ -253,12 +266,17 @@ class KubernetesApps:
             return None
         return app.last or self._status(app)
 
-    async def read_logs(self, name: str, *, tail: int, since: datetime | None = None,
+    async def _watched(self, name: str) -> tuple[KubeClient, _App | None]:
+        """The app as the watches show it (started by this call in a process that keeps no app)."""
+        kube = await self._kube()
+        await self._synced()
+        return kube, self._apps.get(name)
+
+    async def read_logs(self, ref: AppRef, *, tail: int, since: datetime | None = None,
                         replica: str | None = None) -> Sequence[LogLine]:
-        app = self._apps.get(name)
+        kube, app = await self._watched(ref.name)
         if app is None:
             return []
-        kube = await self._kube()
         pods = sorted(p for p in app.pods if replica is None or p == replica)
         lines: list[LogLine] = []
         for pod in pods:
@@ -266,15 +284,16 @@ class KubernetesApps:
         lines.sort(key=lambda line: line.at)
         return lines[-tail:] if tail > 0 else []
 
-    async def metrics(self, name: str) -> AppMetrics:
-        app = self._apps.get(name)
+    async def metrics(self, ref: AppRef) -> AppMetrics:
+        name = ref.name
+        kube, app = await self._watched(name)
         if app is None:
             raise errors.NotFound(f"deployment {name} not found")
         pods = {p: app.pods[p] for p in sorted(app.pods)}
         restarts = {p: appstatus.restarts(pod) for p, pod in pods.items()}
         selector = ",".join(f"{k}={v}" for k, v in {deployments.APP_LABEL: label_value(name)}.items())
         try:
-            measured = await (await self._kube()).pod_metrics(app.namespace, selector)
+            measured = await kube.pod_metrics(app.namespace, selector)
         except errors.KubegateError as exc:
             reason = "metrics.k8s.io is not served by this cluster (install metrics-server)" \
                 if isinstance(exc, errors.NotFound) else f"metrics.k8s.io did not answer: {exc.message}"
@@ -282,8 +301,8 @@ class KubernetesApps:
         usage = {item["metadata"]["name"]: item for item in measured}
         return AppMetrics(name, True, [_replica_metrics(p, n, usage.get(p)) for p, n in restarts.items()])
 
-    def endpoints(self, name: str) -> Sequence[Endpoint]:
-        app = self._apps.get(name)
+    async def endpoints(self, ref: AppRef) -> Sequence[Endpoint]:
+        _, app = await self._watched(ref.name)
         # Any ready Pod counts, of any revision: during a rolling update the Service still sends traffic to
         # the old revision's ready Pods while the new one's come up, so the app is reachable throughout.
         if (app is None or app.service is None or app.last is None or app.deleting

@@ -45,6 +45,10 @@ async def _serve(settings: Settings) -> None:
     # under load the loop thread holds the GIL and a hop waits out the switch interval (5 ms by
     # default). 0.5 ms measured +20% calls/s in bench/mcp_overhead.py back when reads hopped too.
     sys.setswitchinterval(0.0005)
+    if settings.runtime == "local":
+        from mcp_server.runtime.containment import confine_soon
+
+        confine_soon(settings)  # its subprocesses run while the imports below do
     import uvicorn
 
     from mcp_server.app import build_app, open_services

@@ -10,6 +10,7 @@ put the principal in the request scope; over stdio the process acts as one fixed
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -100,8 +101,12 @@ class _Handlers:
         self.still_valid = still_valid
         self.door = door
         self.resources = ResourceSet(services, registry.toolsets())
-        # Schemas are generated once: a 2026-07-28 client's every call asks for its tool's input schema.
-        self.tools = {c.name: (c, tool_definition(c)) for c in registry.list()}
+
+    @functools.cached_property
+    def tools(self) -> dict[str, tuple[Capability, types.Tool]]:
+        """Generated once, on first use (not at start: ~0.1 s of pydantic work): a 2026-07-28 client's every
+        call asks for its tool's input schema."""
+        return {c.name: (c, tool_definition(c)) for c in self.registry.list()}
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         found = self.tools.get(name)

@@ -4,11 +4,17 @@
 dir's recovery lease, lets the runtime account for every run the store still believes active
 (``recover``), so a restarted gateway picks up where the previous one stopped. Commands that
 only touch the store (``keys create``) never start it.
+
+A process that did not get the lease waits for it (a thread blocked in ``flock``, no polling):
+when the holder ends (a lone ``kubegate stdio`` that started before the gateway, say), the lease
+passes on and the new holder keeps the deployments from then on, so none is left unkept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -60,6 +66,11 @@ class Services:
     """This process among replicas sharing a PostgreSQL store; None on SQLite."""
     elect: Elect | None = None
     """How this replica becomes the engine's leader (``app.leadership``); None on SQLite."""
+    _awaited_lease: TextIO | None = None
+    """The lock file a thread waits on for the recovery lease, in a process that did not get it at start;
+    closed with the process, which ends the wait's hold on it (a lock is released with its last descriptor)."""
+    _passed_lease: TextIO | None = None
+    """The recovery lease, once it passed to this process after its start (it then keeps the deployments)."""
 
     @property
     def keys(self) -> KeyStore:
@@ -79,15 +90,36 @@ class Services:
             self._lease = _take_recovery_lease(self.settings.data_dir)
             if self._lease is not None:
                 await self._recover()
+            else:
+                self._await_lease()
         self.engine_running = True
+
+    def _await_lease(self) -> None:
+        loop = asyncio.get_running_loop()
+        handle = self._awaited_lease = (self.settings.data_dir / "engine.lock").open("a")
+
+        def wait() -> None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                loop.call_soon_threadsafe(self._lease_passed, handle)
+            except (OSError, ValueError, RuntimeError):  # closed meanwhile: whoever comes next takes the lease
+                handle.close()
+
+        threading.Thread(target=wait, name="kubegate-lease", daemon=True).start()
+
+    def _lease_passed(self, handle: TextIO) -> None:
+        if not self.engine_running:
+            handle.close()
+            return
+        self._passed_lease = handle
+        self.parts.deployments.take_over(self.stores.changes)
 
     async def _recover(self) -> None:
         """Account for every run the store believes active, then resume what was left mid-way."""
         tasks, workflows = self.parts.tasks, self.parts.workflows
         await self.runtime.recover([*await tasks.active_specs(), *await workflows.active_specs()])
         await self.parts.sandboxes.recover()
-        await self.parts.deployments.recover()
-        self.parts.deployments.follow(self.stores.changes)
+        await self.parts.deployments.keep(self.stores.changes)  # the one keeper of every deployment
         await workflows.resume()
 
     def containment(self) -> dict[str, Any]:
@@ -108,8 +140,10 @@ class Services:
             await self.dispatcher.stop()
             await self.parts.deployments.stop()
             await self.runtime.close()
-        if self._lease is not None:
-            self._lease.close()
+        self.engine_running = False
+        for lease in (self._lease, self._awaited_lease, self._passed_lease):
+            if lease is not None:
+                lease.close()
         await self.stores.close()
 
     async def operator(self) -> Principal:

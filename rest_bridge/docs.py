@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import Any
 
@@ -21,12 +22,15 @@ def _asset(name: str) -> bytes:
 
 
 def docs_routes(registry: Registry, settings: Settings) -> list[BaseRoute]:
-    document: dict[str, Any] = build_openapi(registry, settings.public_url)
     page = _asset("docs.html")
     assets = {name: _asset(name) for name in _ASSETS}
 
+    @functools.cache
+    def document() -> dict[str, Any]:  # on first request, not at start: ~0.1 s of pydantic schema work
+        return build_openapi(registry, settings.public_url)
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(document)
+        return JSONResponse(document())
 
     async def docs(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8",

@@ -10,17 +10,21 @@ from its API. Users are keyed by that email (created on first login).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
 from starlette.requests import Request
 
 from mcp_server.config import Settings
-from mcp_server.errors import Forbidden
+from mcp_server.errors import Forbidden, Unauthorized, Unavailable
+
+log = logging.getLogger(__name__)
 
 CLIENT_NAME = "kubegate"
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -62,7 +66,12 @@ def expected_issuer(settings: Settings) -> str:
 
 
 class LoginProvider:
+    """Built only where login is configured: authlib (and the cryptography under it) would add ~130 ms
+    to every gateway's start, so it is imported here, not at the top."""
+
     def __init__(self, settings: Settings) -> None:
+        from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
+
         self.settings = settings
         self.name = settings.oidc_provider
         oauth = OAuth()
@@ -70,10 +79,28 @@ class LoginProvider:
         self.client: Any = oauth.create_client(CLIENT_NAME)
 
     async def redirect(self, request: Request, callback_url: str) -> Any:
-        return await self.client.authorize_redirect(request, callback_url)
+        """The redirect to the provider; 503 when it cannot be reached (its metadata is fetched first)."""
+        from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
+
+        try:
+            return await self.client.authorize_redirect(request, callback_url)
+        except (AuthlibBaseError, *_transport_errors()) as exc:
+            log.warning("login provider unreachable: %s", type(exc).__name__)
+            raise Unavailable("The login provider cannot be reached") from None
 
     async def identity(self, request: Request) -> Identity:
-        """Finish the flow started by ``redirect``: the caller's verified email. authlib errors propagate."""
+        """Finish the flow started by ``redirect``: the caller's verified email; 401 for a refused answer, 503
+        when the provider cannot be reached."""
+        from authlib.common.errors import AuthlibBaseError
+
+        try:
+            return await self._identity(request)
+        except AuthlibBaseError as exc:
+            raise Unauthorized(f"Login failed: {exc.error or 'invalid response'}") from None
+        except _transport_errors():
+            raise Unavailable("The login provider cannot be reached") from None
+
+    async def _identity(self, request: Request) -> Identity:
         if self.name == "github":
             token = await self.client.authorize_access_token(request)
             return await self._github_identity(token)
@@ -97,6 +124,16 @@ class LoginProvider:
         if primary is None:
             raise Forbidden("The GitHub account has no verified primary email")
         return Identity(email=str(primary["email"]).lower(), subject=str(user.get("id", "")))
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What authlib's HTTP client raises when the provider cannot be reached: ``httpx2``'s errors, which
+    authlib prefers, or ``httpx``'s, which it falls back to (catching only one gave a 500)."""
+    found: list[type[Exception]] = []
+    for module in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            found.append(importlib.import_module(module).HTTPError)
+    return tuple(found)
 
 
 def _verified(claims: dict[str, Any]) -> Identity:

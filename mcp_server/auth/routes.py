@@ -16,8 +16,6 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -33,7 +31,7 @@ from mcp_server.auth.principal import ALL_SCOPES, PRINCIPAL_KEY, Principal
 from mcp_server.auth.revocation import REVOCATIONS
 from mcp_server.auth.sessions import CSRF_COOKIE, SESSION_COOKIE, NewSession, SessionStore
 from mcp_server.config import Settings
-from mcp_server.errors import BadRequest, Forbidden, KubegateError, NotFound, Unauthorized, Unavailable
+from mcp_server.errors import BadRequest, Forbidden, KubegateError, NotFound, Unauthorized
 from mcp_server.http import error_response, parse_json
 from mcp_server.store.users import UserStore
 
@@ -104,20 +102,12 @@ class AuthRoutes:
             return response
         except KubegateError as exc:
             return error_response(exc)
-        except (AuthlibBaseError, httpx.HTTPError) as exc:
-            log.warning("login provider unreachable: %s", type(exc).__name__)
-            return error_response(Unavailable("The login provider cannot be reached"))
 
     async def callback(self, request: Request) -> Response:
         try:
             if self.provider is None:
                 raise NotFound("Login is not configured")
-            try:
-                identity = await self.provider.identity(request)
-            except AuthlibBaseError as exc:
-                raise Unauthorized(f"Login failed: {exc.error or 'invalid response'}") from None
-            except httpx.HTTPError:
-                raise Unavailable("The login provider cannot be reached") from None
+            identity = await self.provider.identity(request)
             target = safe_redirect(request.session.get(REDIRECT_KEY))
         except KubegateError as exc:
             return error_response(exc)

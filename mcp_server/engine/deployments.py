@@ -5,13 +5,15 @@ last status the runtime reported; the runtime converges on the spec (``Apps.appl
 every change as an event, which this service writes down (no polling). Deleting marks the row
 ``Deleting``; it goes once the runtime says the app is gone.
 
-A process that did not start a deployment (a ``kubegate stdio`` beside the gateway, or the other
-way round) takes it over on first use (``ensure``): ``apply`` re-attaches to replicas that run.
-The recovering process (``kubegate serve``) does not wait for a use: it ``follow``s the store's
-change signal (inotify + ``data_version`` on SQLite, ``NOTIFY`` on PostgreSQL), and each change
-another process commits makes it take over every deployment it does not keep yet once that is
-``Ready`` or ``Error`` (its replicas fully up: re-attaching earlier races their start), so a
-``kubegate stdio`` that created one and exited leaves nothing unrecorded (crashes, restarts, Ready).
+Exactly one process keeps every deployment (applies, recovers, restarts, follows its events): the
+one that recovers the engine (``keep``): the leader among replicas, and on one machine the holder
+of the data dir's recovery lease. Any other process that creates, scales, updates or deletes one
+only writes the row, and the repository announces the commit (``NOTIFY`` on PostgreSQL; SQLite's
+own change signal); the keeper re-reads what changed and applies it (``_sync``). A keeper that
+dies leaves the apps running under their supervisors; the next one recovers every row, those
+still ``Pending`` or ``Provisioning`` included (the runtime re-attaches to what runs and starts
+what is missing). Every process serves reads: the row, and the runtime's read-only path
+(``Apps.endpoints``/``read_logs``/``metrics`` by ``AppRef``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from typing import Any
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.workloads import public_url, removed_on_failure, required
-from mcp_server.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mcp_server.errors import BadRequest, Conflict, KubegateError, NotFound, ValidationFailed
 from mcp_server.ids import stamp, utcnow
 from mcp_server.models.deployments import DeploymentCreate, DeploymentUpdate
 from mcp_server.runtime.apps import (
     AppEvent,
     AppMetrics,
+    AppRef,
     AppResources,
     Apps,
     AppSpec,
@@ -64,12 +67,15 @@ class DeploymentService:
         self.dispatcher = dispatcher
         self.settings = settings
         self.domain = settings.apps_domain or DEFAULT_DOMAIN
+        self.keeping = False
+        """Whether this process keeps the deployments (``keep``); otherwise it writes rows and reads."""
         self._applied: dict[str, tuple[int, int]] = {}
+        self._removing: set[str] = set()
         self._consumer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._following = False
-        self._adopting: asyncio.Task[None] | None = None
+        self._syncing: asyncio.Task[None] | None = None
         self._stale = False
+        self._pass = asyncio.Lock()
 
     def url(self, name: str) -> str:
         return public_url(self.settings, self.host(name))
@@ -90,8 +96,9 @@ class DeploymentService:
                          created_at=now, updated_at=now,
                          env=_merge(base.env, args.env_vars))
         await self.repo.insert(record, max_per_user=self.settings.max_deployments_per_user)
-        async with removed_on_failure(lambda: self.repo.delete(record.name)):
-            await self._apply(apps, record)
+        if self.keeping:  # otherwise the keeper heard of the row and applies it
+            async with removed_on_failure(lambda: self.repo.delete(record.name)):
+                await self._apply_latest(apps, record.name)
         return record
 
     async def _base(self, args: DeploymentCreate) -> DeploymentRecord:
@@ -143,19 +150,18 @@ class DeploymentService:
         await apps.apply(self.spec(record))
         self._applied[record.name] = (record.revision, record.replicas)
 
-    async def ensure(self, record: DeploymentRecord) -> None:
-        """Have this process's runtime keep ``record`` as stored (another process may have changed it)."""
-        if self.apps is not None and record.status != "Deleting" and \
-                self._applied.get(record.name) != (record.revision, record.replicas):
-            full = await self.repo.by_name(record.name)  # ``record`` may come without its env
-            if full is not None:
-                await self._apply(self.apps, full)
+    async def _apply_latest(self, apps: Apps, name: str) -> None:
+        """Apply the row as it is now, one apply at a time: a newer change made elsewhere meanwhile wins."""
+        async with self._pass:
+            record = await self.repo.by_name(name)
+            if record is not None and record.status != "Deleting" and \
+                    self._applied.get(name) != (record.revision, record.replicas):
+                await self._apply(apps, record)
 
     async def get(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.repo.get(user_id, name)
         if record is None:
             raise NotFound(f"Deployment '{name}' not found; deployments_list shows yours")
-        await self.ensure(record)
         return record
 
     async def list(self, user_id: str, status: str | None) -> list[DeploymentRecord]:
@@ -169,10 +175,12 @@ class DeploymentService:
 
     async def scale(self, user_id: str, name: str, replicas: int) -> DeploymentRecord:
         record = await self._changeable(user_id, name)
-        record = replace(record, replicas=replicas, updated_at=stamp())
-        await self.repo.replace(record)
-        await self._apply(self._require_apps(), record)
-        return record
+        apps = self._require_apps()
+        if not await self.repo.scale(name, replicas, stamp()):
+            raise Conflict(f"Deployment '{name}' is being deleted")
+        if self.keeping:
+            await self._apply_latest(apps, name)
+        return replace(record, replicas=replicas)
 
     async def update(self, user_id: str, name: str, args: DeploymentUpdate) -> DeploymentRecord:
         record = await self._changeable(user_id, name)
@@ -190,57 +198,69 @@ class DeploymentService:
             record = replace(record, env=_merge(record.env, args.env_vars))
         if args.network is not None:
             record = replace(record, network=args.network)
-        record = replace(record, revision=record.revision + 1, updated_at=stamp())
-        await self.repo.replace(record)
-        await self._apply(self._require_apps(), record)
-        return record
+        return await self._change(record, replace(record, revision=record.revision + 1, updated_at=stamp()))
+
+    async def _change(self, before: DeploymentRecord, after: DeploymentRecord) -> DeploymentRecord:
+        """Store ``after``'s spec unless another update came first (then 409); the keeper applies it."""
+        apps = self._require_apps()
+        if not await self.repo.replace(after, revision=before.revision):
+            raise Conflict(f"Deployment '{after.name}' changed or is being deleted meanwhile; "
+                           "deployments_get shows it now, then try again")
+        if self.keeping:
+            await self._apply_latest(apps, after.name)
+        return after
 
     async def delete(self, user_id: str, name: str) -> DeploymentRecord:
         record = await self.get(user_id, name)
         await self.repo.mark_deleting(name, stamp())
-        self._applied.pop(name, None)  # from now on its events are not this process's business
-        self._spawn(self._remove(name))
+        if self.keeping or self.apps is None:
+            self._start_removing(name)
         return replace(record, status="Deleting")
 
+    def _start_removing(self, name: str) -> None:
+        if name not in self._removing:
+            self._removing.add(name)
+            self._applied.pop(name, None)  # from now on its events are not this process's business
+            self._spawn(self._remove(name))
+
     async def _remove(self, name: str) -> None:
-        if self.apps is not None:
-            await self.apps.delete(name)  # its event removes the row
-        else:
-            await self.repo.delete(name)
-            self.dispatcher.changed(name)
+        try:
+            if self.apps is not None:
+                await self.apps.delete(name)  # its event removes the row
+            else:
+                await self.repo.delete(name)
+                self.dispatcher.changed(name)
+        finally:
+            self._removing.discard(name)
 
     async def logs(self, user_id: str, name: str, *, tail: int, since: int | None,
                    replica: str | None) -> Sequence[LogLine]:
         record = await self.get(user_id, name)
-        await self.ensure(record)
         after = utcnow() - timedelta(seconds=since) if since is not None else None
-        return await self._require_apps().read_logs(name, tail=tail, since=after, replica=replica)
+        return await self._require_apps().read_logs(_ref(record), tail=tail, since=after, replica=replica)
 
     async def metrics(self, user_id: str, name: str) -> AppMetrics:
         record = await self.get(user_id, name)
-        await self.ensure(record)
-        return await self._require_apps().metrics(name)
+        return await self._require_apps().metrics(_ref(record))
 
     async def by_host(self, label: str) -> DeploymentRecord | None:
-        record = await self.repo.by_name(label, env=False)
-        if record is not None:
-            await self.ensure(record)
-        return record
+        return await self.repo.by_name(label, env=False)
 
-    def endpoints(self, name: str) -> Sequence[Endpoint]:
-        return self.apps.endpoints(name) if self.apps is not None else []
+    async def endpoints(self, record: DeploymentRecord) -> Sequence[Endpoint]:
+        return await self.apps.endpoints(_ref(record)) if self.apps is not None else []
 
     async def on_event(self, event: AppEvent) -> None:
-        """Write down what the runtime reports; first converge on the stored spec if another process changed it."""
+        """Write down what the runtime reports (only the keeper: another process's runtime may watch too)."""
+        if not self.keeping:
+            return
         if event.status is None:
             await self.repo.delete(event.name)
         else:
             record = await self.repo.by_name(event.name, env=False)
             if record is None or record.status == "Deleting":  # deleted through another process
-                if self.apps is not None and self._applied.pop(event.name, None) is not None:
-                    self._spawn(self.apps.delete(event.name))
+                if event.name in self._applied:
+                    self._start_removing(event.name)
                 return
-            await self.ensure(record)
             s = event.status
             await self.repo.set_status(event.name, s.phase, s.ready_replicas, s.last_error, stamp(event.at),
                                        [_replica(r) for r in s.replica_status])
@@ -258,42 +278,64 @@ class DeploymentService:
             except Exception:
                 logger.exception("recording the status of deployment %s failed", event.name)
 
-    async def recover(self) -> None:
-        """After a restart: the runtime re-attaches to every deployment; those being deleted go."""
-        if self.apps is None:
+    async def keep(self, changes: StoreChanges) -> None:
+        """Become the keeper: recover every deployment, then apply what other processes commit, as they do."""
+        if self.apps is None or self.keeping:
             return
-        records = await self.repo.all()
-        live = [r for r in records if r.status != "Deleting"]
-        await self.apps.recover([self.spec(r) for r in live])
-        self._applied.update({r.name: (r.revision, r.replicas) for r in live})
-        for record in records:
-            if record.status == "Deleting":
-                self._spawn(self._remove(record.name))
+        self.keeping = True
+        changes.listen(self._store_changed)  # first: a row written while recovering makes one more pass
+        async with self._pass:
+            records = await self.repo.all()
+            live = [r for r in records if r.status != "Deleting"]
+            await self.apps.recover([self.spec(r) for r in live])
+            self._applied.update({r.name: (r.revision, r.replicas) for r in live})
+            for record in records:
+                if record.status == "Deleting":
+                    self._start_removing(record.name)
 
-    def follow(self, changes: StoreChanges) -> None:
-        """Take over, as soon as another process commits them, the deployments it creates or changes."""
-        if self.apps is not None and not self._following:
-            self._following = True
-            changes.listen(self._store_changed)
+    def take_over(self, changes: StoreChanges) -> None:
+        """``keep``, from now on: the lease passed to this process while it runs (its holder ended)."""
+        self._spawn(self._keep_logged(changes))
+
+    async def _keep_logged(self, changes: StoreChanges) -> None:
+        try:
+            await self.keep(changes)
+        except Exception:
+            logger.exception("taking over the deployments failed")
 
     def _store_changed(self) -> None:
         self._stale = True  # a change during a pass makes one more pass, never a second task
-        if self._adopting is None or self._adopting.done():
-            self._adopting = asyncio.get_running_loop().create_task(self._adopt_all(), name="kubegate-apps-adopt")
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_all(), name="kubegate-apps-sync")
 
-    async def _adopt_all(self) -> None:
+    async def _sync_all(self) -> None:
         while self._stale:
             self._stale = False
             try:
-                for record in await self.repo.all():
-                    # Only what its maker has brought up (Ready or Error) and this process does not keep yet:
-                    # re-attaching to a replica another process is still launching would count it lost.
-                    # Later changes reach a kept deployment through its own events (``on_event``).
-                    if self.apps is not None and record.status in ("Ready", "Error") and \
-                            record.name not in self._applied:
-                        await self._apply(self.apps, record)
+                async with self._pass:
+                    await self._sync()
             except Exception:
-                logger.exception("taking over the deployments another process changed failed")
+                logger.exception("applying the deployments another process changed failed")
+
+    async def _sync(self) -> None:
+        """Apply each row another process created or changed since this keeper last applied it; remove deleted ones."""
+        assert self.apps is not None
+        for name, revision, replicas, status in await self.repo.versions():
+            if status == "Deleting":
+                self._start_removing(name)
+            elif self._applied.get(name) != (revision, replicas) and name not in self._removing:
+                record = await self.repo.by_name(name)
+                if record is not None and record.status != "Deleting":
+                    await self._apply_or_record(self.apps, record)
+
+    async def _apply_or_record(self, apps: Apps, record: DeploymentRecord) -> None:
+        """Apply a row written elsewhere; the runtime's refusal becomes its ``Error`` (its maker is not waiting)."""
+        try:
+            await self._apply(apps, record)
+        except KubegateError as exc:
+            self._applied[record.name] = (record.revision, record.replicas)  # not again until it changes
+            await self.repo.set_status(record.name, "Error", 0, f"the runtime refused it: {exc.message}", stamp())
+            self.dispatcher.changed(record.name)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -301,7 +343,7 @@ class DeploymentService:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        for task in [self._consumer, self._adopting, *self._tasks]:
+        for task in [self._consumer, self._syncing, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -310,6 +352,12 @@ class DeploymentService:
 
 _TEMPLATE_FIELDS = ("image", "port", "command", "template_version", "health_path", "cpu_request", "cpu_limit",
                     "memory_request", "memory_limit", "network")
+
+
+def _ref(record: DeploymentRecord) -> AppRef:
+    """The deployment as its keeper last recorded it, for the runtime's read-only path."""
+    return AppRef(record.name, record.user_id, [ReplicaStatus(r.replica, r.ready, r.restarts, r.last_error,
+                                                              revision=r.revision) for r in record.replica_status])
 
 
 def _replica(r: ReplicaStatus) -> ReplicaRecord:

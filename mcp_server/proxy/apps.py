@@ -32,7 +32,7 @@ class AppSite:
         if verdict != 200 or record is None:
             await _refuse(scope, send, verdict)
             return
-        endpoints = self.deployments.endpoints(record.name)
+        endpoints = await self.deployments.endpoints(record)
         if not endpoints:
             await _refuse(scope, send, 503)
             return

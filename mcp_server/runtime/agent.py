@@ -30,6 +30,7 @@ what exec needs is imported once the agent has answered its first ping.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal (enum and all) would cost the app ~5 ms
 import _socket
 import _thread
 import marshal
@@ -464,7 +465,10 @@ def _spawn_app(command: list[str]) -> tuple[int, int]:
     pipe's read end. ``posix_spawnp``, not ``subprocess``, whose import alone delays the app by ~10 ms."""
     read, write = os.pipe()  # both close-on-exec: the app gets the write end only as its fds 1 and 2
     try:
-        pid = os.posix_spawnp(command[0], command, os.environ, setsid=True, file_actions=[
+        # As subprocess does for its children: the default action for the signals Python ignores for
+        # itself (a shell pipeline in the app must die of SIGPIPE, not print "Broken pipe"), none blocked.
+        pid = os.posix_spawnp(command[0], command, os.environ, setsid=True, setsigmask=(),
+                              setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ), file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, write, 1),
             (os.POSIX_SPAWN_DUP2, write, 2),

@@ -24,6 +24,11 @@ Rules every implementation keeps:
 - After a gateway restart the engine calls ``recover`` with every spec it believes exists; the
   runtime re-attaches to what still runs, re-creates what vanished, deletes apps it runs that
   are not in the list, and emits each app's current status.
+- Exactly one process keeps an app (``apply``, ``delete``, ``recover``, ``events``): the engine
+  leader, or on one machine the holder of the recovery lease. Any process may read one
+  (``endpoints``, ``read_logs``, ``metrics``) by its ``AppRef``, which carries what the keeper
+  last recorded: the keeper answers from what it holds, any other from what the runtime shares
+  (the replicas' run dirs in the data dir locally, the cluster's objects on Kubernetes).
 - Secret env values (``secret_env``) reach the app only; they are never logged or put where
   another tenant could read them (a Secret object on Kubernetes, a 0600 file locally).
 """
@@ -124,6 +129,16 @@ def parse_time(text: object) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class AppRef:
+    """An app as its keeper last recorded it (the store's row): what any process reads it by."""
+
+    name: str
+    owner: str
+    replicas: Sequence[ReplicaStatus] = ()
+    """The replicas as last recorded (``replica``, ``revision``, ``ready``, ``restarts``); no endpoints."""
+
+
+@dataclass(frozen=True, slots=True)
 class AppEvent:
     """An app's status changed (``status``), or it is gone after ``delete`` (``status`` None)."""
 
@@ -176,16 +191,16 @@ class Apps(Protocol):
         """The app's current status without waiting; None for an unknown app."""
         ...
 
-    async def read_logs(self, name: str, *, tail: int, since: datetime | None = None,
+    async def read_logs(self, app: AppRef, *, tail: int, since: datetime | None = None,
                         replica: str | None = None) -> Sequence[LogLine]:
         """The last ``tail`` lines (of all replicas, in time order, or of ``replica``), at or after ``since``."""
         ...
 
-    async def metrics(self, name: str) -> AppMetrics:
+    async def metrics(self, app: AppRef) -> AppMetrics:
         """Usage per replica now; never fails because measuring is impossible (``available`` False)."""
         ...
 
-    def endpoints(self, name: str) -> Sequence[Endpoint]:
+    async def endpoints(self, app: AppRef) -> Sequence[Endpoint]:
         """Where the proxy reaches the app's ready replicas (one Service endpoint on Kubernetes)."""
         ...
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,9 +19,38 @@ from mcp_server.runtime import cgroups, runuid
 from mcp_server.runtime.isolation import INSTALL_HINT, Confinement, find_bwrap
 from mcp_server.runtime.sandbox import Layout, build_layout
 
+Found = tuple[Confinement, cgroups.Cgroups | None]
+_early: list[tuple[Settings, Future[Found]]] = []
 
-def confine(settings: Settings) -> tuple[Confinement, cgroups.Cgroups | None]:
+
+def confine_soon(settings: Settings) -> None:
+    """Start finding ``confine(settings)`` in a thread now; the runtime built later takes that answer.
+
+    The finding waits on two short subprocesses (bubblewrap's own probe, then a sandbox built as the
+    first run uid); ``kubegate serve`` starts it before its imports, which it then overlaps.
+    """
+    future: Future[Found] = Future()
+
+    def find() -> None:
+        try:
+            future.set_result(_confine(settings))
+        except BaseException as exc:  # handed to the caller of ``confine``, as if it had run there
+            future.set_exception(exc)
+
+    _early.append((settings, future))
+    threading.Thread(target=find, name="kubegate-confine", daemon=True).start()
+
+
+def confine(settings: Settings) -> Found:
     """The confinement and the cgroups (None: rlimits only) this gateway gives its runs."""
+    for index, (early, future) in enumerate(_early):
+        if early is settings:
+            del _early[index]
+            return future.result()
+    return _confine(settings)
+
+
+def _confine(settings: Settings) -> Found:
     bwrap, problem = find_bwrap(settings.isolation)
     found = cgroups.detect() if settings.run_cgroups == "auto" else None
     if bwrap is None:

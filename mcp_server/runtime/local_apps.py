@@ -10,6 +10,10 @@ watches. A replica whose whole workload dies (its agent killed) is started again
 Each app has one converging task, woken by ``apply`` and by every replica change: it starts
 missing replicas, rolls a new revision in one index at a time (the old replica goes once the new
 one is ready, so two or more replicas never leave a gap) and removes replicas no longer wanted.
+
+A process that does not keep an app (a follower replica, a ``kubegate stdio`` beside the gateway)
+still reads it, from the shared data dir: the replicas' logs and agents by their run dirs, and
+the ready ones' port bridges by the replicas the keeper recorded (``AppRef``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from mcp_server.runtime.apps import (
     AppIngress,
     AppMetrics,
     AppPhase,
+    AppRef,
     AppResources,
     AppSpec,
     AppStatus,
@@ -125,42 +130,55 @@ class LocalApps:
         app = self._apps.get(name)
         return self._status(app) if app else None
 
-    def endpoints(self, name: str) -> Sequence[Endpoint]:
-        app = self._apps.get(name)
-        if app is None:
-            return []
-        ready = [self._workloads.endpoint(r.run_id) for r in app.replicas.values() if r.ready]
+    async def endpoints(self, ref: AppRef) -> Sequence[Endpoint]:
+        app = self._apps.get(ref.name)
+        if app is not None:
+            ready = [self._workloads.endpoint(r.run_id) for r in app.replicas.values() if r.ready]
+        else:  # kept by another process: its record says which replicas are ready
+            ready = [self._workloads.endpoint(run_id(ref.name, r.revision, int(r.replica)))
+                     for r in ref.replicas if r.ready and r.replica.isdigit()]
         if len(ready) > 1:  # round robin: the proxy takes the first
-            turn = self._rr[name] = (self._rr.get(name, -1) + 1) % len(ready)
+            turn = self._rr[ref.name] = (self._rr.get(ref.name, -1) + 1) % len(ready)
             ready = ready[turn:] + ready[:turn]
         return ready
 
-    async def read_logs(self, name: str, *, tail: int, since: datetime | None = None,
+    async def read_logs(self, ref: AppRef, *, tail: int, since: datetime | None = None,
                         replica: str | None = None) -> Sequence[LogLine]:
-        app = self._apps.get(name)
         lines: list[LogLine] = []
-        for r in app.replicas.values() if app else ():
-            if replica is not None and str(r.index) != replica:
+        for rid, index in self._run_ids(ref.name):
+            if replica is not None and str(index) != replica:
                 continue
-            text = self._runtime.read_logs(r.run_id, tail=_LOG_BYTES)
-            lines += [line for line in _parse_log(text, str(r.index)) if since is None or line.at >= since]
+            text = self._runtime.read_logs(rid, tail=_LOG_BYTES)
+            lines += [line for line in _parse_log(text, str(index)) if since is None or line.at >= since]
         lines.sort(key=lambda line: line.at)
         return lines[-tail:] if tail > 0 else []
 
-    async def metrics(self, name: str) -> AppMetrics:
+    def _run_ids(self, name: str) -> list[tuple[str, int]]:
+        """The app's replica runs with their indexes: those kept here, else those in the data dir."""
         app = self._apps.get(name)
-        if app is None:
-            return AppMetrics(name, available=False, reason="no such app")
-        out: list[ReplicaMetrics] = []
-        for r in sorted(app.replicas.values(), key=lambda r: r.index):
-            try:
-                stats = await self._workloads.stats(r.run_id, app_only=True)
-            except (KubegateError, OSError, ValueError):
-                out.append(ReplicaMetrics(str(r.index), self._restarts(r)))
-                continue
-            out.append(ReplicaMetrics(str(r.index), self._restarts(r), cpu_seconds=stats.cpu_seconds,
-                                      memory_bytes=stats.memory_bytes))
-        return AppMetrics(name, available=True, replicas=out)
+        if app is not None:
+            return [(r.run_id, r.index) for r in app.replicas.values()]
+        return [(rid, int(rid.rsplit("_", 1)[1])) for rid in self._runtime.run_ids(f"{PREFIX}{name}_")]
+
+    async def metrics(self, ref: AppRef) -> AppMetrics:
+        app = self._apps.get(ref.name)
+        if app is not None:
+            replicas = [(r.run_id, str(r.index), self._restarts(r))
+                        for r in sorted(app.replicas.values(), key=lambda r: r.index)]
+        elif ref.replicas:  # kept by another process: the replicas and restarts it recorded
+            replicas = [(run_id(ref.name, r.revision, int(r.replica)), r.replica, r.restarts)
+                        for r in ref.replicas if r.replica.isdigit()]
+        else:
+            return AppMetrics(ref.name, available=False, reason="no replica has started yet")
+        return AppMetrics(ref.name, available=True,
+                          replicas=[await self._usage(rid, replica, restarts) for rid, replica, restarts in replicas])
+
+    async def _usage(self, rid: str, replica: str, restarts: int) -> ReplicaMetrics:
+        try:
+            stats = await self._workloads.stats(rid, app_only=True)
+        except (KubegateError, OSError, ValueError):
+            return ReplicaMetrics(replica, restarts)
+        return ReplicaMetrics(replica, restarts, cpu_seconds=stats.cpu_seconds, memory_bytes=stats.memory_bytes)
 
     async def events(self) -> AsyncIterator[AppEvent]:
         while True:

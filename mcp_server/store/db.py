@@ -40,8 +40,9 @@ class Database(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[None]: ...
 
     async def announce(self) -> None:
-        """Tell the other processes on this store that credentials changed (a key revoked, a session
-        ended), where they would not see it by themselves; a no-op on SQLite, whose watch sees every commit."""
+        """Tell the other processes on this store that something they act on changed (a key revoked, a
+        session ended, a deployment to apply), where they would not see it by themselves; a no-op on
+        SQLite, whose watch sees every commit."""
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""

@@ -1,4 +1,9 @@
-"""Deployments in the store: frozen records in and out; the only SQL about deployments."""
+"""Deployments in the store: frozen records in and out; the only SQL about deployments.
+
+Every write that the keeper must act on (a new row, a changed spec, a delete) is announced after
+its commit (``Database.announce``: ``NOTIFY`` on PostgreSQL; on SQLite the keeper hears any other
+process's commit by itself), so the process that keeps the apps applies it at once.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +58,8 @@ class DeploymentRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(DeploymentRecord) if f.name not in ("env", "replica_status"))
+_NOT_UPDATED = ("name", "user_id", "replicas", "status", "ready_replicas", "last_error", "created_at")
+"""Columns an update never writes: who owns it, its scale (``scale``: the two commute), what the keeper observed."""
 
 
 def _row(record: DeploymentRecord) -> dict[str, Any]:
@@ -76,6 +83,7 @@ class DeploymentRepository:
                                 "(KUBEGATE_MAX_DEPLOYMENTS_PER_USER); delete one first")
             await insert(self.db, "deployments", _row(record))
             await self._write_env(record.name, record.env)
+        await self.db.announce()
 
     async def _write_env(self, name: str, env: tuple[EnvVar, ...]) -> None:
         await self.db.execute("DELETE FROM deployment_env WHERE name = ?", (name,))
@@ -95,6 +103,11 @@ class DeploymentRepository:
             return None
         return await self._load(row) if env else _bare(row)
 
+    async def versions(self) -> list[tuple[str, int, int, str]]:
+        """Every deployment's (name, revision, replicas, status): what the keeper compares with what it applied."""
+        rows = await self.db.fetch_all("SELECT name, revision, replicas, status FROM deployments")
+        return [(r["name"], int(r["revision"]), int(r["replicas"]), r["status"]) for r in rows]
+
     async def all(self) -> list[DeploymentRecord]:
         return [await self._load(row) for row in await self.db.fetch_all("SELECT * FROM deployments")]
 
@@ -108,13 +121,27 @@ class DeploymentRepository:
             f"SELECT * FROM deployments WHERE {' AND '.join(where)} ORDER BY created_at DESC, name DESC", params)
         return [await self._load(row) for row in rows]
 
-    async def replace(self, record: DeploymentRecord) -> None:
-        """Write every field of ``record`` (its spec changed: image, env, replicas, revision)."""
-        row = _row(record)
+    async def replace(self, record: DeploymentRecord, *, revision: int) -> bool:
+        """Write ``record``'s spec (image, env, revision...) if the row is still at ``revision`` and not being
+        deleted; False otherwise (another update came first). Its replicas and observed status stay."""
+        row = {c: v for c, v in _row(record).items() if c not in _NOT_UPDATED}
         async with self.db.transaction():
-            await self.db.execute(f"UPDATE deployments SET {', '.join(f'{c} = ?' for c in row)} WHERE name = ?",
-                                  [*row.values(), record.name])
-            await self._write_env(record.name, record.env)
+            changed = await self.db.execute(
+                f"UPDATE deployments SET {', '.join(f'{c} = ?' for c in row)}"
+                " WHERE name = ? AND revision = ? AND status <> 'Deleting'", [*row.values(), record.name, revision])
+            if changed:
+                await self._write_env(record.name, record.env)
+        if changed:
+            await self.db.announce()
+        return changed > 0
+
+    async def scale(self, name: str, replicas: int, at: str) -> bool:
+        """Set the replicas, unless the deployment is being deleted (False then)."""
+        changed = await self.db.execute("UPDATE deployments SET replicas = ?, updated_at = ? WHERE name = ?"
+                                        " AND status <> 'Deleting'", (replicas, at, name))
+        if changed:
+            await self.db.announce()
+        return changed > 0
 
     async def set_status(self, name: str, status: str, ready: int, last_error: str | None, at: str,
                          replicas: Sequence[ReplicaRecord] = ()) -> bool:
@@ -127,6 +154,7 @@ class DeploymentRepository:
 
     async def mark_deleting(self, name: str, at: str) -> None:
         await self.db.execute("UPDATE deployments SET status = 'Deleting', updated_at = ? WHERE name = ?", (at, name))
+        await self.db.announce()
 
     async def delete(self, name: str) -> None:
         async with self.db.transaction():

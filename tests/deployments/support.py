@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import yaml  # type: ignore[import-untyped]
 
 from tests.doors import Door
 
@@ -19,6 +21,9 @@ DEPLOY_ENV = {
     "KUBEGATE_ADMIN_EMAILS": ADMIN,
     "KUBEGATE_MAX_DEPLOYMENTS_PER_USER": "3",
 }
+HELLO_PYTHON = next(t for t in yaml.safe_load((EXAMPLES / "templates.yaml").read_text())["templates"]
+                    if t["name"] == "hello-python")["command"][2].rstrip("\n").encode()
+"""The example app's program (``python3 -c PROGRAM``): its agent, and bwrap, run other ones."""
 HTTP_SERVER = ["python3", "-m", "http.server", "9000"]
 """A raw app: serves its (empty) work dir on port 9000."""
 
@@ -67,3 +72,18 @@ async def wait_served(gateway_url: str, app_url: str, needle: str, within: float
             if response.status_code == 200 and needle in response.text:
                 return response.text
             await anyio.sleep(0.05)
+
+
+def app_pids(marker: str) -> list[int]:
+    """The processes of the example app (``hello-python``; not its agent's) whose env carries ``MARKER=marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        app = argv[1:3] == [b"-c", HELLO_PYTHON] or argv[1:3] == [b"-c", HELLO_PYTHON + b"\n"]
+        if app and f"MARKER={marker}".encode() in environ:
+            found.append(int(pid))
+    return found

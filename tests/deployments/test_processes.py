@@ -1,4 +1,4 @@
-"""A deployment made through ``kubegate stdio`` beside the gateway: both processes keep it as stored, neither fights."""
+"""A deployment made through ``kubegate stdio`` beside the gateway: the gateway alone keeps it, both serve it."""
 
 from __future__ import annotations
 

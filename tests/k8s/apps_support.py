@@ -9,10 +9,15 @@ from typing import Any
 
 import anyio
 
-from mcp_server.runtime.apps import AppEvent, Apps, AppSpec, AppStatus
+from mcp_server.runtime.apps import AppEvent, AppRef, Apps, AppSpec, AppStatus
 from tests.k8s.sim.app import command, free_port
 
 WAIT = 40.0
+
+
+def ref(name: str, owner: str = "alice@example.com") -> AppRef:
+    """How a reader names an app (the owner does not matter to the runtime's read path on Kubernetes)."""
+    return AppRef(name, owner)
 
 
 def app_spec(directory: Path, name: str = "web", **fields: Any) -> AppSpec:

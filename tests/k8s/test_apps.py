@@ -22,7 +22,7 @@ from k8s.manifests import namespace_name
 from k8s.runtime import KubernetesRuntime
 from k8s.sim import UNPULLABLE_REGISTRY, FakeCluster
 from mcp_server.runtime.apps import apps_of
-from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
+from tests.k8s.apps_support import AppEvents, app_spec, phase, ref, revised
 from tests.k8s.conftest import make_settings
 
 NAMESPACE = namespace_name("kg-", "alice@example.com")
@@ -89,13 +89,14 @@ async def test_an_app_is_served_scaled_updated_and_deleted(cluster: FakeCluster,
     assert ingress["spec"]["rules"][0]["host"] == "web.apps.localhost"  # type: ignore[index]
     policy = one(cluster, "networkpolicies")
     assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": spec.port}]  # type: ignore[index]
-    [endpoint] = runtime.apps.endpoints("web")
+    [endpoint] = await runtime.apps.endpoints(ref("web"))
     assert (endpoint.host, endpoint.port) == cluster.service_address(NAMESPACE, "web", spec.port)
 
-    logs = await runtime.apps.read_logs("web", tail=10)
+    logs = await runtime.apps.read_logs(ref("web"), tail=10)
     assert any("listening on" in line.text for line in logs)
-    assert await runtime.apps.read_logs("web", tail=10, since=datetime.now(UTC) + timedelta(seconds=5)) == []
-    metrics = await runtime.apps.metrics("web")
+    assert await runtime.apps.read_logs(ref("web"), tail=10,
+                                        since=datetime.now(UTC) + timedelta(seconds=5)) == []
+    metrics = await runtime.apps.metrics(ref("web"))
     assert metrics.available and metrics.replicas[0].restarts == 0
     assert (metrics.replicas[0].memory_bytes or 0) > 1_000_000 and metrics.replicas[0].cpu_cores is not None
 
@@ -125,7 +126,7 @@ async def test_a_crashing_app_is_in_error_with_its_last_output(cluster: FakeClus
     assert "exited with code 3" in failed.last_error and "database is unreachable" in failed.last_error
     restarted = await app_events.until("web", lambda s: s.replica_status[0].restarts >= 1)
     assert restarted.phase in ("Error", "Provisioning")  # between two crashes it runs again, for a moment
-    metrics = await runtime.apps.metrics("web")
+    metrics = await runtime.apps.metrics(ref("web"))
     assert [r.replica for r in metrics.replicas] == [r.replica for r in failed.replica_status]
     assert metrics.replicas[0].restarts >= 1
 
@@ -151,7 +152,7 @@ async def test_without_a_metrics_api_metrics_are_unavailable_but_restarts_are_to
     cluster.serve_metrics(False)
     await runtime.apps.apply(app_spec(tmp_path))
     await app_events.until("web", phase("Ready", ready=1))
-    metrics = await runtime.apps.metrics("web")
+    metrics = await runtime.apps.metrics(ref("web"))
     assert not metrics.available and "metrics-server" in str(metrics.reason)
     assert [r.restarts for r in metrics.replicas] == [0] and metrics.replicas[0].cpu_cores is None
 

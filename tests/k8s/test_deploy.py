@@ -18,7 +18,7 @@ from k8s.sim import FakeCluster
 from mcp_server import errors
 from mcp_server.runtime.apps import AppSpec
 from mcp_server.runtime.base import ExecRequest, RunSpec
-from tests.k8s.apps_support import AppEvents, app_spec, phase, revised
+from tests.k8s.apps_support import AppEvents, app_spec, phase, ref, revised
 from tests.k8s.conftest import make_settings
 from tests.runtime.support import Events
 
@@ -170,8 +170,8 @@ async def exercise_every_app_call(runtime: KubernetesRuntime, tmp_path: Path) ->
         await runtime.apps.apply(replace(spec, replicas=2))
         await runtime.apps.apply(revised(replace(spec, replicas=2), env={"A": "2"}, public=False))
         await reader.until("web", phase("Ready", ready=2, revision=2))
-        assert await runtime.apps.read_logs("web", tail=5)
-        assert (await runtime.apps.metrics("web")).available
+        assert await runtime.apps.read_logs(ref("web"), tail=5)
+        assert (await runtime.apps.metrics(ref("web"))).available
         await runtime.apps.delete("web")
         await reader.gone("web")
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import GATEWAY_READONLY_PATHS
+from tests.deployments.support import EXAMPLES
 from tests.gateway import Gateway, free_port
 
 DEADLINE = 60.0
@@ -20,7 +21,8 @@ USER = "replicas@example.test"
 def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
     return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
             GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
-            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1"}
+            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1",
+            "KUBEGATE_TEMPLATES_FILE": str(EXAMPLES / "templates.yaml")}
 
 
 class Client:

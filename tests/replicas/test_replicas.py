@@ -5,6 +5,13 @@ created on a follower is started by the leader, and a wait on a third replica he
 leader is SIGKILLed in the middle of a 20-step workflow and of a running task; a rolling restart
 runs under a steady stream of requests; two replicas start together on an empty database.
 Sandboxes run on the same replicas (``tests.replicas.sandboxes``).
+
+A deployment is kept by the leader alone and served by every replica: created through the proxy, then
+read, scaled, updated and deleted through followers (REST and the MCP shorthand), each replica asked
+directly for its status, URL, logs and metrics; the example app's processes on the host are counted (no
+second keeper starts replicas of its own). The leader is SIGKILLed: the next one keeps the app and records
+the restart of an app process killed after that. A follower SIGKILLed the moment it answered a create
+leaves nothing undone: the app becomes Ready in the shared database with no request asking.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -26,8 +35,10 @@ import pytest
 
 from mcp_server.store.db import migrations
 from tests.conftest import SCRATCH_ROOT
+from tests.deployments.support import app_pids
 from tests.gateway import Gateway, free_port, mint_key
 from tests.pg import PgCluster
+from tests.replicas.apps import SLOW_START, exactly, ready_everywhere, restarted_after, stored_status, tool, until
 from tests.replicas.sandboxes import (  # noqa: F401  (run here, on this module's replicas)
     create,
     run,
@@ -317,3 +328,72 @@ def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgClust
     finally:
         for gw in pair:
             gw.stop()
+
+
+def test_a_deployment_is_kept_by_the_leader_alone_and_served_by_every_replica(
+        replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
+    marker = uuid.uuid4().hex
+    made = Client(proxy.url, key).request("POST", "/api/deployments", json={
+        "template": "hello-python", "envVars": {"MARKER": marker}})
+    assert made.status_code == 201, made.text
+    name, url = made.json()["name"], made.json()["url"]
+    leader = one_leader(replicas)
+    first, second = [gw for gw in replicas if gw is not leader]
+    bearer = {"Authorization": f"Bearer {key}"}
+    try:
+        ready_everywhere(replicas, key, name, 1, "Hello from kubegate", url)
+        logs = httpx.get(f"{first.url}/api/deployments/{name}/logs", headers=bearer, timeout=30).json()
+        assert any('"GET /healthz HTTP/1.' in line["text"] for line in logs["lines"]), logs
+        usage = tool(second, key, "deployments/metrics", {"name": name})
+        assert usage["available"] and usage["replicas"][0]["memoryBytes"] > 1_000_000, usage
+
+        scaled = httpx.post(f"{first.url}/api/deployments/{name}/scale", json={"replicas": 2}, headers=bearer,
+                            timeout=30)
+        assert scaled.status_code == 200 and scaled.json()["replicas"] == 2, scaled.text
+        updated = tool(second, key, "deployments/update", {"name": name, "envVars": {"GREETING": "Kept once"}})
+        assert updated["name"] == name and {"name": "GREETING", "value": "Kept once", "secret": False} \
+            in updated["envVars"], updated
+        ready_everywhere(replicas, key, name, 2, "Kept once", url)
+        until("two app processes", lambda: exactly(2, marker))
+
+        leader.stop(signal.SIGKILL)
+        with restarted_after(leader):
+            survivors = [first, second]
+            one_leader(survivors)
+            ready_everywhere(survivors, key, name, 2, "Kept once", url)
+            victim, *_ = app_pids(marker)
+            os.kill(victim, signal.SIGKILL)
+            restarts = until("the restart recorded", lambda: sum(
+                r["restarts"] for r in httpx.get(f"{first.url}/api/deployments/{name}", headers=bearer,
+                                                 timeout=30).json()["replicaStatus"]))
+            assert restarts == 1
+            ready_everywhere(survivors, key, name, 2, "Kept once", url)
+            until("two app processes", lambda: exactly(2, marker))
+    finally:
+        deleted = httpx.delete(f"{second.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "Deleting", deleted.text
+    for gw in replicas:
+        until(f"{name} gone on {gw.port}", lambda gw=gw: httpx.get(
+            f"{gw.url}/api/deployments/status", params={"name": name}, headers=bearer, timeout=30).status_code == 404)
+    until("no app process left", lambda: exactly(0, marker))
+
+
+def test_a_follower_killed_right_after_a_create_leaves_the_app_to_the_leader(
+        replicas: list[Gateway], key: str, cluster_url: str) -> None:
+    leader = one_leader(replicas)
+    maker, other = [gw for gw in replicas if gw is not leader]
+    bearer = {"Authorization": f"Bearer {key}"}
+    with restarted_after(maker):
+        made = httpx.post(f"{maker.url}/api/deployments", headers=bearer, timeout=30, json={
+            "image": "python:3.12-slim", "port": 9000, "command": SLOW_START, "visibility": "internal"})
+        maker.stop(signal.SIGKILL)
+        assert made.status_code == 201, made.text
+        name, host = made.json()["name"], urlsplit(made.json()["url"]).netloc
+        assert stored_status(cluster_url, name) in ("Pending", "Provisioning")
+        until(f"{name} Ready in the database", lambda: stored_status(cluster_url, name) == "Ready")
+    # Internal: through a follower too, its URL answers only its owner's key.
+    assert httpx.get(other.url, headers={"Host": host}, timeout=30).status_code == 401
+    assert httpx.get(other.url, headers={"Host": host, **bearer}, timeout=30).status_code == 200
+    deleted = httpx.delete(f"{other.url}/api/deployments/{name}", headers=bearer, timeout=30)
+    assert deleted.status_code == 200, deleted.text
+    until(f"{name} gone", lambda: stored_status(cluster_url, name) is None)

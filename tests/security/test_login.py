@@ -178,3 +178,12 @@ def test_google_and_github_presets_need_no_issuer() -> None:
     assert provider_options(google)["server_metadata_url"].startswith("https://accounts.google.com/")
     assert "openid" in provider_options(google)["client_kwargs"]["scope"]
     assert provider_options(github)["client_kwargs"]["scope"] == "read:user user:email"
+
+
+def test_an_unreachable_provider_is_503_in_the_error_shape(start_gateway: StartGateway) -> None:
+    gw = start_gateway(oidc_issuer=f"http://127.0.0.1:{free_port()}", oidc_client_id="kubegate-test",
+                       oidc_client_secret=CLIENT_SECRET)
+    response = httpx.get(f"{gw.url}/auth/login", timeout=30)
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": "service_unavailable", "message": "The login provider cannot be reached",
+                               "status": 503}

@@ -54,7 +54,11 @@ async def test_only_one_process_at_a_time_recovers_a_data_dir(tmp_path: Path) ->
     first = await open_services(settings)
     second = await open_services(settings)  # e.g. a kubegate stdio beside a running gateway
     assert first.recovers and not second.recovers
+    assert first.parts.deployments.keeping and not second.parts.deployments.keeping
     await first.close()
+    with anyio.fail_after(30):  # the lease passes to the process waiting for it: it keeps the deployments now
+        while not second.parts.deployments.keeping:
+            await anyio.sleep(0.01)
     await second.close()
     third = await open_services(settings)  # the lease is free again once its holder is gone
     assert third.recovers

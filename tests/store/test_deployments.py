@@ -43,12 +43,20 @@ async def test_deployments_round_trip_on_every_backend(stores: Stores) -> None:
     assert [r.name for r in await repo.list(user, "Ready")] == ["app-one"]
     assert {r.name for r in await repo.list(user, None)} == {"app-one", "app-two"}
 
-    await repo.replace(replace(stored, replicas=3, revision=2, env=(EnvVar("GREETING", "bye"),)))
+    assert await repo.scale("app-one", 3, stamp())
+    changed = replace(stored, replicas=1, revision=2, env=(EnvVar("GREETING", "bye"),), status="Pending")
+    assert await repo.replace(changed, revision=1)  # an update never writes the replicas: a scale meanwhile stays
     again = await repo.get(user, "app-one")
     assert again is not None and again.replicas == 3 and again.revision == 2
     assert again.env == (EnvVar("GREETING", "bye"),)
+    assert again.status == "Ready"  # what the keeper observed is not overwritten by a spec change
+    # Another change made from the same revision 1 (on another replica, say) lost the race: nothing is written.
+    assert not await repo.replace(replace(stored, image="other:1", revision=2), revision=1)
+    assert sorted(await repo.versions()) == [("app-one", 2, 3, "Ready"), ("app-two", 1, 1, "Pending")]
 
     await repo.mark_deleting("app-one", stamp())
+    assert not await repo.replace(replace(again, image="other:2"), revision=2)  # nor once it is being deleted
+    assert not await repo.scale("app-one", 1, stamp())
     assert not await repo.set_status("app-one", "Ready", 1, None, stamp())  # a deleting one keeps saying so
     await repo.delete("app-one")
     assert await repo.by_name("app-one") is None
