@@ -115,12 +115,19 @@ class KubernetesWorkloads:
         if address and address != "None" and ports:
             self._services[run_id] = Endpoint(host=address, port=int(ports[0]["port"]))
 
-    def endpoint(self, run_id: str) -> Endpoint:
+    def endpoint(self, run_id: str, *, owner: str | None = None) -> Endpoint:
         found = self._services.get(run_id)
         if found is not None:
             return found
+        # Not seen yet (no watch runs in a replica that has not touched the cluster): its Service's name,
+        # in its owner's namespace, which any replica can derive.
         run = self._runtime._runs.get(run_id)
-        namespace = run.namespace if run is not None else "default"
+        if run is not None:
+            namespace = run.namespace
+        elif owner is not None:
+            namespace = manifests.namespace_name(self._runtime._settings.namespace_prefix, owner)
+        else:
+            namespace = "default"
         port = self._runtime._settings.sandbox_port
         return Endpoint(host=f"{manifests.job_name(run_id)}.{namespace}.svc", port=port)
 

@@ -83,6 +83,7 @@ class Services:
             from mcp_server.engine.replicas import HandOff, Replica
 
             assert isinstance(self.runtime, HandOff)
+            self.parts.sandboxes.starter.join(self.runtime)
             self.replica = Replica(self.elect, self.runtime, self.dispatcher, on_lead=self._recover)
             self.replica.start()
         else:

@@ -5,7 +5,8 @@ A follower stores what it is asked to do exactly as the leader would (tasks, wor
 steps) and hands each run to the leader through the stored fair-share queue, then says so with a
 notice (``kubegate_runs``): the leader adopts what is queued when told, and again whenever it
 (re)connects or takes over, so a notice lost in a reconnect delays nothing for long and a run
-handed over is never lost. Cancels and removals reach the leader the same way.
+handed over is never lost. Cancels and removals reach the leader the same way. Other kinds of
+work (sandbox starts) ride on the same notices and catch-ups under a verb of their own (``take_over``).
 
 Every replica relays each change it records (``kubegate_changes``) and applies the others', so
 ``tasks_wait``, ``workflows_wait`` and the dashboard's event stream answer the same through any
@@ -59,6 +60,15 @@ class HandOff(FairShare):
         self.leading = False
         self._lead = asyncio.Event()
         self._adopting = asyncio.Lock()
+        self._others: dict[str, Callable[[], Awaitable[None]]] = {}
+
+    def take_over(self, verb: str, adopt: Callable[[], Awaitable[None]]) -> None:
+        """On the leader, ``adopt`` takes what was handed over as ``verb``: on its notice, (re)connect and takeover."""
+        self._others[verb] = adopt
+
+    async def hand_over(self, verb: str) -> None:
+        """Tell the leader that work of ``verb`` waits in the store for it."""
+        await self.channel.send(RUNS, verb)
 
     def lead(self) -> None:
         self.leading = True
@@ -110,6 +120,8 @@ class HandOff(FairShare):
                 if spec.run_id not in self._waiting and spec.run_id not in self._active:
                     self._waiting[spec.run_id] = spec
         self._kick()
+        for adopt in self._others.values():
+            await adopt()
 
     async def on_notice(self, payload: str) -> None:
         if not self.leading:
@@ -121,6 +133,8 @@ class HandOff(FairShare):
             await super().cancel(run_id)
         elif verb == "remove" and run_id:
             await super().remove(run_id)
+        elif (adopt := self._others.get(verb)) is not None:
+            await adopt()
 
 
 def stop_process() -> None:

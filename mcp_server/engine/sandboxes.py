@@ -3,6 +3,12 @@
 The store holds each sandbox; the runtime's ``Workloads`` runs it. Its events move the status:
 ``ready`` -> ``running``; ``exited`` -> ``terminated`` (``timeout``, ``deleted``) or ``failed``
 (``error``: it died; ``lost``: its supervisor vanished; ``unready``: its agent never answered).
+
+Among replicas, the leader alone starts sandboxes and acts on their events (``sandbox_starts``).
+Every replica serves the rest from what any of them can reach: the store, and the runtime's
+read-only paths (the agent's socket in the shared run dir locally; the Pod, Job and Service in
+the cluster). ``extend`` and ``delete`` act on the runtime directly from any replica: both are
+idempotent there and start nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import cast
 
 from mcp_server.config import Settings
 from mcp_server.engine.dispatcher import Dispatcher
-from mcp_server.engine.workloads import public_url, removed_on_failure, required
+from mcp_server.engine.sandbox_starts import Starter
+from mcp_server.engine.workloads import public_url, required
 from mcp_server.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from mcp_server.ids import new_id, parse, stamp, utcnow
 from mcp_server.models import durations
@@ -59,6 +66,7 @@ class SandboxService:
         self.dispatcher = dispatcher
         self.settings = settings
         self.domain = settings.sandbox_domain or DEFAULT_DOMAIN
+        self.starter = Starter(repo, runtime, self.workloads, dispatcher, settings.sandbox_port)
         dispatcher.route("sandbox_", self.on_event)
 
     def url(self, record: SandboxRecord) -> str:
@@ -87,11 +95,10 @@ class SandboxService:
             timeout_seconds=timeout, created_at=stamp(now), started_at=None,
             expires_at=stamp(now + timedelta(seconds=timeout)), ended_at=None,
         )
-        await self.repo.insert(record, max_live=self.settings.max_sandboxes_per_user)
         env = {**args.env, "KUBEGATE_SANDBOX_PASSWORD": password, "KUBEGATE_SANDBOX_URL": self.url(record),
                "KUBEGATE_SANDBOX_PORT": str(self.settings.sandbox_port)}
-        async with removed_on_failure(lambda: self.repo.delete(record.id)):
-            await workloads.start(self._spec(record, env), port=self.settings.sandbox_port)
+        await self.starter.create(workloads, record, self._spec(record, env),
+                                  max_live=self.settings.max_sandboxes_per_user)
         return record, password
 
     def _spec(self, record: SandboxRecord, env: dict[str, str] | None = None) -> RunSpec:
@@ -111,9 +118,10 @@ class SandboxService:
         """Ask the runtime about a sandbox that should have ended (or whose agent is gone).
 
         Another process (a ``kubegate stdio`` since closed) may have started it, so this one was
-        not told when it ended; ``recover`` re-attaches to it or reports how it ended.
+        not told when it ended; ``recover`` re-attaches to it or reports how it ended. A follower
+        replica leaves that to the leader, which acts on the sandbox's events.
         """
-        if self.workloads is None:
+        if self.workloads is None or not self.starter.leads:
             return record
         await self.runtime.recover([self._spec(record)])
         await self.dispatcher.wait_change(record.id, 2.0)
@@ -124,7 +132,10 @@ class SandboxService:
         return await self.repo.page(user_id, status, limit, cursor)
 
     async def delete(self, user_id: str, sandbox_id: str) -> SandboxRecord:
+        """Ended first, then removed: a start the leader has yet to make is never made (``Starter``)."""
         record = await self.get(user_id, sandbox_id)
+        if record.live:
+            await self.repo.mark_ended(sandbox_id, "terminated", "deleted", None, stamp())
         if self.workloads is not None:
             await self.runtime.remove(sandbox_id)
         await self.repo.delete(sandbox_id)
@@ -212,9 +223,12 @@ class SandboxService:
         self.dispatcher.changed(event.run_id)
 
     async def recover(self) -> None:
-        """After a restart: re-attach to the live sandboxes, or learn how they ended."""
+        """After a restart or a takeover: re-attach to the live sandboxes, or learn how they ended; then
+        start those handed over by followers."""
         if self.workloads is not None:
-            await self.runtime.recover([self._spec(r) for r in await self.repo.live()])
+            async with self.starter.recovering():
+                await self.runtime.recover([self._spec(r) for r in await self.repo.live_started()])
+            await self.starter.adopt()
 
 
 def _ended(record: SandboxRecord, status: str, reason: str) -> SandboxRecord:

@@ -64,7 +64,7 @@ class SandboxSite:
         if workloads is None:
             await _page(send, 503, "Unavailable", "<p>This runtime cannot reach sandboxes.</p>")
             return
-        endpoint = workloads.endpoint(record.id)
+        endpoint = workloads.endpoint(record.id, owner=record.user_id)
         if scope["type"] == "websocket":
             await self.forwarder.websocket(endpoint, scope, receive, send, headers)
         else:

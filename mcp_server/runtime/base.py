@@ -195,8 +195,8 @@ class Workloads(Protocol):
     async def extend(self, run_id: str, deadline: datetime) -> None:
         """Move the workload's end to ``deadline``; holds across a gateway restart."""
 
-    def endpoint(self, run_id: str) -> Endpoint:
-        """Where the proxy connects to reach the workload's port."""
+    def endpoint(self, run_id: str, *, owner: str | None = None) -> Endpoint:
+        """Where the proxy connects to reach the workload's port (``owner``'s: it may be another process's)."""
         ...
 
     async def stats(self, run_id: str) -> WorkloadStats:

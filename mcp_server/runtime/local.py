@@ -53,6 +53,8 @@ class _Run:
     pidfd: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
+    quiet: bool = False
+    """Followed only to be removed: its end is no event (its owner is going; a leader may report it)."""
 
 
 class LocalRuntime:
@@ -158,14 +160,26 @@ class LocalRuntime:
             raise Unavailable(f"cannot create the run's cgroups: {exc.strerror}") from exc
 
     def signal_shim(self, run_id: str, signum: int) -> bool:
-        """Send ``signum`` to the run's supervisor; False when it is not running."""
-        run = self._runs.get(run_id) or self._adopt(run_id)
-        if run is None or run.pidfd is None:
+        """Send ``signum`` to the run's supervisor; False when it is not running.
+
+        A run this process does not follow is signalled through a pidfd of the moment, not adopted:
+        a replica that is not the engine's leader must not report how the run ends.
+        """
+        run = self._runs.get(run_id)
+        tracked = run.pidfd if run is not None else None
+        try:
+            pidfd = tracked if tracked is not None else _open_shim(RunDir(self._runs_dir, run_id))
+        except ValueError:
+            return False
+        if pidfd is None:
             return False
         try:
-            signal.pidfd_send_signal(run.pidfd, signum)
+            signal.pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
             return False
+        finally:
+            if pidfd is not tracked:
+                os.close(pidfd)
         return True
 
     def run_dir(self, run_id: str) -> RunDir:
@@ -223,8 +237,9 @@ class LocalRuntime:
         else:
             message = "the run's supervisor ended without recording how the run ended"
             event = RunEvent(run_id, "exited", _now(), None, output, "lost", message)
-        self.emit(event)
-        self._retention.schedule(run_id, event.at)
+        if not run.quiet:
+            self.emit(event)
+            self._retention.schedule(run_id, event.at)
         run.done.set()
 
     def emit(self, event: RunEvent) -> None:
@@ -254,7 +269,7 @@ class LocalRuntime:
 
     async def remove(self, run_id: str) -> None:
         """See ``Runtime.remove``; raises ``Conflict`` naming what could not be removed, if anything."""
-        run = self._runs.get(run_id) or self._adopt(run_id)
+        run = self._runs.get(run_id) or self._adopt(run_id, quiet=True)
         if run is not None and not run.done.is_set():
             await self.cancel(run_id)
             try:
@@ -280,12 +295,12 @@ class LocalRuntime:
             left += remove_cgroups(dirs)
         return left + await asyncio.to_thread(remove_tree, path)
 
-    def _adopt(self, run_id: str) -> _Run | None:
+    def _adopt(self, run_id: str, *, quiet: bool = False) -> _Run | None:
         """Track a live shim this runtime did not start (no ``recover`` for it yet), if there is one."""
         if self._closed:
             return None
         try:
-            run = _Run(RunDir(self._runs_dir, run_id), timeout=0.0)
+            run = _Run(RunDir(self._runs_dir, run_id), timeout=0.0, quiet=quiet)
         except ValueError:
             return None
         pidfd = _open_shim(run.dir)

@@ -176,7 +176,7 @@ class LocalWorkloads:
         if not self._runtime.signal_shim(run_id, signal.SIGUSR1):
             raise Conflict("the sandbox is no longer running")
 
-    def endpoint(self, run_id: str) -> Endpoint:
+    def endpoint(self, run_id: str, *, owner: str | None = None) -> Endpoint:
         return Endpoint(unix_socket=str(_sockets_dir(self._runtime.run_dir(run_id)) / BRIDGE_SOCKET))
 
     async def _call(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:

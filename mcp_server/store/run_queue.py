@@ -16,15 +16,24 @@ from mcp_server.store.db import Database
 Stored = Literal["tasks", "workflows"]
 
 
+def encode_spec(spec: RunSpec) -> str:
+    """``spec`` as the JSON of its fields, env values included (for a row that lives only until it starts)."""
+    return json.dumps({**asdict(spec), "command": list(spec.command), "env": dict(spec.env),
+                       "labels": dict(spec.labels)})
+
+
+def decode_spec(text: str) -> RunSpec:
+    return RunSpec(**json.loads(text))
+
+
 class RunQueue:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def put(self, spec: RunSpec) -> None:
-        body = {**asdict(spec), "command": list(spec.command), "env": dict(spec.env), "labels": dict(spec.labels)}
         await self._db.execute(
             "INSERT INTO run_queue(run_id, owner, spec) VALUES (?, ?, ?) ON CONFLICT(run_id) DO NOTHING",
-            (spec.run_id, spec.owner, json.dumps(body)))
+            (spec.run_id, spec.owner, encode_spec(spec)))
 
     async def take(self, run_id: str) -> None:
         await self._db.execute("DELETE FROM run_queue WHERE run_id = ?", (run_id,))
@@ -32,7 +41,7 @@ class RunQueue:
     async def waiting(self) -> list[RunSpec]:
         """Every waiting run, oldest first."""
         rows = await self._db.fetch_all("SELECT spec FROM run_queue ORDER BY seq")
-        return [RunSpec(**json.loads(row["spec"])) for row in rows]
+        return [decode_spec(row["spec"]) for row in rows]
 
     async def stored_count(self, kind: Stored, user_id: str) -> int:
         """How many ``kind`` objects ``user_id`` keeps."""

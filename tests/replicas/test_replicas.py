@@ -4,6 +4,7 @@ Every request opens its own connection, so consecutive requests land on differen
 created on a follower is started by the leader, and a wait on a third replica hears it end. The
 leader is SIGKILLed in the middle of a 20-step workflow and of a running task; a rolling restart
 runs under a steady stream of requests; two replicas start together on an empty database.
+Sandboxes run on the same replicas (``tests.replicas.sandboxes``).
 
 A deployment is kept by the leader alone and served by every replica: created through the proxy, then
 read, scaled, updated and deleted through followers (REST and the MCP shorthand), each replica asked
@@ -26,7 +27,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,28 +34,23 @@ import psycopg
 import pytest
 
 from mcp_server.store.db import migrations
-from tests.conftest import GATEWAY_READONLY_PATHS, SCRATCH_ROOT
-from tests.deployments.support import EXAMPLES, app_pids
+from tests.conftest import SCRATCH_ROOT
+from tests.deployments.support import app_pids
 from tests.gateway import Gateway, free_port, mint_key
 from tests.pg import PgCluster
 from tests.replicas.apps import SLOW_START, exactly, ready_everywhere, restarted_after, stored_status, tool, until
+from tests.replicas.sandboxes import (  # noqa: F401  (run here, on this module's replicas)
+    create,
+    run,
+    test_a_sandbox_made_through_any_replica_is_served_by_every_replica,
+    test_sandboxes_outlive_a_killed_leader,
+    until_status,
+)
+from tests.replicas.support import BASE, DEADLINE, PROXY_PORT, USER, Client, leaders, one_leader, replica_env
 from tests.roundrobin import RoundRobin
 from tests.runtime.support import Handshake
 
 pytestmark = pytest.mark.timeout(600)
-DEADLINE = 60.0
-BASE = Path("/var/lib/kubegate-tests")  # outside /tmp, readable by the runs as a real install would be
-
-
-PROXY_PORT = free_port()
-USER = "replicas@example.test"
-
-
-def replica_env(url: str, redis: str = "memory://") -> dict[str, str]:
-    return {"KUBEGATE_DATABASE_URL": url, "KUBEGATE_RUNTIME": "local", "KUBEGATE_RUN_READONLY_PATHS":
-            GATEWAY_READONLY_PATHS, "KUBEGATE_PUBLIC_URL": f"http://127.0.0.1:{PROXY_PORT}",
-            "KUBEGATE_RATE_LIMIT_STORAGE": redis, "KUBEGATE_ADMIN_EMAILS": USER, "KUBEGATE_DEV_LOGIN": "1",
-            "KUBEGATE_TEMPLATES_FILE": str(EXAMPLES / "templates.yaml")}
 
 
 @pytest.fixture(scope="module")
@@ -113,53 +108,6 @@ def journal() -> Iterator[tuple[Path, int]]:
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     yield path, fd
     os.close(fd)
-
-
-class Client:
-    """One connection per request through the proxy, so the replicas take turns."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=60) as client:
-            return client.request(method, path, **kwargs)
-
-    def tool(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        response = self.request("POST", "/api/mcp", json={"method": method, "params": params})
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()["result"]
-        return result
-
-    def until_done(self, kind: str, object_id: str) -> dict[str, Any]:
-        end = time.monotonic() + DEADLINE * 3
-        while time.monotonic() < end:
-            args = {f"{kind}Id": object_id, "timeoutSeconds": 20}
-            found: dict[str, Any] = self.tool(f"{kind}s/wait", args)[kind]
-            if found["status"] in ("completed", "failed"):
-                return found
-        raise AssertionError(f"{kind} {object_id} did not finish")
-
-
-def leaders(replicas: list[Gateway]) -> list[Gateway]:
-    found = []
-    for gw in replicas:
-        try:
-            if httpx.get(f"{gw.url}/healthz", timeout=5).json()["leader"]:
-                found.append(gw)
-        except httpx.HTTPError:
-            continue
-    return found
-
-
-def one_leader(replicas: list[Gateway]) -> Gateway:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        found = leaders(replicas)
-        if len(found) == 1:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError("no single leader")
 
 
 def test_one_replica_leads_and_tasks_work_through_any(replicas: list[Gateway], proxy: RoundRobin, key: str) -> None:
@@ -363,13 +311,20 @@ def test_on_the_kubernetes_runtime_a_lease_elects_the_leader(pg_cluster: PgClust
         follower = next(gw for gw in pair if gw is not leader)
         for gw in pair:  # a follower watches nothing, and is ready all the same
             assert httpx.get(f"{gw.url}/readyz", timeout=30).status_code == 200
-        client = Client(follower.url, mint_key(data_dir, user=USER, env=env))
+        key = mint_key(data_dir, user=USER, env=env)
+        client = Client(follower.url, key)
         made = client.request("POST", "/api/tasks", json={"name": "job", "image": "alpine",
                                                           "command": ["sh", "-c", "echo hi; exit 3"]})
         task = client.until_done("task", made.json()["task"]["id"])
         assert (task["status"], task["exitCode"], task["output"]) == ("failed", 3, "hi")
+        sandbox = create(client, "kube", "10m")  # handed to the leader, served by both
+        for through in (client, Client(leader.url, key)):
+            until_status(through, sandbox["id"], "running")
+            assert run(through, sandbox["id"], "echo in-pod")["stdout"] == "in-pod\n"
         leader.stop(signal.SIGKILL)
         assert one_leader([follower]) is follower  # once the Lease expired
+        assert run(client, sandbox["id"], "echo still")["stdout"] == "still\n"
+        assert client.request("DELETE", f"/api/sandboxes/{sandbox['id']}").status_code == 200
     finally:
         for gw in pair:
             gw.stop()
