@@ -50,6 +50,18 @@ def _restarts(row: dict[str, Any]) -> int:
     return sum(r["restarts"] for r in json.loads(row.get("replica_status") or "[]"))
 
 
+async def _crash_recorded(data_dir: Path, name: str) -> dict[str, Any]:
+    """The row once it counts a restart, read from the store itself (bounded)."""
+    row: dict[str, Any] = {}
+    try:
+        with anyio.fail_after(90):
+            while _restarts(row := _row(data_dir, name)) < 1:
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"{name}'s crash was never recorded; last row: {row}") from None
+    return row
+
+
 async def test_the_gateway_records_what_an_exited_stdio_started(rest: Door, dep_gateway: Gateway, dep_key: str,
                                                                 dep_data_dir: Path, dep_env: dict[str, str]) -> None:
     async with open_door("mcp-stdio", url=dep_gateway.url, stateless_url=dep_gateway.url, key=dep_key,
@@ -60,13 +72,8 @@ async def test_the_gateway_records_what_an_exited_stdio_started(rest: Door, dep_
         assert _restarts(_row(dep_data_dir, name)) == 0
     # The stdio process is gone. The crash to come is recorded only if the gateway keeps the app: the test polls
     # the store's row, never the gateway (before, a read through it took the app over).
-    row: dict[str, Any] = {}
     try:
-        with anyio.fail_after(90):
-            while _restarts(row := _row(dep_data_dir, name)) < 1:
-                await anyio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"{name}'s crash was never recorded; last row: {row}") from None
+        row = await _crash_recorded(dep_data_dir, name)
     finally:
         await rest.call("deployments_delete", {"name": name})
     if dep_env["KUBEGATE_RUNTIME"] == "local":  # the agent's account (a kubelet says it only while backing off)
@@ -113,13 +120,7 @@ async def test_a_gateway_started_beside_a_lone_stdio_keeps_its_apps_once_the_std
         # gateway, which then keeps the app: the test reads the row, never asks the gateway.
         [pid] = app_pids(marker)
         os.kill(pid, signal.SIGKILL)
-        row: dict[str, Any] = {}
-        try:
-            with anyio.fail_after(90):
-                while _restarts(row := _row(data_dir, name)) < 1:
-                    await anyio.sleep(0.1)
-        except TimeoutError:
-            raise AssertionError(f"{name}'s crash was never recorded; last row: {row}") from None
+        await _crash_recorded(data_dir, name)
         async with workloads.door_to("rest", gateway, key, data_dir, dep_env) as rest:
             assert (await rest.call("deployments_scale", {"name": name, "replicas": 2})).ok
             await wait_status(rest, name, "Ready", ready=2)
