@@ -358,6 +358,10 @@ _FAILING_AFTER = 3
 _BACKOFF_MAX = 30.0
 _READY_PERIOD = 2.0
 """Seconds between health checks of a ready app (a readiness probe's period)."""
+_UNREADY_AFTER = 3
+"""Failed health checks in a row after which a ready app is no longer ready (a kubelet's failureThreshold):
+under load one check can be lost to the app's full accept queue, and that is no outage. An app that exits is
+unready at once, whatever this says."""
 _STARTING_PERIOD, _STARTING_FOR = 0.005, 5.0
 """While nothing listens on an app's port yet, for its first 5 s, its health path is tried every 5 ms (a
 refused connect costs microseconds and the app sees nothing), so Ready comes within 5 ms of it answering.
@@ -451,11 +455,16 @@ class App:
         import time
 
         delay, fast_until = _STARTING_PERIOD, time.monotonic() + _STARTING_FOR
+        misses = 0
         while generation == self.generation:
             answer = _healthy(self.port, self.health)
             if generation != self.generation:
                 return
             ready = answer is True
+            misses = 0 if ready else misses + 1
+            if not ready and self.state["ready"] and misses < _UNREADY_AFTER:
+                time.sleep(_READY_PERIOD)
+                continue
             self.update(ready=ready, **({"failing": False} if ready else {}))
             time.sleep(_READY_PERIOD if ready else delay)
             if answer is not None or time.monotonic() > fast_until:
