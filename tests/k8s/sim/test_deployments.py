@@ -171,25 +171,3 @@ async def test_deployments_and_ingresses_are_validated_strictly(cluster: FakeClu
         assert (await http.post(url, json=ingress)).status_code == 201
     assert len(cluster.invalid_writes) == 3
     cluster.invalid_writes.clear()
-
-
-async def test_a_pod_being_deleted_keeps_serving_through_its_pre_stop_sleep(cluster: FakeCluster,
-                                                                            tmp_path: Path) -> None:
-    port = free_port()
-    manifest = deployment(command(tmp_path, port), port)
-    manifest["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 2}}}
-    async with httpx.AsyncClient(base_url=cluster.url) as http:
-        await http.post("/api/v1/namespaces", json=NS)
-        assert (await http.post(DEPLOYMENTS, json=manifest)).status_code == 201
-        await cluster.wait_until(lambda: rolled_out(cluster, 1), timeout=30)
-        [pod] = cluster.objects("pods", "app=web")
-        address = pod["status"]["podIP"]
-        deleted = await http.delete(f"/api/v1/namespaces/demo/pods/{pod['metadata']['name']}")
-        assert deleted.status_code == 200 and deleted.json()["metadata"]["deletionTimestamp"]
-        async with httpx.AsyncClient() as app:
-            # Out of the endpoints at once, yet it still answers a request sent to it during the pause ...
-            assert all(p["metadata"]["uid"] != pod["metadata"]["uid"] for p in ready_pods(cluster))
-            assert (await app.get(f"http://{address}:{port}/")).text == "hello"
-        # ... and only then is it stopped, and gone.
-        await cluster.wait_until(lambda: all(p["metadata"]["uid"] != pod["metadata"]["uid"]
-                                             for p in cluster.objects("pods")), timeout=30)
