@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 import tempfile
@@ -27,6 +28,9 @@ from k8s.sim.policies import AdmissionPolicies
 from k8s.sim.proxy import ServiceProxy
 from k8s.sim.restarts import RestartingKubelet
 from k8s.sim.store import InvalidWrite, Obj, Store, now
+
+log = logging.getLogger(__name__)
+CLOSE_SECONDS = 30.0
 
 
 def kubeconfig(server: str) -> dict[str, object]:
@@ -90,6 +94,16 @@ class FakeCluster:
         await self.close()
 
     async def close(self) -> None:
+        # Bounded: twice in CI a close never returned (after a Deployment whose health path never answered),
+        # cause not found yet; a test run must not hang on its fake cluster's teardown.
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self._close()
+        except TimeoutError:
+            log.warning("the fake cluster did not close within %.0f s; leaving what is left", CLOSE_SECONDS)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    async def _close(self) -> None:
         if self._api is not None:
             self._api.watches_open.set()
         self.store.drop_watches()
@@ -100,7 +114,6 @@ class FakeCluster:
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
-        shutil.rmtree(self._workdir, ignore_errors=True)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Return once ``predicate()`` holds, re-checking after every write to the store; else ``TimeoutError``."""
