@@ -56,8 +56,14 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
-            await conn.execute(f"PRAGMA {pragma}")
+        try:
+            await conn.execute("PRAGMA busy_timeout=10000")
+            await _use_wal(conn)
+            for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
+                await conn.execute(f"PRAGMA {pragma}")
+        except BaseException:
+            await conn.close()  # else its worker thread outlives the loop that awaits it
+            raise
         db = cls(conn)
         await db._migrate()
         db._reader = _open_reader(path)
@@ -156,6 +162,24 @@ class SqliteDatabase:
 
 
 _LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+async def _use_wal(conn: aiosqlite.Connection) -> None:
+    """Switch to WAL, which persists in the file; again while another opener of a new database is switching it.
+
+    The switch takes an exclusive lock from a shared one, and when two connections both hold the shared
+    lock SQLite answers one of them ``database is locked`` at once, without its busy handler, rather than
+    deadlock (seen in CI with four gateways opening one new file). The other finishes the switch, after
+    which this one is a no-op.
+    """
+    for attempt in range(200):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+        await asyncio.sleep(0.01)
 
 
 def _open_reader(path: Path) -> sqlite3.Connection:
