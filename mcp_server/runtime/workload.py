@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_server.config import Settings
 from mcp_server.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
-from mcp_server.runtime import agent, shim
+from mcp_server.runtime import agent, agent_app, shim
 from mcp_server.runtime.base import (
     EXEC_STREAM_LIMIT,
     Endpoint,
@@ -52,7 +52,21 @@ WORKLOAD_LABEL = "workload"
 """Label of a ``RunSpec`` that is a long-lived workload (``recover`` probes it for readiness)."""
 CONTROL_SOCKET = "agent.sock"
 BRIDGE_SOCKET = "port.sock"
-AGENT_SOURCE = Path(agent.__file__).read_text()
+_APP_IMPORT = "from mcp_server.runtime.agent_app import App, killpg, load_app\n"
+
+
+def agent_script() -> str:
+    """The agent as one script for ``python3 -I -S -c``: ``agent_app``, then ``agent`` without its import of
+    ``agent_app`` (whose names are then already defined) and without a second ``from __future__`` line."""
+    core = Path(agent.__file__).read_text()
+    for line in ("from __future__ import annotations\n", _APP_IMPORT):
+        if core.count(line) != 1:
+            raise RuntimeError(f"runtime/agent.py must hold {line.strip()!r} once, to be joined into a script")
+        core = core.replace(line, "", 1)
+    return Path(agent_app.__file__).read_text() + "\n\n" + core
+
+
+AGENT_SOURCE = agent_script()
 _PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 _READY_SECONDS = 30.0
 _NOBODY = 65534
