@@ -8,6 +8,7 @@ test knows it is not talking to a real cluster.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import shutil
@@ -31,6 +32,15 @@ from k8s.sim.store import InvalidWrite, Obj, Store, now
 
 log = logging.getLogger(__name__)
 CLOSE_SECONDS = 30.0
+
+
+def _pending_stacks() -> str:
+    """Where every other task of this loop waits: what a close that did not end was waiting on."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(limit=8, file=out)
+    return out.getvalue()
 
 
 def kubeconfig(server: str) -> dict[str, object]:
@@ -100,13 +110,16 @@ class FakeCluster:
             async with asyncio.timeout(CLOSE_SECONDS):
                 await self._close()
         except TimeoutError:
-            log.warning("the fake cluster did not close within %.0f s; leaving what is left", CLOSE_SECONDS)
+            self.kubelet.kill()  # whatever started meanwhile does not outlive the cluster
+            log.warning("the fake cluster did not close within %.0f s; still waiting:\n%s", CLOSE_SECONDS,
+                        _pending_stacks())
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     async def _close(self) -> None:
         if self._api is not None:
             self._api.watches_open.set()
         self.store.drop_watches()
+        self.kubelet.kill()
         await self.controller.close()
         self.deployments.close()
         await self.kubelet.close()

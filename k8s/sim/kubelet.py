@@ -78,6 +78,7 @@ class Kubelet:
         self._pods: dict[str, dict[str, Container]] = {}
         self._nets: dict[str, PodNet] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
         store.listeners.append(self._on_event)
         store.terminator = self.terminate_pod
 
@@ -94,10 +95,17 @@ class Kubelet:
 
     def _release(self, uid: str) -> None:
         """Take down a Pod's network once nothing runs in it."""
-        if (net := self._nets.pop(uid, None)) is not None:
+        if (net := self._nets.pop(uid, None)) is None:
+            return
+        if self.closing:
+            net.kill()
+        else:
             self._spawn(net.close())
 
     def _spawn(self, work: Any) -> None:
+        if self.closing:  # nothing new starts once the node is going away (a restart would outlive the close)
+            work.close()
+            return
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -119,16 +127,25 @@ class Kubelet:
         for container in self._pods.get(uid, {}).values():
             container.rotate()
 
-    async def close(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL every container and Pod network now, and start nothing more."""
+        self.closing = True
         for containers in self._pods.values():
             for container in containers.values():
                 container.signal(signal.SIGKILL)
-        for net in list(self._nets.values()):
-            await net.close()
-        self._nets.clear()
+        for net in self._nets.values():
+            net.kill()
+
+    async def close(self) -> None:
+        # Everything is killed before the first await: while close waits, a container's watcher would otherwise
+        # see it die and start it again (restartPolicy Always), and that process would outlive the cluster.
+        self.kill()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for net in list(self._nets.values()):
+            await net.close()
+        self._nets.clear()
 
     def _set_status(self, pod: Obj, phase: str, statuses: list[Obj], *, scheduled: str | None = None,
                     ready: bool | None = None, **extra: Any) -> bool:

@@ -77,11 +77,17 @@ class PodNet:
         # nsenter is the node's, found on the host's PATH: the container's PATH may not have it.
         return [shutil.which("nsenter") or "nsenter", f"--net={self.namespace}", "--", found, *argv[1:]]
 
-    async def close(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the namespace's holder and slirp4netns, without waiting for them."""
         for process in (self.slirp, self.holder):
             if process is not None and process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGKILL)
+
+    async def close(self) -> None:
+        self.kill()
+        for process in (self.slirp, self.holder):
+            if process is not None:
                 await process.wait()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

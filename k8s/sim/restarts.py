@@ -79,7 +79,7 @@ class RestartingKubelet(Kubelet):
         await super().terminate(uid, grace)
 
     def _alive(self, uid: str, containers: dict[str, Container]) -> bool:
-        return self._pods.get(uid) is containers and uid not in self._stopping
+        return self._pods.get(uid) is containers and uid not in self._stopping and not self.closing
 
     async def _wait(self, pod: Obj, containers: dict[str, Container], container: Container) -> None:
         policy = pod["spec"].get("restartPolicy", "Always")

@@ -171,3 +171,52 @@ async def test_deployments_and_ingresses_are_validated_strictly(cluster: FakeClu
         assert (await http.post(url, json=ingress)).status_code == 201
     assert len(cluster.invalid_writes) == 3
     cluster.invalid_writes.clear()
+
+
+async def test_a_pod_being_deleted_keeps_serving_through_its_pre_stop_sleep(cluster: FakeCluster,
+                                                                            tmp_path: Path) -> None:
+    port = free_port()
+    manifest = deployment(command(tmp_path, port), port)
+    manifest["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 2}}}
+    async with httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post("/api/v1/namespaces", json=NS)
+        assert (await http.post(DEPLOYMENTS, json=manifest)).status_code == 201
+        await cluster.wait_until(lambda: rolled_out(cluster, 1), timeout=30)
+        [pod] = cluster.objects("pods", "app=web")
+        address = pod["status"]["podIP"]
+        # The Deployment goes, not just its Pod: no replacement is started to race the cluster's close.
+        assert (await http.delete(f"{DEPLOYMENTS}/web")).status_code == 200
+        await cluster.wait_until(lambda: all(p["metadata"].get("deletionTimestamp")
+                                             for p in cluster.objects("pods", "app=web")), timeout=30)
+        async with httpx.AsyncClient() as app:
+            # Out of the endpoints at once, yet it still answers a request sent to it during the pause ...
+            assert not ready_pods(cluster)
+            assert (await app.get(f"http://{address}:{port}/")).text == "hello"
+        # ... and only then is it stopped, and gone.
+        await cluster.wait_until(lambda: not cluster.objects("pods", "app=web"), timeout=30)
+
+
+def _running(marker: str) -> list[int]:
+    """Processes alive (not zombies) whose command line names ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            alive = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            if proc.name.isdigit() and alive and marker.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+async def test_closing_the_cluster_leaves_no_container_and_restarts_none(tmp_path: Path) -> None:
+    port = free_port()
+    async with FakeCluster() as fake, httpx.AsyncClient(base_url=fake.url) as http:
+        fake.kubelet.backoff_base = 0.2
+        await http.post("/api/v1/namespaces", json=NS)
+        assert (await http.post(DEPLOYMENTS, json=deployment(command(tmp_path, port), port, replicas=2))
+                ).status_code == 201
+        await fake.wait_until(lambda: rolled_out(fake, 2), timeout=30)
+        assert len(_running(str(tmp_path))) == 2
+    # Killed on close, and not started again by their restartPolicy while the close went on.
+    assert _running(str(tmp_path)) == []
