@@ -7,13 +7,16 @@ only touch the store (``keys create``) never start it.
 
 A process that did not get the lease waits for it (a thread blocked in ``flock``, no polling):
 when the holder ends (a lone ``kubegate stdio`` that started before the gateway, say), the lease
-passes on and the new holder keeps the deployments from then on, so none is left unkept.
+passes on and the new holder recovers as if it had just started: it follows the runs the old
+holder left, drives its workflows on, and keeps the deployments, so nothing is left unkept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,8 @@ from mcp_server.store.stores import Stores
 if TYPE_CHECKING:
     from mcp_server.engine.replicas import Elect, Replica
 
+log = logging.getLogger(__name__)
+
 
 def _take_recovery_lease(data_dir: Path) -> TextIO | None:
     """An exclusive lock on ``engine.lock`` in the data dir, held for the process's life, or None.
@@ -41,7 +46,10 @@ def _take_recovery_lease(data_dir: Path) -> TextIO | None:
     ``kubegate stdio`` on the same data dir runs and watches only what it starts itself, so it
     can never report a run that a live process is just starting as lost, nor take over a
     workflow another process is driving. The kernel releases the lock when its holder dies, so
-    the next process to start after a crash recovers.
+    the next process to start after a crash recovers, or one already running that waits for it
+    (``Services._await_lease``). Either way a run another live process is starting at that very
+    instant (its row stored, its supervisor not yet up) would be reported lost: the window is the
+    few milliseconds between the two.
     """
     handle = (data_dir / "engine.lock").open("a")
     try:
@@ -69,8 +77,8 @@ class Services:
     _awaited_lease: TextIO | None = None
     """The lock file a thread waits on for the recovery lease, in a process that did not get it at start;
     closed with the process, which ends the wait's hold on it (a lock is released with its last descriptor)."""
-    _passed_lease: TextIO | None = None
-    """The recovery lease, once it passed to this process after its start (it then keeps the deployments)."""
+    _recovering: asyncio.Task[None] | None = None
+    """The recovery begun when the lease passed to this process while it ran."""
 
     @property
     def keys(self) -> KeyStore:
@@ -111,8 +119,14 @@ class Services:
         if not self.engine_running:
             handle.close()
             return
-        self._passed_lease = handle
-        self.parts.deployments.take_over(self.stores.changes)
+        self._lease, self._awaited_lease = handle, None
+        self._recovering = asyncio.get_running_loop().create_task(self._recover_logged(), name="kubegate-recover")
+
+    async def _recover_logged(self) -> None:
+        try:
+            await self._recover()
+        except Exception:
+            log.exception("recovering after the recovery lease passed to this process failed")
 
     async def _recover(self) -> None:
         """Account for every run the store believes active, then resume what was left mid-way."""
@@ -136,12 +150,16 @@ class Services:
     async def close(self) -> None:
         if self.replica is not None:
             await self.replica.close()
+        if self._recovering is not None:
+            self._recovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovering
         if self.engine_running:
             await self.dispatcher.stop()
             await self.parts.deployments.stop()
             await self.runtime.close()
         self.engine_running = False
-        for lease in (self._lease, self._awaited_lease, self._passed_lease):
+        for lease in (self._lease, self._awaited_lease):
             if lease is not None:
                 lease.close()
         await self.stores.close()

@@ -293,16 +293,6 @@ class DeploymentService:
                 if record.status == "Deleting":
                     self._start_removing(record.name)
 
-    def take_over(self, changes: StoreChanges) -> None:
-        """``keep``, from now on: the lease passed to this process while it runs (its holder ended)."""
-        self._spawn(self._keep_logged(changes))
-
-    async def _keep_logged(self, changes: StoreChanges) -> None:
-        try:
-            await self.keep(changes)
-        except Exception:
-            logger.exception("taking over the deployments failed")
-
     def _store_changed(self) -> None:
         self._stale = True  # a change during a pass makes one more pass, never a second task
         if self._syncing is None or self._syncing.done():

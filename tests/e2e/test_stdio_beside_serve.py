@@ -65,3 +65,28 @@ async def test_a_workflow_started_over_stdio_is_driven_to_its_end(gateway: Gatew
     done = _until_finished(gateway.url, key, f"/api/workflows/{workflow['id']}", "workflow")
     assert done["status"] == "completed", done
     assert [s["output"] for s in done["steps"]] == ["one", "one-two"]
+
+
+async def test_a_gateway_started_after_a_lone_stdio_drives_its_workflow_once_the_stdio_exits(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = mint_key(data_dir)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server.cli", "stdio"],
+                                   env=kubegate_env(data_dir, {"KUBEGATE_API_KEY": key}))
+    steps = [{"name": "first", "image": "alpine:3", "command": ["sh", "-c", "sleep 4; echo one"]},
+             {"name": "second", "image": "alpine:3", "command": ["sh", "-c", "echo {{steps.first.output}}-two"],
+              "dependsOn": ["first"]}]
+    gateway = Gateway(data_dir)
+    try:
+        async with Client(params, mode="legacy") as stdio:  # alone: it holds the recovery lease
+            result = await stdio.call_tool("workflows_create", {"name": "lone", "steps": steps})
+            assert not result.is_error and result.structured_content, result
+            workflow = result.structured_content["workflow"]
+            gateway.start()  # second: it waits for the lease
+        # The stdio is gone with its first step still running. Only the gateway is left to see that step end and
+        # start the next: it must have taken the lease and recovered.
+        done = _until_finished(gateway.url, key, f"/api/workflows/{workflow['id']}", "workflow")
+    finally:
+        gateway.stop()
+    assert done["status"] == "completed", done
+    assert [s["output"] for s in done["steps"]] == ["one", "one-two"]
