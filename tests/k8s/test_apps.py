@@ -205,3 +205,26 @@ async def test_applies_at_once_from_one_process_and_from_two_make_one_app(
         assert await get(cluster, "web", spec.port) == "once"
     finally:
         await other.close()
+
+
+async def test_a_runtime_that_does_not_keep_an_app_reads_it_from_the_cluster(
+        cluster: FakeCluster, runtime: KubernetesRuntime, app_events: AppEvents, tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, env={"GREETING": "hello"})
+    await runtime.apps.apply(spec)
+    await app_events.until("web", phase("Ready", ready=1))
+    generation = one(cluster, "deployments")["metadata"]["generation"]  # type: ignore[index]
+    # A follower replica's runtime: it never applied the app, and reads it by the row's name alone.
+    follower = KubernetesRuntime(make_settings(cluster, tmp_path / "follower"))
+    try:
+        [endpoint] = await follower.apps.endpoints(ref("web"))
+        assert (endpoint.host, endpoint.port) == cluster.service_address(NAMESPACE, "web", spec.port)
+        assert any("listening on" in line.text for line in await follower.apps.read_logs(ref("web"), tail=10))
+        metrics = await follower.apps.metrics(ref("web"))
+        assert metrics.available and [r.restarts for r in metrics.replicas] == [0]
+        assert await follower.apps.endpoints(ref("other")) == [] and await follower.apps.read_logs(
+            ref("other"), tail=10) == []
+    finally:
+        await follower.close()
+    # Reading changed nothing, and the app outlives the reader.
+    assert one(cluster, "deployments")["metadata"]["generation"] == generation  # type: ignore[index]
+    assert await get(cluster, "web", spec.port) == "hello"
