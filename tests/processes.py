@@ -11,15 +11,22 @@ POLL = 0.05
 """Seconds between two scans of /proc: a busy scan would take a core from the processes it waits for."""
 
 
-def process_alive(marker: str) -> bool:
-    """Whether any process has ``marker`` in its command line (arguments joined as the kernel keeps them)."""
+def process_ids(marker: str) -> list[int]:
+    """The processes with ``marker`` in their command line (arguments joined as the kernel keeps them; a
+    zombie's is empty, so only live ones count)."""
+    found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
+                found.append(int(pid))
         except OSError:
             continue
-    return False
+    return found
+
+
+def process_alive(marker: str) -> bool:
+    """Whether any process has ``marker`` in its command line."""
+    return bool(process_ids(marker))
 
 
 async def until_alive(marker: str, alive: bool = True, *, timeout: float = 20.0) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from k8s.sim import FakeCluster
 from tests.k8s.sim.app import command, free_port
+from tests.processes import process_ids
 
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
 DEPLOYMENTS = "/apis/apps/v1/namespaces/demo/deployments"
@@ -196,18 +197,6 @@ async def test_a_pod_being_deleted_keeps_serving_through_its_pre_stop_sleep(clus
         await cluster.wait_until(lambda: not cluster.objects("pods", "app=web"), timeout=30)
 
 
-def _running(marker: str) -> list[int]:
-    """Processes alive (not zombies) whose command line names ``marker``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            alive = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-            if proc.name.isdigit() and alive and marker.encode() in (proc / "cmdline").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
 
 async def test_closing_the_cluster_leaves_no_container_and_restarts_none(tmp_path: Path) -> None:
     port = free_port()
@@ -217,6 +206,6 @@ async def test_closing_the_cluster_leaves_no_container_and_restarts_none(tmp_pat
         assert (await http.post(DEPLOYMENTS, json=deployment(command(tmp_path, port), port, replicas=2))
                 ).status_code == 201
         await fake.wait_until(lambda: rolled_out(fake, 2), timeout=30)
-        assert len(_running(str(tmp_path))) == 2
+        assert len(process_ids(str(tmp_path))) == 2
     # Killed on close, and not started again by their restartPolicy while the close went on.
-    assert _running(str(tmp_path)) == []
+    assert process_ids(str(tmp_path)) == []
