@@ -168,12 +168,17 @@ class WorkflowStore:
     async def end_step(self, run_id: str, *, was: StepStatus | tuple[StepStatus, ...], status: StepStatus,
                        reason: str | None, at: str, message: str | None = None, exit_code: int | None = None,
                        output: str | None = None) -> None:
-        """Record how a step ended, if it still is ``was`` (or one of them)."""
+        """Record how a step ended, if it still is ``was`` (or one of them).
+
+        A step with an exit code ran, so it has a ``startedAt`` (and logs) even if its ``started`` was never
+        recorded: the process that follows every run (the recovery lease's holder) may report the end of a
+        quick run another process started before that process has recorded its start. It is then the end
+        time, the latest the run can have started."""
         wanted, params = in_list((was,) if isinstance(was, str) else was)
         await self._db.execute(
             "UPDATE workflow_steps SET status = ?, reason = ?, message = ?, exit_code = ?, output = ?,"
-            f" completed_at = ? WHERE run_id = ? AND status IN {wanted}",
-            (status, reason, message, exit_code, output, at, run_id, *params))
+            f" completed_at = ?, started_at = COALESCE(started_at, ?) WHERE run_id = ? AND status IN {wanted}",
+            (status, reason, message, exit_code, output, at, None if exit_code is None else at, run_id, *params))
 
     async def settle(self, workflow_id: str, status: WorkflowStatus, at: str) -> None:
         active, params = in_list(ACTIVE)

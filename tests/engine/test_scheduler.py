@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mcp_server.engine.dispatcher import Dispatcher
 from mcp_server.engine.queue import FairShare
 from mcp_server.engine.workflows import WorkflowService
 from mcp_server.models.workflows import WorkflowCreate
+from mcp_server.runtime.base import RunEvent
 from mcp_server.store.stores import open_stores
 from tests.runtime import double
 
@@ -143,6 +145,9 @@ async def test_a_restarted_engine_picks_up_a_running_step_and_starts_the_rest_on
     first = ScriptedRuntime()
     service, user = await engine(first)
     row, _ = await service.create(user, workflow(("a", []), ("b", ["a"])))
+    with anyio.fail_after(5):  # the first gateway recorded a's start (its dispatcher hears it a moment later)
+        while (await statuses(service, row.id))["a"] != "running":
+            await anyio.lowlevel.checkpoint()
     after = ScriptedRuntime(first.host)  # the same host: a's run outlived the first gateway
     service, _ = await engine(after)
     assert await statuses(service, row.id) == {"a": "running", "b": "pending"}
@@ -198,3 +203,23 @@ async def test_a_workflow_whose_only_step_waits_for_a_slot_is_pending(engine: En
         while (await service.get(user, first.id)).status != "completed":
             await anyio.lowlevel.checkpoint()
     assert len(runtime.started) == 1  # the deleted workflow's step never ran
+
+
+async def test_a_step_whose_end_is_heard_before_its_start_still_shows_it_ran(engine: Engine) -> None:
+    # The holder of the recovery lease follows every run on the host, and may report the end of a quick run that
+    # another process (a `kubegate stdio`) started before that process has recorded the start: the step went
+    # from pending straight to its end. It ran, so it has a start time (and the step's logs are shown).
+    runtime = ScriptedRuntime()
+    service, user = await engine(runtime, fair_share={"max_active_runs_per_user": 1})
+    row, _ = await service.create(user, workflow(("a", []), ("b", [])))
+    await until(lambda: len(runtime.started) == 1)
+    queued = next(s for s in await service.steps(row.id) if s.name != runtime.started[0].labels["step"])
+    assert queued.claimed_at is not None and queued.started_at is None
+    await service.on_event(RunEvent(queued.run_id, "exited", datetime.now(UTC), exit_code=0, output="done",
+                                    reason="completed"))
+    ended = next(s for s in await service.steps(row.id) if s.name == queued.name)
+    assert (ended.status, ended.output) == ("completed", "done") and ended.started_at == ended.completed_at
+    runtime.finish(runtime.started[0].labels["step"])
+    with anyio.fail_after(5):
+        while (await service.get(user, row.id)).status != "completed":
+            await anyio.lowlevel.checkpoint()
